@@ -1,0 +1,56 @@
+# speechtok — two commands: `make test` (set up everything, then run the suite) and `make serve`.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+EXTRAS ?= dev,probe,cpu
+STAMPS := $(VENV)/.stamps
+
+# Debian packages: free TTS voices (no MBROLA), WordNet sentences, sox, and Boost/cmake for KenLM.
+APT_PACKAGES := espeak-ng libespeak-ng1 flite festival festvox-kallpc16k festvox-kdlpc16k \
+	festvox-us-slt-hts wordnet-base sox cmake build-essential zlib1g-dev libbz2-dev liblzma-dev \
+	libboost-program-options-dev libboost-system-dev libboost-thread-dev libboost-test-dev
+
+.PHONY: setup apt venv lint typecheck test test-fast serve corpus clean
+
+setup: apt venv
+
+apt: $(STAMPS)/apt
+$(STAMPS)/apt:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
+		| grep -q "ok installed" || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages: $$missing"; \
+		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q \
+			--no-install-recommends $$missing; \
+	fi
+	@mkdir -p $(STAMPS) && touch $@
+
+venv: $(STAMPS)/venv-$(EXTRAS)
+$(STAMPS)/venv-$(EXTRAS): pyproject.toml
+	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[$(EXTRAS)]'
+	@mkdir -p $(STAMPS) && touch $@
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: venv
+	$(VENV)/bin/mypy
+
+test: setup lint typecheck
+	$(VENV)/bin/pytest
+
+test-fast: setup
+	$(VENV)/bin/pytest -m "not slow"
+
+# Main job. Until the service lands: tokenize-free demo that synthesizes a sample corpus and checks it.
+serve: setup
+	$(VENV)/bin/speechtok corpus synth --out data/sample --sentences 40 --parallel-sentences 4
+	$(VENV)/bin/speechtok corpus check data/sample
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
