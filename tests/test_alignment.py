@@ -133,7 +133,7 @@ def test_frame_tsv_errors(tmp_path: Path) -> None:
     (tmp_path / "dup.tsv").write_text("u1\tK\nu1\tK\n")
     with pytest.raises(CorpusError, match="'u1' again"):
         read_frame_tsv(tmp_path / "dup.tsv", 0.02)
-    with pytest.raises(CorpusError, match="0.01 or 0.02"):
+    with pytest.raises(CorpusError, match=r"0\.01 or 0\.02"):
         read_frame_tsv(tmp_path / "dup.tsv", 0.025)
 
 

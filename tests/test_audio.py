@@ -100,7 +100,7 @@ def test_sample_rates() -> None:
 
 def test_max_duration() -> None:
     limits = AudioLimits(max_seconds=0.5)
-    with pytest.raises(AudioTooLongError, match="at most 0.5 s of audio, found 1.0 s"):
+    with pytest.raises(AudioTooLongError, match=r"at most 0\.5 s of audio, found 1\.0 s"):
         decode_audio(encode(tone(), 16000), limits=limits)
     with pytest.raises(AudioTooLongError):
         decode_pcm(np.zeros(16000, "<i2").tobytes(), sample_rate=16000, limits=limits)
@@ -117,5 +117,5 @@ def test_unreadable_path(tmp_path: Path) -> None:
 
 
 def test_write_flac_refuses_clipping(tmp_path: Path) -> None:
-    with pytest.raises(AudioError, match="peak 1.500"):
+    with pytest.raises(AudioError, match=r"peak 1\.500"):
         write_flac(tmp_path / "x.flac", np.array([0.0, 1.5], np.float32))

@@ -86,7 +86,9 @@ def read_textgrid(
     try:
         tiers = _textgrid_tiers(text, path)
     except (IndexError, ValueError, TypeError) as e:
-        raise CorpusError(f"expected a well-formed TextGrid, found a damaged one ({e}): {path}")
+        raise CorpusError(
+            f"expected a well-formed TextGrid, found a damaged one ({e}): {path}"
+        ) from e
     if tier not in tiers:
         raise CorpusError(
             f"expected an interval tier named {tier!r} in {path}, found {list(tiers)}"

@@ -25,7 +25,8 @@ ESPEAK_TO_ARPA = {
     "aI2": "AY", "aI3": "AY", "aI@": "AY", "aU": "AW", "aa": "AE", "e@": "EH", "eI": "EY",
     "i": "IY", "i:": "IY", "i@": "IY", "i@3": "IY", "o@": "AO", "oU": "OW", "u:": "UW", "r-": "R",
     "n-": "N", "t#": "T", "t2": "T", "t[": "T", "tS": "CH", "dZ": "JH", "w#": "W", "h": "HH",
-    "j": "Y", "e": "EH", "o": "OW", "u": "UW", "x": "K", "A~": "AA", "?": "T", "l/": "L", "l/2": "L", "aI@3": "AY", "U@r": "UH",
+    "j": "Y", "e": "EH", "o": "OW", "u": "UW", "x": "K", "A~": "AA", "?": "T", "l/": "L",
+    "l/2": "L", "aI@3": "AY", "U@r": "UH",
     "_": SIL, "_:": SIL, "_!": SIL, "_;": SIL, "_^_": SIL,
 }  # fmt: skip
 """espeak-ng English phoneme mnemonics (en-us, en, en-gb-*, en-029, en-us-nyc)."""
