@@ -11,9 +11,9 @@ APT_PACKAGES := espeak-ng libespeak-ng1 flite festival festvox-kallpc16k festvox
 	festvox-us-slt-hts wordnet-base sox cmake build-essential zlib1g-dev libbz2-dev liblzma-dev \
 	libboost-program-options-dev libboost-system-dev libboost-thread-dev libboost-test-dev
 
-.PHONY: setup apt venv lint typecheck test test-fast serve corpus clean
+.PHONY: setup apt venv kenlm lint typecheck test test-fast serve corpus clean
 
-setup: apt venv
+setup: apt venv kenlm
 
 apt: $(STAMPS)/apt
 $(STAMPS)/apt:
@@ -33,6 +33,11 @@ $(STAMPS)/venv-$(EXTRAS): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[$(EXTRAS)]'
 	@mkdir -p $(STAMPS) && touch $@
+
+# KenLM's lmplz/build_binary, built once from the kenlm sdist against Debian's Boost.
+kenlm: $(VENV)/bin/lmplz
+$(VENV)/bin/lmplz: | $(STAMPS)/apt $(STAMPS)/venv-$(EXTRAS)
+	scripts/build_kenlm.sh $(VENV)
 
 lint: venv
 	$(VENV)/bin/ruff check .

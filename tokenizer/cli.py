@@ -7,6 +7,8 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from lm_probe import cli as probe_cli
+from tokenizer import train_cli
 from tokenizer.corpus import cli as corpus_cli
 from tokenizer.errors import SpeechtokError
 
@@ -16,6 +18,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
     corpus_cli.add_parser(sub)
+    train_cli.add_parsers(sub)
+    probe_cli.add_parser(sub)
     return parser
 
 

@@ -150,3 +150,17 @@ def read_frame_tsv(path: str | Path, frame_shift: float) -> dict[str, list[Segme
             raise CorpusError(f"expected each utterance once in {path}, found {utt!r} again")
         out[utt] = segments_from_frames([normalize_phone(x) for x in labels.split()], frame_shift)
     return out
+
+
+def write_textgrid(path: str | Path, segments: Sequence[Segment], tier: str = "phones") -> None:
+    """Write segments as a one-tier Praat TextGrid (long text format), e.g. to open in Praat."""
+    xmax = segments[-1].end if segments else 0.0
+    lines = ['File type = "ooTextFile"', 'Object class = "TextGrid"', "", "xmin = 0",
+             f"xmax = {xmax}", "tiers? <exists>", "size = 1", "item []:", "    item [1]:",
+             '        class = "IntervalTier"', f'        name = "{tier}"', "        xmin = 0",
+             f"        xmax = {xmax}", f"        intervals: size = {len(segments)}"]  # fmt: skip
+    for i, (phone, start, end) in enumerate(segments, 1):
+        text = phone.replace('"', '""')
+        lines += [f"        intervals [{i}]:", f"            xmin = {start}",
+                  f"            xmax = {end}", f'            text = "{text}"']  # fmt: skip
+    Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -1,0 +1,105 @@
+"""``speechtok probe``: the tokenizer report card (JSON + Markdown + PNG plots)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from tqdm import tqdm
+
+from lm_probe import plots
+from lm_probe.probe import ProbeConfig, perturbed_copies, probe_source, select_splits
+from lm_probe.report import write_json, write_markdown
+from lm_probe.units import UnitSource, from_tokenizer, read_units_file
+from tokenizer.corpus.manifest import (
+    Utterance,
+    attach_frame_labels,
+    attach_textgrids,
+    load_corpus,
+    read_manifest,
+)
+from tokenizer.errors import InvalidInputError
+from tokenizer.tokenizers import load_tokenizer
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("probe", help="measure tokenizers: PNMI, n-gram LM, speaker invariance, ...")
+    p.add_argument("--model", action="append", default=[], type=Path, help="model directory")
+    p.add_argument("--units", action="append", default=[], metavar="NAME=FILE",
+                   help="precomputed units (JSON lines with id or path, and units)")  # fmt: skip
+    p.add_argument("--corpus", type=Path, help="corpus directory (manifest.jsonl)")
+    p.add_argument(
+        "--manifest", type=Path, help="a user's manifest (jsonl/tsv) instead of --corpus"
+    )
+    p.add_argument("--textgrids", type=Path, help="folder of <id>.TextGrid alignments")
+    p.add_argument("--frame-labels", type=Path, help="frame-level phone TSV (id<TAB>labels)")
+    p.add_argument("--frame-shift", type=float, default=0.02, help="seconds per label frame")
+    p.add_argument("--split", default="test")
+    p.add_argument("--lm-split", default="train")
+    p.add_argument("--ngram-order", type=int, default=4)
+    p.add_argument("--parallel-sentences", type=int, default=20)
+    p.add_argument("--no-perturb", action="store_true", help="skip perturbation consistency")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--jobs", type=int, default=2)
+    p.add_argument("--out", required=True, type=Path)
+    p.set_defaults(func=run_probe)
+
+
+def _load_utterances(args: argparse.Namespace) -> tuple[Path, list[Utterance]]:
+    if (args.corpus is None) == (args.manifest is None):
+        raise InvalidInputError("expected exactly one of --corpus or --manifest, found "
+                                f"{'both' if args.corpus else 'neither'}")  # fmt: skip
+    if args.corpus is not None:
+        root, utts = load_corpus(args.corpus)
+    else:
+        root, utts = args.manifest.parent, read_manifest(args.manifest)
+        for u in utts:  # a user's manifest without splits is all one split
+            u.split = u.split or args.split
+    if args.textgrids:
+        attach_textgrids(utts, args.textgrids)
+    if args.frame_labels:
+        attach_frame_labels(utts, args.frame_labels, args.frame_shift)
+    return root, utts
+
+
+def run_probe(args: argparse.Namespace) -> int:
+    root, utts = _load_utterances(args)
+    config = ProbeConfig(split=args.split, lm_split=args.lm_split, ngram_order=args.ngram_order,
+                         parallel_max_sentences=args.parallel_sentences,
+                         perturb=not args.no_perturb, seed=args.seed, jobs=args.jobs)  # fmt: skip
+    splits = select_splits(utts, config)
+    sources: list[UnitSource] = [from_tokenizer(load_tokenizer(m)) for m in args.model]
+    for spec in args.units:
+        name, sep, file = spec.partition("=")
+        if not sep:
+            raise InvalidInputError(f"expected --units NAME=FILE, found {spec!r}")
+        sources.append(read_units_file(name, file, root, utts))
+    if not sources:
+        raise InvalidInputError("expected at least one --model or --units, found none")
+    start = time.perf_counter()
+    bars: dict[str, tqdm] = defaultdict(lambda: tqdm(unit="utt", file=sys.stderr))
+
+    def progress(stage: str, n: int) -> None:
+        bars[stage].set_description(stage)
+        bars[stage].update(n)
+
+    need_audio = config.perturb and any(s.tokenizer is not None for s in sources)
+    perturbed = perturbed_copies(root, splits["test"], config, progress) if need_audio else None
+    results = [probe_source(s, root, splits, perturbed, config, progress) for s in sources]
+    for bar in bars.values():
+        bar.close()
+    args.out.mkdir(parents=True, exist_ok=True)
+    corpus = str(args.corpus or args.manifest)
+    write_json(args.out / "report.json", corpus, args.split, results)
+    write_markdown(args.out / "report.md", corpus, args.split, results)
+    plots.cooccurrence(args.out / "cooccurrence.png", results)
+    plots.per_voice_pnmi(args.out / "pnmi_per_voice.png", results)
+    seconds = sum(u.duration or 0.0 for u in splits["test"])
+    print(json.dumps({"out": str(args.out), "tokenizers": len(results),
+                      "test_audio_s": round(seconds, 1),
+                      "wall_s": round(time.perf_counter() - start, 1)}))  # fmt: skip
+    return 0

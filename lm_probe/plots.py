@@ -1,0 +1,57 @@
+"""PNG plots of a probe: phone x unit co-occurrence heatmaps and per-voice PNMI bars."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from lm_probe.probe import ProbeResult
+
+
+def _pyplot():  # type: ignore[no-untyped-def]
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def cooccurrence(path: Path, results: Sequence[ProbeResult]) -> None:
+    """p(unit | phone), units ordered by their most likely phone, one panel per tokenizer."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(len(results), 1, figsize=(12, 4.5 * len(results)), squeeze=False)
+    for ax, r in zip(axes[:, 0], results, strict=True):
+        assert r.cooccurrence is not None
+        counts, phones, _ = r.cooccurrence
+        order = np.argsort(counts.argmax(0), kind="stable")
+        p = counts[:, order] / np.maximum(counts.sum(1, keepdims=True), 1)
+        ax.imshow(p, aspect="auto", cmap="viridis", interpolation="nearest")
+        ax.set_yticks(range(len(phones)), phones, fontsize=6)
+        ax.set_xlabel("unit (sorted by most likely phone)")
+        ax.set_title(f"{r.summary['name']}: p(unit | phone), PNMI {r.summary['pnmi']:.3f}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def per_voice_pnmi(path: Path, results: Sequence[ProbeResult]) -> None:
+    """Grouped bars: PNMI per voice of the probed split, one colour per tokenizer."""
+    plt = _pyplot()
+    voices = sorted({v for r in results for v in r.per_voice_pnmi})
+    width = 0.8 / max(1, len(results))
+    fig, ax = plt.subplots(figsize=(max(6, 0.5 * len(voices) + 2), 4))
+    for i, r in enumerate(results):
+        ax.bar(np.arange(len(voices)) + i * width,
+               [r.per_voice_pnmi.get(v, np.nan) for v in voices], width,
+               label=r.summary["name"])  # fmt: skip
+    ax.set_xticks(np.arange(len(voices)) + width * (len(results) - 1) / 2, voices, rotation=60,
+                  ha="right", fontsize=7)  # fmt: skip
+    ax.set_ylabel("PNMI")
+    ax.set_title("PNMI per voice")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,190 @@
+"""Run every probe for several unit sources on one corpus split.
+
+Each tokenizer hears the same audio and the same perturbed copies; precomputed unit tables
+get every metric that needs no new audio (perturbation consistency is skipped for them, with
+a note in the report).
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lm_probe.metrics import contingency, scores
+from lm_probe.ngram import train_ngram
+from lm_probe.pieces import piece_stats
+from lm_probe.rates import bitrates
+from lm_probe.speaker import cross_voice, frame_agreement, perturbed_copy, speaker_id_accuracy
+from lm_probe.units import UnitSource
+from tokenizer.audio import decode_audio
+from tokenizer.corpus.alignment import frame_labels
+from tokenizer.corpus.manifest import Utterance
+from tokenizer.errors import InvalidInputError
+from tokenizer.tokenizers import dedup
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str, int], None]
+"""``progress(stage, n_done)`` (stage names: perturb, tokenize)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProbeConfig:
+    split: str = "test"
+    lm_split: str = "train"
+    """Split whose units train the n-gram LM and the acoustic pieces."""
+    lm_max_utterances: int = 2000
+    ngram_order: int = 4
+    parallel_max_sentences: int = 20
+    """Parallel sentences used for cross-voice metrics (each read by every voice)."""
+    piece_vocab_sizes: tuple[int, ...] = (500, 2000)
+    perturb: bool = True
+    seed: int = 0
+    jobs: int = 2
+    """Worker processes for the perturbed copies."""
+
+
+@dataclass
+class ProbeResult:
+    """One tokenizer's numbers (``summary``, the JSON object) and what the plots need."""
+
+    summary: dict[str, Any]
+    cooccurrence: tuple[np.ndarray, list[str], list[int]] | None = None
+    per_voice_pnmi: dict[str, float] = field(default_factory=dict)
+
+
+def _perturb_job(args: tuple[str, str, int]) -> tuple[str, np.ndarray]:
+    uid, path, seed = args
+    return uid, perturbed_copy(uid, decode_audio(path), seed)
+
+
+def perturbed_copies(
+    root: Path, utts: Sequence[Utterance], config: ProbeConfig, progress: Progress | None = None
+) -> dict[str, np.ndarray]:
+    jobs = [(u.id, str(u.audio_path(root)), config.seed) for u in utts]
+    out = {}
+    with multiprocessing.get_context("fork").Pool(config.jobs) as pool:
+        for uid, audio in pool.imap_unordered(_perturb_job, jobs, chunksize=4):
+            out[uid] = audio
+            if progress:
+                progress("perturb", 1)
+    return out
+
+
+def labelled_frames(
+    units: dict[str, np.ndarray], utts: Sequence[Utterance], frame_rate: float
+) -> tuple[list[str], np.ndarray]:
+    """The phone at each unit frame's centre, and the units, over all utterances."""
+    labels: list[str] = []
+    for u in utts:
+        if not u.alignment:
+            raise InvalidInputError(f"expected a phone alignment for {u.id!r}, found none")
+        labels += frame_labels(u.alignment, len(units[u.id]), frame_rate)
+    return labels, np.concatenate([units[u.id] for u in utts])
+
+
+def _pnmi(units: dict[str, np.ndarray], utts: Sequence[Utterance], rate: float) -> float:
+    labels, flat = labelled_frames(units, utts, rate)
+    return scores(contingency(labels, flat)).pnmi
+
+
+def probe_source(
+    source: UnitSource,
+    root: Path,
+    splits: dict[str, list[Utterance]],
+    perturbed: dict[str, np.ndarray] | None,
+    config: ProbeConfig,
+    progress: Progress | None = None,
+) -> ProbeResult:
+    """All metrics for one unit source; ``splits`` holds ``test``, ``lm`` and ``parallel``."""
+
+    def units_of(utts: list[Utterance]) -> dict[str, np.ndarray]:
+        return source.units_for(root, utts, lambda n: progress("tokenize", n) if progress else None)
+
+    test, lm, par = splits["test"], splits["lm"], splits["parallel"]
+    u_test, rate = units_of(test), source.frame_rate
+    labels, flat = labelled_frames(u_test, test, rate)
+    table = contingency(labels, flat)
+    s = scores(table)
+    summary: dict[str, Any] = {
+        "name": source.name, "K": source.K, "frame_rate": rate,
+        "frames": len(flat), "utterances": len(test),
+        "pnmi": s.pnmi, "phone_purity": s.phone_purity, "cluster_purity": s.cluster_purity,
+        "units_used": len(np.unique(flat)), "notes": [],
+    }  # fmt: skip
+    by_voice: dict[str, list[Utterance]] = defaultdict(list)
+    for u in test:
+        by_voice[u.speaker or ""].append(u)
+    per_voice = {v: _pnmi(u_test, us, rate) for v, us in sorted(by_voice.items())}
+
+    u_lm = list(units_of(lm).values()) if lm else []
+    summary["ngram"] = _ngram(u_lm, list(u_test.values()), rate, config) if u_lm else None
+    summary["speaker"] = _speaker(source, u_test, test, perturbed, par, units_of, config, summary)
+    summary["bitrate"] = bitrates(list(u_test.values()), source.K, rate)
+    summary["pieces"] = [piece_stats(u_lm, list(u_test.values()), v, rate)
+                         for v in config.piece_vocab_sizes] if u_lm else []  # fmt: skip
+    summary["streaming"] = []
+    summary["notes"].append("streaming: skipped, the tokenizer has no chunk-wise mode yet")
+    return ProbeResult(summary, (table.counts, table.phones, table.units), per_voice)
+
+
+def _ngram(
+    train: list[np.ndarray], test: list[np.ndarray], rate: float, config: ProbeConfig
+) -> dict[str, Any]:
+    out: dict[str, Any] = {"order": config.ngram_order}
+    for key, fn in (("raw", lambda u: u), ("dedup", lambda u: dedup(u)[0])):
+        lm = train_ngram([fn(u).tolist() for u in train], config.ngram_order, memory="2%")
+        sc = lm.score([fn(u).tolist() for u in test])
+        seconds = sum(len(u) for u in test) / rate
+        out[key] = {"ppl": sc.ppl, "bits_per_unit": sc.bits_per_token,
+                    "bits_per_second": -sc.log10_prob * np.log2(10) / seconds}  # fmt: skip
+    out["ppl"], out["bits_per_unit"] = out["dedup"]["ppl"], out["dedup"]["bits_per_unit"]
+    return out
+
+
+def _speaker(
+    source: UnitSource,
+    u_test: dict[str, np.ndarray],
+    test: list[Utterance],
+    perturbed: dict[str, np.ndarray] | None,
+    par: list[Utterance],
+    units_of: Callable[[list[Utterance]], dict[str, np.ndarray]],
+    config: ProbeConfig,
+    summary: dict[str, Any],
+) -> dict[str, Any]:
+    out: dict[str, Any] = {"perturb_agreement": None, "pnmi_perturbed": None}
+    if perturbed is not None and source.tokenizer is not None:
+        u_pert = {u.id: source.tokenizer.tokenize(perturbed[u.id]) for u in test}
+        same, total = np.sum([frame_agreement(u_test[k], u_pert[k]) for k in u_pert], axis=0)
+        out["perturb_agreement"] = float(same / total)
+        out["pnmi_perturbed"] = _pnmi(u_pert, test, source.frame_rate)
+    else:
+        summary["notes"].append("perturbation: skipped (precomputed units or --no-perturb)")
+    if par:
+        u_par = units_of(par)
+        out.update(cross_voice(u_par, par, source.frame_rate))
+        out.update(speaker_id_accuracy(u_par, par, source.K, config.seed))
+    else:
+        summary["notes"].append("cross-voice: skipped, the corpus has no parallel split")
+    return out
+
+
+def select_splits(utts: Sequence[Utterance], config: ProbeConfig) -> dict[str, list[Utterance]]:
+    test = [u for u in utts if u.split == config.split]
+    if not test:
+        found = sorted({u.split or "" for u in utts})
+        raise InvalidInputError(
+            f"expected utterances in split {config.split!r}, found splits {found}"
+        )
+    lm = [u for u in utts if u.split == config.lm_split][: config.lm_max_utterances]
+    par_all = [u for u in utts if u.split == "parallel"]
+    keep = sorted({u.sentence or u.text or u.id for u in par_all})[: config.parallel_max_sentences]
+    par = [u for u in par_all if (u.sentence or u.text or u.id) in set(keep)]
+    return {"test": test, "lm": lm, "parallel": par}

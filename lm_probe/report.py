@@ -1,0 +1,96 @@
+"""Write a probe's ``report.json`` and ``report.md`` (one side-by-side table)."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from lm_probe.probe import ProbeResult
+
+
+def _clean(x: Any) -> Any:
+    """JSON-safe: NaN becomes null, numpy scalars become Python numbers."""
+    if isinstance(x, dict):
+        return {k: _clean(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_clean(v) for v in x]
+    if hasattr(x, "item"):
+        x = x.item()
+    if isinstance(x, float) and math.isnan(x):
+        return None
+    return x
+
+
+def write_json(path: Path, corpus: str, split: str, results: Sequence[ProbeResult]) -> None:
+    doc = {"corpus": corpus, "split": split, "tokenizers": [r.summary for r in results]}
+    path.write_text(json.dumps(_clean(doc), indent=2) + "\n")
+
+
+def _get(d: Any, dotted: str) -> Any:
+    """``a.b.0.c`` lookups through dicts and lists; None where anything is missing."""
+    for key in dotted.split("."):
+        if isinstance(d, list) and key.isdigit() and int(key) < len(d):
+            d = d[int(key)]
+        elif isinstance(d, dict) and d.get(key) is not None:
+            d = d[key]
+        else:
+            return None
+    return d
+
+
+ROWS = [
+    ("K", "K", "{}"),
+    ("PNMI ↑", "pnmi", "{:.3f}"),
+    ("phone purity ↑", "phone_purity", "{:.3f}"),
+    ("cluster purity", "cluster_purity", "{:.3f}"),
+    ("units used", "units_used", "{}"),
+    ("n-gram ppl, dedup ↓", "ngram.dedup.ppl", "{:.2f}"),
+    ("n-gram bits/unit, dedup ↓", "ngram.dedup.bits_per_unit", "{:.3f}"),
+    ("n-gram ppl, raw frames ↓", "ngram.raw.ppl", "{:.2f}"),
+    ("n-gram bits/s, raw frames ↓", "ngram.raw.bits_per_second", "{:.1f}"),
+    ("perturbation agreement ↑", "speaker.perturb_agreement", "{:.3f}"),
+    ("PNMI on perturbed audio ↑", "speaker.pnmi_perturbed", "{:.3f}"),
+    ("cross-voice edit distance, dedup ↓", "speaker.edit_distance", "{:.3f}"),
+    ("cross-voice edit distance, unit per phone ↓", "speaker.phone_edit_distance", "{:.3f}"),
+    ("  (phone labels themselves)", "speaker.phone_label_edit_distance", "{:.3f}"),
+    ("speaker-ID accuracy ↓", "speaker.speaker_id_acc", "{:.3f}"),
+    ("  (chance)", "speaker.chance", "{:.3f}"),
+    ("nominal bitrate (bit/s)", "bitrate.nominal_bps", "{:.0f}"),
+    ("entropy bitrate (bit/s)", "bitrate.entropy_bps", "{:.0f}"),
+    ("dedup units/s", "bitrate.dedup_units_per_s", "{:.1f}"),
+]
+
+
+def write_markdown(path: Path, corpus: str, split: str, results: Sequence[ProbeResult]) -> None:
+    names = [r.summary["name"] for r in results]
+    lines = [f"# Tokenizer probe: {corpus}, split `{split}`", "",
+             "| metric | " + " | ".join(names) + " |",
+             "| --- |" + " --- |" * len(names)]  # fmt: skip
+    rows = list(ROWS)
+    for i, p in enumerate(results[0].summary.get("pieces") or []):
+        rows.append(
+            (f"units/piece, BPE {p['vocab_size']} ↑", f"pieces.{i}.units_per_piece", "{:.2f}")
+        )
+        rows.append((f"pieces/s, BPE {p['vocab_size']}", f"pieces.{i}.pieces_per_s", "{:.1f}"))
+    for label, key, fmt in rows:
+        values = [_get(r.summary, key) for r in results]
+        cells = ["—" if v is None or (isinstance(v, float) and math.isnan(v)) else fmt.format(v)
+                 for v in values]  # fmt: skip
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    notes = sorted({n for r in results for n in r.summary["notes"]})
+    lines += [
+        "",
+        "Frames: " + ", ".join(f"{r.summary['name']} {r.summary['frames']}" for r in results),
+    ]
+    lines += [""] + [f"- {n}" for n in notes]
+    lines += [
+        "",
+        "![co-occurrence](cooccurrence.png)",
+        "",
+        "![per-voice PNMI](pnmi_per_voice.png)",
+        "",
+    ]
+    path.write_text("\n".join(lines))

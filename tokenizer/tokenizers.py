@@ -1,0 +1,44 @@
+"""What every tokenizer offers, and loading one from a model directory by its ``kind``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from tokenizer.model_dir import ModelDirError, load_model_dir
+
+
+class Tokenizer(Protocol):
+    name: str
+    K: int
+    """Vocabulary size (units are 0..K-1)."""
+    frame_rate: float
+    """Units per second (Hz)."""
+    fingerprint: str
+
+    def tokenize(self, audio: np.ndarray) -> np.ndarray:
+        """Unit ids (int32), one per frame, of 16 kHz mono float32 audio."""
+        ...
+
+
+def load_tokenizer(path: str | Path) -> Tokenizer:
+    """Load a model directory and return the tokenizer its ``kind`` names."""
+    from tokenizer.kmeans import FeatureKmeansTokenizer
+
+    model = load_model_dir(path)
+    kinds = {FeatureKmeansTokenizer.kind: FeatureKmeansTokenizer}
+    kind = model.config.get("kind")
+    if kind not in kinds:
+        raise ModelDirError(f"expected a model kind in {sorted(kinds)} in {path}, found {kind!r}")
+    return kinds[kind](model)
+
+
+def dedup(units: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Collapse runs of equal units: (units, durations in frames)."""
+    units = np.asarray(units)
+    if len(units) == 0:
+        return units, np.zeros(0, np.int32)
+    starts = np.flatnonzero(np.concatenate([[True], units[1:] != units[:-1]]))
+    return units[starts], np.diff(np.append(starts, len(units))).astype(np.int32)

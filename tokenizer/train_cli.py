@@ -1,0 +1,77 @@
+"""``speechtok train kmeans`` and ``speechtok tokenize``: thin commands over the library."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from tokenizer.audio import decode_audio
+from tokenizer.corpus.manifest import load_corpus
+from tokenizer.features import FeatureConfig, extract
+from tokenizer.kmeans import KmeansConfig, fit_kmeans, save_kmeans_tokenizer
+from tokenizer.tokenizers import dedup, load_tokenizer
+
+log = logging.getLogger(__name__)
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    train = sub.add_parser("train", help="train tokenizers")
+    tsub = train.add_subparsers(dest="train_command", required=True)
+    km = tsub.add_parser("kmeans", help="k-means tokenizer over acoustic features")
+    km.add_argument("--corpus", required=True, type=Path)
+    km.add_argument("--out", required=True, type=Path)
+    km.add_argument("--features", choices=["mfcc", "logmel"], default="mfcc")
+    km.add_argument("--K", type=int, default=100, help="number of units")
+    km.add_argument("--split", default="train")
+    km.add_argument("--name", help="model name (default: the --out folder name)")
+    km.add_argument("--max-frames", type=int, default=KmeansConfig.max_frames)
+    km.add_argument("--seed", type=int, default=0)
+    km.set_defaults(func=run_train_kmeans)
+
+    tok = sub.add_parser("tokenize", help="print units of audio files as JSON lines")
+    tok.add_argument("--model", required=True, type=Path, help="model directory")
+    tok.add_argument("--format", choices=["jsonl"], default="jsonl")
+    tok.add_argument("--dedup", action="store_true", help="collapse repeats, add durations")
+    tok.add_argument("files", nargs="+", type=Path)
+    tok.set_defaults(func=run_tokenize)
+
+
+def run_train_kmeans(args: argparse.Namespace) -> int:
+    root, utts = load_corpus(args.corpus)
+    utts = [u for u in utts if u.split == args.split]
+    feat_cfg = FeatureConfig(type=args.features)
+    start = time.perf_counter()
+    feats = [extract(decode_audio(u.audio_path(root)), feat_cfg)
+             for u in tqdm(utts, desc="features", unit="utt", file=sys.stderr)]  # fmt: skip
+    config = KmeansConfig(K=args.K, max_frames=args.max_frames, seed=args.seed)
+    tensors = fit_kmeans(np.concatenate(feats), config)
+    info = {"corpus": str(args.corpus), "split": args.split, "utterances": len(utts),
+            "frames": int(sum(len(f) for f in feats)), "seed": args.seed,
+            "command": "speechtok " + shlex.join(sys.argv[1:]),
+            "wall_s": round(time.perf_counter() - start, 1)}  # fmt: skip
+    model = save_kmeans_tokenizer(args.out, args.name or args.out.name, feat_cfg, tensors, info)
+    print(json.dumps({"model": str(args.out), "K": args.K, "fingerprint": model.fingerprint,
+                      "wall_s": info["wall_s"]}))  # fmt: skip
+    return 0
+
+
+def run_tokenize(args: argparse.Namespace) -> int:
+    tok = load_tokenizer(args.model)
+    for path in args.files:
+        units = tok.tokenize(decode_audio(path))
+        line: dict[str, object] = {"path": str(path)}
+        if args.dedup:
+            units, durations = dedup(units)
+            line["durations"] = durations.tolist()
+        line.update(units=units.tolist(), frame_rate=tok.frame_rate, model=tok.name,
+                    fingerprint=tok.fingerprint)  # fmt: skip
+        print(json.dumps(line))
+    return 0
