@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from lm_probe import cli as probe_cli
-from tokenizer import train_cli
+from tokenizer import model_cli
 from tokenizer.corpus import cli as corpus_cli
 from tokenizer.errors import SpeechtokError
 
@@ -18,7 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
     corpus_cli.add_parser(sub)
-    train_cli.add_parsers(sub)
+    model_cli.add_parsers(sub)
     probe_cli.add_parser(sub)
     return parser
 

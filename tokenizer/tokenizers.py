@@ -12,6 +12,8 @@ from tokenizer.model_dir import ModelDirError, load_model_dir
 
 class Tokenizer(Protocol):
     name: str
+    kind: str
+    """What made the units: ``kmeans`` (more kinds arrive with the encoder)."""
     K: int
     """Vocabulary size (units are 0..K-1)."""
     frame_rate: float

@@ -1,4 +1,5 @@
-"""``speechtok train kmeans`` and ``speechtok tokenize``: thin commands over the library."""
+"""``speechtok train kmeans``, ``speechtok tokenize`` and ``speechtok info``: thin commands over
+the library."""
 
 from __future__ import annotations
 
@@ -43,6 +44,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     tok.add_argument("files", nargs="+", type=Path)
     tok.set_defaults(func=run_tokenize)
 
+    info = sub.add_parser("info", help="print a model's name, kind, K, frame rate, fingerprint")
+    info.add_argument("--model", required=True, type=Path, help="model directory")
+    info.set_defaults(func=run_info)
+
 
 def run_train_kmeans(args: argparse.Namespace) -> int:
     root, utts = load_corpus(args.corpus)
@@ -74,4 +79,11 @@ def run_tokenize(args: argparse.Namespace) -> int:
         line.update(units=units.tolist(), frame_rate=tok.frame_rate, model=tok.name,
                     fingerprint=tok.fingerprint)  # fmt: skip
         print(json.dumps(line))
+    return 0
+
+
+def run_info(args: argparse.Namespace) -> int:
+    tok = load_tokenizer(args.model)
+    print(json.dumps({"name": tok.name, "kind": tok.kind, "K": tok.K, "frame_rate": tok.frame_rate,
+                      "fingerprint": tok.fingerprint, "path": str(args.model)}))  # fmt: skip
     return 0
