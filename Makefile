@@ -52,10 +52,12 @@ test: setup lint typecheck
 test-fast: setup
 	$(VENV)/bin/pytest -m "not slow"
 
-# Main job. Until the service lands: tokenize-free demo that synthesizes a sample corpus and checks it.
+# Main job. Until the gRPC service lands: synthesize a small sample corpus, check it, and
+# tokenize its test utterances with the shipped MFCC k-means baseline.
 serve: setup
-	$(VENV)/bin/speechtok corpus synth --out data/sample --sentences 40 --parallel-sentences 4
+	$(VENV)/bin/speechtok corpus synth --out data/sample --sentences 20 --parallel-sentences 1 --force
 	$(VENV)/bin/speechtok corpus check data/sample
+	$(VENV)/bin/speechtok tokenize --model models/mfcc-km100 --dedup data/sample/audio/test/*.flac
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -83,8 +83,10 @@ def save_kmeans_tokenizer(
         "K": len(tensors["centroids"]),
         "train": train_info,
     }
+    facts = "\n".join(f"- {k}: {v}" for k, v in train_info.items() if k != "command")
     card = (
         f"# {name}\n\nk-means tokenizer: {features.type} features ({features.dim} dims, 50 Hz) "
-        f"-> K={config['K']} units.\n\nTrained with:\n\n```\n{train_info.get('command', '')}\n```\n"
+        f"-> K={config['K']} units (nearest centroid after standardisation).\n\n"
+        f"## Training\n\n{facts}\n\n```\n{train_info.get('command', '')}\n```\n"
     )
     return save_model_dir(path, config, tensors, card)

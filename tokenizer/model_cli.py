@@ -15,7 +15,7 @@ import numpy as np
 from tqdm import tqdm
 
 from tokenizer.audio import decode_audio
-from tokenizer.corpus.manifest import load_corpus
+from tokenizer.corpus.manifest import CORPUS_INFO, load_corpus
 from tokenizer.features import FeatureConfig, extract
 from tokenizer.kmeans import KmeansConfig, fit_kmeans, save_kmeans_tokenizer
 from tokenizer.tokenizers import dedup, load_tokenizer
@@ -62,6 +62,11 @@ def run_train_kmeans(args: argparse.Namespace) -> int:
             "frames": int(sum(len(f) for f in feats)), "seed": args.seed,
             "command": "speechtok " + shlex.join(sys.argv[1:]),
             "wall_s": round(time.perf_counter() - start, 1)}  # fmt: skip
+    if (args.corpus / CORPUS_INFO).is_file():
+        corpus = json.loads((args.corpus / CORPUS_INFO).read_text())["config"]
+        info["corpus_built_with"] = (f"speechtok corpus synth --sentences {corpus['sentences']} "
+                                     f"--parallel-sentences {corpus['parallel_sentences']} "
+                                     f"--seed {corpus['seed']}")  # fmt: skip
     model = save_kmeans_tokenizer(args.out, args.name or args.out.name, feat_cfg, tensors, info)
     print(json.dumps({"model": str(args.out), "K": args.K, "fingerprint": model.fingerprint,
                       "wall_s": info["wall_s"]}))  # fmt: skip
