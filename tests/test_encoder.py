@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
 
 from tokenizer.encoder.config import EncoderConfig, EncoderConfigError, base, tiny
+from tokenizer.encoder.import_fairseq import (
+    load_fairseq,
+    load_fairseq_checkpoint,
+    parse_conv_layers,
+)
 from tokenizer.encoder.import_hf import config_from_hf, load_hf
 from tokenizer.encoder.keys import CheckpointKeyError
 from tokenizer.encoder.model import Encoder
@@ -197,3 +203,87 @@ def test_hf_config_refuses_what_the_encoder_cannot_do() -> None:
     assert (config.embed_dim, config.num_layers, config.pos_conv_kernel) == (64, 2, 16)
     with pytest.raises(EncoderConfigError, match="expected HF config hidden_act='gelu'"):
         config_from_hf({**hf_config, "hidden_act": "relu"})
+
+
+# --- fairseq import --------------------------------------------------------------------------
+
+HF_TO_FAIRSEQ = [
+    (r"feature_extractor\.conv_layers\.(\d+)\.conv\.", r"feature_extractor.conv_layers.\1.0."),
+    (r"feature_extractor\.conv_layers\.(\d+)\.layer_norm\.", None),  # depends on the mode
+    (r"feature_projection\.layer_norm\.", "layer_norm."),
+    (r"feature_projection\.projection\.", "post_extract_proj."),
+    (r"encoder\.pos_conv_embed\.conv\.bias", "encoder.pos_conv.0.bias"),
+    (r"encoder\.pos_conv_embed\.conv\.parametrizations\.weight\.original0", "encoder.pos_conv.0."
+     "weight_g"),
+    (r"encoder\.pos_conv_embed\.conv\.parametrizations\.weight\.original1", "encoder.pos_conv.0."
+     "weight_v"),
+    (r"encoder\.layers\.(\d+)\.attention\.", r"encoder.layers.\1.self_attn."),
+    (r"encoder\.layers\.(\d+)\.layer_norm\.", r"encoder.layers.\1.self_attn_layer_norm."),
+    (r"encoder\.layers\.(\d+)\.feed_forward\.intermediate_dense\.", r"encoder.layers.\1.fc1."),
+    (r"encoder\.layers\.(\d+)\.feed_forward\.output_dense\.", r"encoder.layers.\1.fc2."),
+    (r"masked_spec_embed", "mask_emb"),
+]  # fmt: skip
+"""How fairseq names what HF's HubertModel holds (to write a synthetic fairseq checkpoint)."""
+
+
+def fairseq_checkpoint(hf: Any, hf_config: dict[str, Any], old_args: bool = False) -> dict:
+    import argparse
+    import re
+
+    layer_mode = hf_config["feat_extract_norm"] == "layer"
+    conv_norm = r"feature_extractor.conv_layers.\1.2" + (".1." if layer_mode else ".")
+    table = [(pattern, conv_norm if t is None else t) for pattern, t in HF_TO_FAIRSEQ]
+    state: dict[str, torch.Tensor] = {}
+    for key, value in hf.state_dict().items():
+        for pattern, target in table:
+            key = re.sub("^" + pattern, target, key)
+        state[key] = value.clone()
+    state |= {"label_embs_concat": torch.randn(10, 8), "final_proj.weight": torch.randn(8, 64),
+              "final_proj.bias": torch.randn(8)}  # fmt: skip
+    model_cfg = {
+        "_name": "hubert",
+        "extractor_mode": "layer_norm" if layer_mode else "default",
+        "conv_feature_layers": "[(32,10,5)] + [(32,3,2)] * 4 + [(32,2,2)] * 2",
+        "encoder_embed_dim": 64, "encoder_layers": 2, "encoder_attention_heads": 4,
+        "encoder_ffn_embed_dim": 128, "layer_norm_first": hf_config["do_stable_layer_norm"],
+        "conv_pos": 16, "conv_pos_groups": 4, "dropout": 0.1, "encoder_layerdrop": 0.05,
+    }  # fmt: skip
+    if old_args:
+        return {"model": state, "args": argparse.Namespace(**model_cfg), "cfg": None}
+    return {"model": state, "cfg": {"model": model_cfg, "task": {"_name": "hubert_pretraining"}}}
+
+
+@pytest.mark.parametrize(
+    ("norm", "stable", "old_args"),
+    [("group", False, False), ("layer", True, False), ("group", False, True)],
+)
+def test_fairseq_import_matches_every_layer(
+    tmp_path: Path, norm: str, stable: bool, old_args: bool
+) -> None:
+    hf, hf_config = random_hf(feat_extract_norm=norm, do_stable_layer_norm=stable)
+    torch.save(fairseq_checkpoint(hf, hf_config, old_args), tmp_path / "hubert.pt")
+    encoder = load_fairseq_checkpoint(tmp_path / "hubert.pt")
+    assert encoder.config.layer_drop == 0.05
+    diffs = hf_layer_diffs(hf, encoder, torch.randn(2, 9000))
+    assert max(diffs) <= ATOL, f"max abs diff per layer (last: final output): {diffs}"
+
+
+def test_fairseq_import_fails_on_unknown_and_leftover_keys(tmp_path: Path) -> None:
+    hf, hf_config = random_hf()
+    ckpt = fairseq_checkpoint(hf, hf_config)
+    ckpt["model"]["encoder.layers.0.self_attn.rel_pos_bias.weight"] = torch.zeros(3)
+    torch.save(ckpt, tmp_path / "unknown.pt")
+    with pytest.raises(CheckpointKeyError, match=r"unexpected .*self_attn\.rel_pos_bias\.weight"):
+        load_fairseq_checkpoint(tmp_path / "unknown.pt")
+    del ckpt["model"]["encoder.layers.0.self_attn.rel_pos_bias.weight"]
+    ckpt["cfg"]["model"]["encoder_layers"] = 1
+    with pytest.raises(CheckpointKeyError, match=r"leftover .*layers\.1\.attention\.q_proj"):
+        load_fairseq(ckpt["model"], ckpt["cfg"]["model"])
+
+
+def test_fairseq_conv_layer_spec_is_parsed_without_eval() -> None:
+    assert (
+        parse_conv_layers("[(512,10,5)] + [(512,3,2)] * 4 + [(512,2,2)] * 2") == base().conv_layers
+    )
+    with pytest.raises(EncoderConfigError, match="expected conv_feature_layers"):
+        parse_conv_layers("__import__('os').getcwd()")
