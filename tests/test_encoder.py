@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import torch
 
-from tokenizer.encoder.config import EncoderConfig, EncoderConfigError, base, tiny
+from tokenizer.encoder.config import EncoderConfig, EncoderConfigError, ExtractorMode, base, tiny
 from tokenizer.encoder.import_fairseq import (
     load_fairseq,
     load_fairseq_checkpoint,
@@ -32,11 +32,13 @@ SMALL_HF: dict[str, Any] = {
 ATOL = 1e-4
 
 
-def small(extractor_mode: str = "group_norm", layer_norm_first: bool = False) -> EncoderConfig:
+def small(
+    extractor_mode: ExtractorMode = "group_norm", layer_norm_first: bool = False
+) -> EncoderConfig:
     return replace(
         tiny(),
         conv_layers=((16, 10, 5),) + ((16, 3, 2),) * 4 + ((16, 2, 2),) * 2,
-        extractor_mode=extractor_mode,  # type: ignore[arg-type]
+        extractor_mode=extractor_mode,
         embed_dim=32, num_layers=2, num_heads=4, ffn_dim=64, pos_conv_kernel=16,
         pos_conv_groups=4, layer_norm_first=layer_norm_first,
     )  # fmt: skip
@@ -64,7 +66,7 @@ def test_frame_count_matches_feature_grid(n_samples: int) -> None:
 
 @pytest.mark.parametrize("mode", ["group_norm", "layer_norm"])
 @pytest.mark.parametrize("pre_ln", [False, True])
-def test_padded_batch_equals_each_utterance_alone(mode: str, pre_ln: bool) -> None:
+def test_padded_batch_equals_each_utterance_alone(mode: ExtractorMode, pre_ln: bool) -> None:
     encoder = random_encoder(small(mode, pre_ln))
     lengths = [16000, 11111, 5000]
     torch.manual_seed(1)

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from tokenizer.encoder.config import ConvLayer, EncoderConfig, EncoderConfigError
+from tokenizer.encoder.config import ConvLayer, EncoderConfig, EncoderConfigError, ExtractorMode
 from tokenizer.encoder.keys import CheckpointKeyError, KeyRule, load_exact, rename_keys
 from tokenizer.encoder.model import Encoder
 
@@ -87,14 +87,14 @@ def config_from_fairseq(model_cfg: Mapping[str, Any]) -> EncoderConfig:
         raise EncoderConfigError(f"expected activation_fn 'gelu', found {cfg['activation_fn']!r}")
     if int(cfg.get("pos_conv_depth", 1)) != 1:
         raise EncoderConfigError(f"expected pos_conv_depth 1, found {cfg['pos_conv_depth']}")
-    modes = {"default": "group_norm", "layer_norm": "layer_norm"}
+    modes: dict[str, ExtractorMode] = {"default": "group_norm", "layer_norm": "layer_norm"}
     if cfg["extractor_mode"] not in modes:
         raise EncoderConfigError(
             f"expected extractor_mode 'default' or 'layer_norm', found {cfg['extractor_mode']!r}"
         )
     return EncoderConfig(
         conv_layers=parse_conv_layers(str(cfg["conv_feature_layers"])),
-        extractor_mode=modes[cfg["extractor_mode"]],  # type: ignore[arg-type]
+        extractor_mode=modes[cfg["extractor_mode"]],
         conv_bias=bool(cfg["conv_bias"]),
         embed_dim=int(cfg["encoder_embed_dim"]),
         num_layers=int(cfg["encoder_layers"]),
