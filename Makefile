@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
-EXTRAS ?= dev,probe,cpu
+EXTRAS ?= dev,probe,train,cpu
 STAMPS := $(VENV)/.stamps
 
 # Debian packages: free TTS voices (no MBROLA), WordNet sentences, sox, and Boost/cmake for KenLM.
