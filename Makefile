@@ -11,7 +11,7 @@ APT_PACKAGES := espeak-ng libespeak-ng1 flite festival festvox-kallpc16k festvox
 	festvox-us-slt-hts wordnet-base sox cmake build-essential zlib1g-dev libbz2-dev liblzma-dev \
 	libboost-program-options-dev libboost-system-dev libboost-thread-dev libboost-test-dev
 
-.PHONY: setup apt venv kenlm lint typecheck test test-fast serve corpus clean
+.PHONY: setup apt venv kenlm lint typecheck test test-fast serve clean
 
 setup: apt venv kenlm
 

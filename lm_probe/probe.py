@@ -139,10 +139,10 @@ def _ngram(
     train: list[np.ndarray], test: list[np.ndarray], rate: float, config: ProbeConfig
 ) -> dict[str, Any]:
     out: dict[str, Any] = {"order": config.ngram_order}
+    seconds = sum(len(u) for u in test) / rate
     for key, fn in (("raw", lambda u: u), ("dedup", lambda u: dedup(u)[0])):
         lm = train_ngram([fn(u).tolist() for u in train], config.ngram_order, memory="2%")
         sc = lm.score([fn(u).tolist() for u in test])
-        seconds = sum(len(u) for u in test) / rate
         out[key] = {"ppl": sc.ppl, "bits_per_unit": sc.bits_per_token,
                     "bits_per_second": -sc.log10_prob * np.log2(10) / seconds}  # fmt: skip
     out["ppl"], out["bits_per_unit"] = out["dedup"]["ppl"], out["dedup"]["bits_per_unit"]
@@ -185,6 +185,6 @@ def select_splits(utts: Sequence[Utterance], config: ProbeConfig) -> dict[str, l
         )
     lm = [u for u in utts if u.split == config.lm_split][: config.lm_max_utterances]
     par_all = [u for u in utts if u.split == "parallel"]
-    keep = sorted({u.sentence or u.text or u.id for u in par_all})[: config.parallel_max_sentences]
-    par = [u for u in par_all if (u.sentence or u.text or u.id) in set(keep)]
+    keep = set(sorted({u.sentence_key for u in par_all})[: config.parallel_max_sentences])
+    par = [u for u in par_all if u.sentence_key in keep]
     return {"test": test, "lm": lm, "parallel": par}

@@ -74,7 +74,7 @@ def cross_voice(
     ``phone_label_edit_distance`` (the phone labels themselves, the floor to compare with)."""
     by_sentence: dict[str, list[Utterance]] = defaultdict(list)
     for u in utts:
-        by_sentence[u.sentence or u.text or u.id].append(u)
+        by_sentence[u.sentence_key].append(u)
     dd, ph, lab = [], [], []
     codes: dict[str, int] = {}
     for group in by_sentence.values():
@@ -103,7 +103,7 @@ def speaker_id_accuracy(
     """Train on half the sentences (every voice reads each), test on the other half."""
     from sklearn.linear_model import LogisticRegression
 
-    sentences = sorted({u.sentence or u.text or u.id for u in utts})
+    sentences = sorted({u.sentence_key for u in utts})
     rng = np.random.default_rng(seed)
     train_set = set(rng.permutation(sentences)[: len(sentences) // 2].tolist())
     speakers = sorted({u.speaker or "" for u in utts})
@@ -113,7 +113,7 @@ def speaker_id_accuracy(
     def hist(u: Utterance) -> np.ndarray:
         return np.bincount(units[u.id], minlength=K)[:K] / max(1, len(units[u.id]))
 
-    split = [(u.sentence or u.text or u.id) in train_set for u in utts]
+    split = [u.sentence_key in train_set for u in utts]
     x = np.stack([hist(u) for u in utts])
     y = np.array([speakers.index(u.speaker or "") for u in utts])
     tr, te = np.array(split), ~np.array(split)

@@ -39,6 +39,11 @@ class Utterance:
     extra: dict[str, Any] = field(default_factory=dict)
     """Fields of a user's manifest that speechtok does not interpret, kept as they are."""
 
+    @property
+    def sentence_key(self) -> str:
+        """What groups readings of one sentence: the sentence id, else the text, else the id."""
+        return self.sentence or self.text or self.id
+
     def audio_path(self, root: str | Path) -> Path:
         p = Path(self.audio)
         return p if p.is_absolute() else Path(root) / p
