@@ -28,7 +28,12 @@ from tokenizer.tokenizers import load_tokenizer
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("probe", help="measure tokenizers: PNMI, n-gram LM, speaker invariance, ...")
-    p.add_argument("--model", action="append", default=[], type=Path, help="model directory")
+    p.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        help="model directory or shipped model name (repeatable)",
+    )
     p.add_argument("--units", action="append", default=[], metavar="NAME=FILE",
                    help="precomputed units (JSON lines with id or path, and units)")  # fmt: skip
     p.add_argument("--corpus", type=Path, help="corpus directory (manifest.jsonl)")

@@ -27,6 +27,9 @@ class KmeansConfig:
     seed: int = 0
     n_init: int = 3
     """k-means++ restarts; the lowest-inertia run wins."""
+    standardize: bool = True
+    """Cluster standardised features (acoustic features); encoder features are clustered raw,
+    as fairseq's HuBERT k-means scripts do."""
 
 
 def fit_kmeans(feats: np.ndarray, config: KmeansConfig) -> dict[str, np.ndarray]:
@@ -37,6 +40,8 @@ def fit_kmeans(feats: np.ndarray, config: KmeansConfig) -> dict[str, np.ndarray]
     if len(feats) > config.max_frames:
         feats = feats[rng.choice(len(feats), config.max_frames, replace=False)]
     mean, std = feats.mean(0), feats.std(0) + 1e-5
+    if not config.standardize:
+        mean, std = np.zeros_like(mean), np.ones_like(std)
     km = MiniBatchKMeans(
         n_clusters=config.K, batch_size=10_000, n_init=config.n_init, max_iter=200,
         random_state=config.seed, compute_labels=False,

@@ -16,9 +16,13 @@ from tqdm import tqdm
 
 from tokenizer.audio import decode_audio
 from tokenizer.corpus.manifest import CORPUS_INFO, load_corpus
+from tokenizer.encoder_tokenizer import EncoderTokenizer, save_encoder_kmeans
 from tokenizer.features import FeatureConfig, extract
 from tokenizer.kmeans import KmeansConfig, fit_kmeans, save_kmeans_tokenizer
+from tokenizer.model_dir import ModelDirError
+from tokenizer.registry import resolve, shipped
 from tokenizer.tokenizers import dedup, load_tokenizer
+from tokenizer.train import cli as train_cli
 
 log = logging.getLogger(__name__)
 
@@ -30,23 +34,37 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     km.add_argument("--corpus", required=True, type=Path)
     km.add_argument("--out", required=True, type=Path)
     km.add_argument("--features", choices=["mfcc", "logmel"], default="mfcc")
+    km.add_argument(
+        "--encoder",
+        help="cluster this encoder model's layer instead of acoustic "
+        "features (the HuBERT + k-means baseline)",
+    )
+    km.add_argument(
+        "--layer",
+        type=int,
+        help="encoder layer (default: the final output, the layer Spin/DC-Spin put their head on)",
+    )
     km.add_argument("--K", type=int, default=100, help="number of units")
     km.add_argument("--split", default="train")
     km.add_argument("--name", help="model name (default: the --out folder name)")
     km.add_argument("--max-frames", type=int, default=KmeansConfig.max_frames)
     km.add_argument("--seed", type=int, default=0)
     km.set_defaults(func=run_train_kmeans)
+    train_cli.add_parsers(tsub)
 
     tok = sub.add_parser("tokenize", help="print units of audio files as JSON lines")
-    tok.add_argument("--model", required=True, type=Path, help="model directory")
+    tok.add_argument("--model", help="model directory or shipped name (default: the default)")
     tok.add_argument("--format", choices=["jsonl"], default="jsonl")
     tok.add_argument("--dedup", action="store_true", help="collapse repeats, add durations")
     tok.add_argument("files", nargs="+", type=Path)
     tok.set_defaults(func=run_tokenize)
 
     info = sub.add_parser("info", help="print a model's name, kind, K, frame rate, fingerprint")
-    info.add_argument("--model", required=True, type=Path, help="model directory")
+    info.add_argument("--model", help="model directory or shipped name (default: the default)")
     info.set_defaults(func=run_info)
+
+    models = sub.add_parser("models", help="list the shipped models, one JSON line each")
+    models.set_defaults(func=run_models)
 
 
 def run_train_kmeans(args: argparse.Namespace) -> int:
@@ -54,9 +72,13 @@ def run_train_kmeans(args: argparse.Namespace) -> int:
     utts = [u for u in utts if u.split == args.split]
     feat_cfg = FeatureConfig(type=args.features)
     start = time.perf_counter()
-    feats = [extract(decode_audio(u.audio_path(root)), feat_cfg)
-             for u in tqdm(utts, desc="features", unit="utt", file=sys.stderr)]  # fmt: skip
-    config = KmeansConfig(K=args.K, max_frames=args.max_frames, seed=args.seed)
+    encoder = _encoder_tokenizer(args.encoder) if args.encoder else None
+    feats = []
+    for u in tqdm(utts, desc="features", unit="utt", file=sys.stderr):
+        x = decode_audio(u.audio_path(root))
+        feats.append(encoder.layer_features(x, args.layer) if encoder else extract(x, feat_cfg))
+    config = KmeansConfig(K=args.K, max_frames=args.max_frames, seed=args.seed,
+                          standardize=encoder is None)  # fmt: skip
     tensors = fit_kmeans(np.concatenate(feats), config)
     info = {"corpus": str(args.corpus), "split": args.split, "utterances": len(utts),
             "frames": int(sum(len(f) for f in feats)), "seed": args.seed,
@@ -67,10 +89,23 @@ def run_train_kmeans(args: argparse.Namespace) -> int:
         info["corpus_built_with"] = (f"speechtok corpus synth --sentences {corpus['sentences']} "
                                      f"--parallel-sentences {corpus['parallel_sentences']} "
                                      f"--seed {corpus['seed']}")  # fmt: skip
-    model = save_kmeans_tokenizer(args.out, args.name or args.out.name, feat_cfg, tensors, info)
+    name = args.name or args.out.name
+    if encoder is None:
+        model = save_kmeans_tokenizer(args.out, name, feat_cfg, tensors, info)
+    else:
+        info["encoder"] = {"name": encoder.name, "fingerprint": encoder.fingerprint}
+        model = save_encoder_kmeans(args.out, name, encoder, args.layer, tensors["centroids"], info)
     print(json.dumps({"model": str(args.out), "K": args.K, "fingerprint": model.fingerprint,
                       "wall_s": info["wall_s"]}))  # fmt: skip
     return 0
+
+
+def _encoder_tokenizer(name: str) -> EncoderTokenizer:
+    tok = load_tokenizer(name)
+    if not isinstance(tok, EncoderTokenizer):
+        raise ModelDirError(f"expected an encoder model (hubert, spin, dcspin) for --encoder, "
+                            f"found kind {tok.kind!r} in {name}")  # fmt: skip
+    return tok
 
 
 def run_tokenize(args: argparse.Namespace) -> int:
@@ -89,6 +124,24 @@ def run_tokenize(args: argparse.Namespace) -> int:
 
 def run_info(args: argparse.Namespace) -> int:
     tok = load_tokenizer(args.model)
-    print(json.dumps({"name": tok.name, "kind": tok.kind, "K": tok.K, "frame_rate": tok.frame_rate,
-                      "fingerprint": tok.fingerprint, "path": str(args.model)}))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "name": tok.name,
+                "kind": tok.kind,
+                "K": tok.K,
+                "K1": tok.K,
+                "K2": getattr(tok, "K2", None),
+                "frame_rate": tok.frame_rate,
+                "fingerprint": tok.fingerprint,
+                "path": str(resolve(args.model)),
+            }
+        )
+    )
+    return 0
+
+
+def run_models(args: argparse.Namespace) -> int:
+    for record in shipped():
+        print(json.dumps(record))
     return 0

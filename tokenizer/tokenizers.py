@@ -8,12 +8,13 @@ from typing import Protocol
 import numpy as np
 
 from tokenizer.model_dir import ModelDirError, load_model_dir
+from tokenizer.registry import resolve
 
 
 class Tokenizer(Protocol):
     name: str
     kind: str
-    """What made the units: ``kmeans`` (more kinds arrive with the encoder)."""
+    """What made the units: ``hubert``, ``spin``, ``dcspin`` or ``kmeans``."""
     K: int
     """Vocabulary size (units are 0..K-1)."""
     frame_rate: float
@@ -25,16 +26,21 @@ class Tokenizer(Protocol):
         ...
 
 
-def load_tokenizer(path: str | Path) -> Tokenizer:
-    """Load a model directory and return the tokenizer its ``kind`` names."""
+def load_tokenizer(spec: str | Path | None = None) -> Tokenizer:
+    """Load a model (directory, shipped name, or None for the default) and return the
+    tokenizer its ``kind`` names."""
     from tokenizer.kmeans import FeatureKmeansTokenizer
 
+    path = resolve(spec)
     model = load_model_dir(path)
-    kinds = {FeatureKmeansTokenizer.kind: FeatureKmeansTokenizer}
     kind = model.config.get("kind")
-    if kind not in kinds:
-        raise ModelDirError(f"expected a model kind in {sorted(kinds)} in {path}, found {kind!r}")
-    return kinds[kind](model)
+    if kind == "kmeans" and "features" in model.config["tokenizer"]:
+        return FeatureKmeansTokenizer(model)
+    from tokenizer.encoder_tokenizer import KINDS, EncoderTokenizer
+
+    if kind not in KINDS:
+        raise ModelDirError(f"expected a model kind in {list(KINDS)} in {path}, found {kind!r}")
+    return EncoderTokenizer(model)
 
 
 def dedup(units: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -58,7 +58,12 @@ class Encoder(nn.Module):
         return transformer
 
     def layer_outputs(
-        self, waveforms: Tensor, lengths: Tensor | None = None, num_layers: int | None = None
+        self,
+        waveforms: Tensor,
+        lengths: Tensor | None = None,
+        num_layers: int | None = None,
+        mask: Tensor | None = None,
+        mask_embedding: Tensor | None = None,
     ) -> tuple[list[Tensor], Tensor]:
         """Outputs of the first ``num_layers`` transformer layers (all if None).
 
@@ -66,6 +71,8 @@ class Encoder(nn.Module):
             waveforms: ``[B, T]`` float 16 kHz audio, padded at the end.
             lengths: ``[B]`` valid samples per utterance (all ``T`` if None).
             num_layers: how many layers to run, ``1..config.num_layers``.
+            mask: ``[B, F]`` bool, frames whose projected features are replaced by
+                ``mask_embedding`` ``[D]`` before the positional conv (HuBERT pretraining).
 
         Returns:
             One ``[B, F, D]`` tensor per layer (pre-LN models: before the final LayerNorm, as
@@ -74,47 +81,76 @@ class Encoder(nn.Module):
             valid length hold garbage.
         """
         n = self._check_num_layers(num_layers)
-        x, frame_lengths, attention_mask = self._embed(waveforms, lengths)
-        transformer = self.transformer
+        x, frame_lengths = self.embed(waveforms, lengths, mask, mask_embedding)
+        return self.run_layers(x, frame_lengths, 0, n), frame_lengths
+
+    def run_layers(self, x: Tensor, frame_lengths: Tensor, start: int, stop: int) -> list[Tensor]:
+        """Outputs of transformer layers ``start+1..stop`` given layer ``start``'s output ``x``
+        (``start=0``: the output of ``embed``). Lets training cache frozen bottom layers."""
+        batch, frames, _ = x.shape
+        padding = torch.arange(frames, device=x.device)[None, :] >= frame_lengths[:, None]
+        attention_mask = torch.zeros(padding.shape, dtype=x.dtype, device=x.device)
+        attention_mask = attention_mask.masked_fill(padding, torch.finfo(x.dtype).min)
+        attention_mask = attention_mask[:, None, None, :].expand(batch, 1, frames, frames)
         outputs: list[Tensor] = []
-        for layer in transformer.layers[:n]:
+        for layer in self.transformer.layers[start:stop]:
             assert isinstance(layer, EncoderLayer)
             skip = self.training and torch.rand(()).item() < self.config.layer_drop
             if not skip:
                 x, _ = layer(x, attention_mask)
             outputs.append(x)
-        return outputs, frame_lengths
+        return outputs
 
     def forward(
-        self, waveforms: Tensor, lengths: Tensor | None = None, layer: int | None = None
+        self,
+        waveforms: Tensor,
+        lengths: Tensor | None = None,
+        layer: int | None = None,
+        mask: Tensor | None = None,
+        mask_embedding: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
         """Output of transformer ``layer`` (1-based) as ``[B, F, D]``, and valid frames ``[B]``.
 
         ``layer=None`` gives the model's final output: the last layer, followed by the final
-        LayerNorm for pre-LN models (Hugging Face's ``last_hidden_state``).
+        LayerNorm for pre-LN models (Hugging Face's ``last_hidden_state``). ``mask`` and
+        ``mask_embedding`` as in ``layer_outputs``.
         """
-        outputs, frame_lengths = self.layer_outputs(waveforms, lengths, layer)
+        outputs, frame_lengths = self.layer_outputs(waveforms, lengths, layer, mask, mask_embedding)
         x = outputs[-1]
-        if layer is None and self.config.layer_norm_first:
-            x = self.transformer.layer_norm(x)
+        if layer is None:
+            x = self.final_norm(x)
         return x, frame_lengths
 
-    def _embed(self, waveforms: Tensor, lengths: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
-        """Transformer input ``[B, F, D]``, valid frames ``[B]``, additive mask ``[B, 1, F, F]``."""
+    def final_norm(self, x: Tensor) -> Tensor:
+        """The final LayerNorm of pre-LN models applied to the last layer's output (identity
+        for post-LN models, which normalise inside each layer)."""
+        return self.transformer.layer_norm(x) if self.config.layer_norm_first else x
+
+    def embed(
+        self,
+        waveforms: Tensor,
+        lengths: Tensor | None = None,
+        mask: Tensor | None = None,
+        mask_embedding: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        """Transformer input ``[B, F, D]`` (before the first layer) and valid frames ``[B]``."""
         self._check_input(waveforms, lengths)
         features, frame_lengths = self._conv_features(waveforms, lengths)
         x = self.encoder.feature_projection(features)
-        batch, frames, _ = x.shape
-        padding = torch.arange(frames, device=x.device)[None, :] >= frame_lengths[:, None]
+        if mask is not None:
+            if mask_embedding is None or mask.shape != x.shape[:2]:
+                raise InvalidInputError(
+                    f"expected a [B, F] = {list(x.shape[:2])} mask and a mask embedding, found "
+                    f"{list(mask.shape)} and {mask_embedding is not None}"
+                )
+            x = torch.where(mask[:, :, None], mask_embedding.to(x.dtype), x)
+        padding = torch.arange(x.shape[1], device=x.device)[None, :] >= frame_lengths[:, None]
         x = x.masked_fill(padding[:, :, None], 0.0)  # the positional conv must see zeros there
         transformer = self.transformer
         x = x + transformer.pos_conv_embed(x)
         if not self.config.layer_norm_first:
             x = transformer.layer_norm(x)
-        x = transformer.dropout(x)
-        mask = torch.zeros(padding.shape, dtype=x.dtype, device=x.device)
-        mask = mask.masked_fill(padding, torch.finfo(x.dtype).min)
-        return x, frame_lengths, mask[:, None, None, :].expand(batch, 1, frames, frames)
+        return transformer.dropout(x), frame_lengths
 
     def _conv_features(self, waveforms: Tensor, lengths: Tensor | None) -> tuple[Tensor, Tensor]:
         """Conv features ``[B, F, C]`` and valid frames ``[B]``, normalised over valid frames."""

@@ -1,0 +1,231 @@
+"""Training: run configs, HuBERT pretraining (resume == one run), Spin/DC-Spin, encoder
+tokenizers (batched == one at a time), shipped-model lookup."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from tokenizer.corpus.manifest import load_corpus
+from tokenizer.encoder_tokenizer import EncoderTokenizer
+from tokenizer.model_dir import load_model_dir
+from tokenizer.tokenizers import load_tokenizer
+from tokenizer.train.checkpoint import CheckpointError, read_log
+from tokenizer.train.hubert import HubertConfig, export_hubert, span_mask, train_hubert
+from tokenizer.train.runconfig import RunConfigError, load_run_config
+from tokenizer.train.spin import SpinConfig, export_spin, sinkhorn, train_spin
+
+ROOT = Path(__file__).resolve().parent.parent
+MFCC = ROOT / "models" / "mfcc-km100"
+HUBERT = HubertConfig(steps=4, batch_size=2, max_seconds=1.0, warmup_steps=2, log_every=1)
+CLI = [sys.executable, "-m", "tokenizer.cli"]
+
+
+def _train_utts(corpus: Path) -> tuple[Path, list]:
+    root, utts = load_corpus(corpus)
+    return root, [u for u in utts if u.split == "train"]
+
+
+@pytest.fixture(scope="module")
+def hubert_model(tiny_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root, utts = _train_utts(tiny_corpus)
+    run = tmp_path_factory.mktemp("hubert")
+    model, _ = train_hubert(run / "run", root, utts, load_tokenizer(MFCC), HUBERT)
+    export_hubert(model, run / "model", "tiny-hubert", {"command": "test"})
+    return run / "model"
+
+
+def test_run_config_yaml_and_sets(tmp_path: Path) -> None:
+    (tmp_path / "r.yaml").write_text("steps: 50\nlr: 1\npreset: tiny\n")
+    config = load_run_config(HubertConfig(), tmp_path / "r.yaml", ["batch_size=3", "lr=2e-4"])
+    assert (config.steps, config.lr, config.batch_size) == (50, 2e-4, 3)
+    assert isinstance(config.lr, float)
+    with pytest.raises(RunConfigError, match="found \\['stepz'\\]"):
+        load_run_config(HubertConfig(), None, ["stepz=3"])
+    with pytest.raises(RunConfigError, match="steps: expected int, found 'many'"):
+        load_run_config(HubertConfig(), None, ["steps=many"])
+    with pytest.raises(RunConfigError, match="expected one of"):
+        load_run_config(HubertConfig(), None, ["preset=huge"])
+    with pytest.raises(RunConfigError, match="KEY=VALUE"):
+        load_run_config(HubertConfig(), None, ["steps"])
+
+
+def test_span_mask_covers_spans() -> None:
+    mask = span_mask([100, 30, 5], 100, 0.8, 10, np.random.default_rng(0))
+    assert mask.shape == (3, 100)
+    assert 0.3 < mask[0].float().mean() < 0.8  # overlapping spans: less than 80 %
+    assert not mask[1, 30:].any() and not mask[2].any()  # padding and too-short rows
+
+
+def test_hubert_resume_equals_one_run(tiny_corpus: Path, tmp_path: Path) -> None:
+    root, utts = _train_utts(tiny_corpus)
+    targets = load_tokenizer(MFCC)
+    whole, step = train_hubert(tmp_path / "a", root, utts, targets, HUBERT)
+    assert step == 4 and [r["step"] for r in read_log(tmp_path / "a")] == [1, 2, 3, 4]
+    assert all(np.isfinite(r["loss"]) for r in read_log(tmp_path / "a"))
+    _, step = train_hubert(tmp_path / "b", root, utts, targets, HUBERT, until_step=2)
+    assert step == 2
+    pieces, step = train_hubert(tmp_path / "b", root, utts, targets, HUBERT)
+    assert step == 4
+    a, b = whole.state_dict(), pieces.state_dict()
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+    with pytest.raises(CheckpointError, match="changes in \\['lr'\\]"):
+        train_hubert(tmp_path / "b", root, utts, targets, replace(HUBERT, lr=1e-3))
+
+
+def test_hubert_model_dir(hubert_model: Path) -> None:
+    model = load_model_dir(hubert_model)
+    assert model.config["kind"] == "hubert" and model.config["K"] == 100
+    assert "label_embeddings" in model.tensors and "mask_embedding" not in model.tensors
+
+
+def test_sinkhorn_balances_codewords() -> None:
+    gen = torch.Generator().manual_seed(0)
+    scores = torch.rand(2000, 10, generator=gen) * 0.2
+    scores[:, 0] += 0.5  # every frame prefers codeword 0
+    q = sinkhorn(scores, eps=0.02, iters=3)
+    assert torch.allclose(q.sum(1), torch.ones(2000), atol=1e-5)
+    mass = q.sum(0) / 2000
+    assert float(mass.max()) < 0.15 and float(mass.min()) > 0.05  # ~1/10 each
+    assert float(torch.softmax(scores / 0.02, -1).sum(0)[0] / 2000) > 0.99
+
+
+@pytest.mark.parametrize("K2", [0, 16])
+def test_spin_trains_and_exports(
+    hubert_model: Path, tiny_corpus: Path, tmp_path: Path, K2: int
+) -> None:
+    root, utts = _train_utts(tiny_corpus)
+    config = SpinConfig(
+        K1=20, K2=K2, steps=3, batch_size=2, warmup_steps=1, log_every=1, views=1, perturb_jobs=1
+    )
+    base = load_tokenizer(hubert_model)
+    assert isinstance(base, EncoderTokenizer)
+    model, step = train_spin(tmp_path / "run", base, utts[:8], root, config)
+    assert step == 3
+    log = read_log(tmp_path / "run")
+    assert len(log) == 3 and all(np.isfinite(r["loss"]) for r in log)
+    assert ("loss_k2" in log[0]) == bool(K2)
+    # Frozen layers did not move; the top layer did.
+    fresh = load_tokenizer(hubert_model)
+    assert isinstance(fresh, EncoderTokenizer)
+    bottom = "encoder.transformer.layers.0.attention.q_proj.weight"
+    top = "encoder.transformer.layers.3.attention.q_proj.weight"
+    now, before = model.encoder.state_dict(), fresh.encoder.state_dict()
+    assert torch.equal(now[bottom], before[bottom]) and not torch.equal(now[top], before[top])
+    export_spin(model, tmp_path / "m", "s", config, {"command": "test"})
+    tok = load_tokenizer(tmp_path / "m")
+    assert (tok.kind, tok.K) == ("dcspin" if K2 else "spin", 20)
+    assert getattr(tok, "K2", None) == (K2 or None)
+
+
+def test_encoder_tokenizers_batch_equals_single(
+    hubert_model: Path, tiny_corpus: Path, tmp_path: Path
+) -> None:
+    from tokenizer.audio import decode_audio
+
+    root, utts = _train_utts(tiny_corpus)
+    km = tmp_path / "km"
+    done = subprocess.run(
+        [
+            *CLI,
+            "train",
+            "kmeans",
+            "--corpus",
+            str(tiny_corpus),
+            "--encoder",
+            str(hubert_model),
+            "--layer",
+            "2",
+            "--K",
+            "8",
+            "--out",
+            str(km),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    audios = [decode_audio(u.audio_path(root)) for u in utts[:4]]
+    audios.append(audios[0][:8000])  # very different lengths in one batch
+    for path in (hubert_model, km):
+        tok = load_tokenizer(path)
+        assert isinstance(tok, EncoderTokenizer)
+        batched = tok.tokenize_batch(audios)
+        for a, units in zip(audios, batched, strict=True):
+            single = tok.tokenize(a)
+            assert len(single) == (len(a) - 400) // 320 + 1
+            np.testing.assert_array_equal(units, single)
+    kmeans = load_model_dir(km)
+    assert kmeans.config["kind"] == "kmeans" and kmeans.config["tokenizer"]["layer"] == 2
+    # The k-means model keeps only the layers it needs.
+    assert not any(k.startswith("encoder.encoder.transformer.layers.2.") for k in kmeans.tensors)
+
+
+def test_spin_cli_checks_kind_and_k2(hubert_model: Path, tiny_corpus: Path, tmp_path: Path) -> None:
+    done = subprocess.run(
+        [
+            *CLI,
+            "train",
+            "spin",
+            "--corpus",
+            str(tiny_corpus),
+            "--base",
+            str(MFCC),
+            "--run",
+            str(tmp_path / "r"),
+            "--out",
+            str(tmp_path / "o"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2 and "expected a hubert model as --base" in done.stderr
+    done = subprocess.run(
+        [
+            *CLI,
+            "train",
+            "spin",
+            "--corpus",
+            str(tiny_corpus),
+            "--base",
+            str(hubert_model),
+            "--run",
+            str(tmp_path / "r"),
+            "--out",
+            str(tmp_path / "o"),
+            "--set",
+            "K2=5",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2 and "expected K2 > 0 for dcspin and K2 = 0 for spin" in done.stderr
+
+
+def test_shipped_models_by_name_and_default() -> None:
+    done = subprocess.run([*CLI, "models"], capture_output=True, text=True, check=True)
+    models = [json.loads(line) for line in done.stdout.splitlines()]
+    assert sum(m["default"] for m in models) == 1
+    assert {"name", "kind", "K", "path", "default"} <= set(models[0])
+    default = next(m for m in models if m["default"])
+    info = json.loads(
+        subprocess.run([*CLI, "info"], capture_output=True, text=True, check=True).stdout
+    )
+    assert info["name"] == default["name"] and info["path"] == default["path"]
+    for m in models:
+        by_name = json.loads(
+            subprocess.run(
+                [*CLI, "info", "--model", m["name"]], capture_output=True, text=True, check=True
+            ).stdout
+        )
+        assert by_name["fingerprint"] == load_model_dir(m["path"]).fingerprint
+        assert by_name["kind"] == m["kind"] and by_name["K"] == m["K"]
+    bad = subprocess.run([*CLI, "info", "--model", "no-such-model"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "shipped model name" in bad.stderr

@@ -1,0 +1,56 @@
+"""Shipped models: the model directories under ``models/`` (or ``$SPEECHTOK_MODELS``), one of
+them named in ``models/DEFAULT``. Wherever a model is asked for, a directory path or a shipped
+model's name is accepted; no model means the default."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from tokenizer.model_dir import CONFIG, ModelDirError
+
+MODELS_ENV = "SPEECHTOK_MODELS"
+DEFAULT_FILE = "DEFAULT"
+
+
+def models_root() -> Path:
+    env = os.environ.get(MODELS_ENV)
+    return Path(env) if env else Path(__file__).resolve().parent.parent / "models"
+
+
+def default_name() -> str:
+    path = models_root() / DEFAULT_FILE
+    if not path.is_file():
+        raise ModelDirError(f"expected the default model's name in {path}, found no such file")
+    return path.read_text().strip()
+
+
+def shipped() -> list[dict[str, Any]]:
+    """One record per shipped model: name, kind, K, path, default."""
+    root = models_root()
+    default = default_name() if (root / DEFAULT_FILE).is_file() else None
+    out = []
+    for d in sorted(p for p in root.iterdir() if (p / CONFIG).is_file()) if root.is_dir() else []:
+        config = json.loads((d / CONFIG).read_text())
+        out.append({"name": d.name, "kind": config["kind"], "K": config["K"], "path": str(d),
+                    "default": d.name == default})  # fmt: skip
+    return out
+
+
+def resolve(spec: str | Path | None) -> Path:
+    """A model directory from a path, a shipped model's name, or None (the default)."""
+    if spec is None:
+        spec = default_name()
+    path = Path(spec)
+    if path.is_dir():
+        return path
+    candidate = models_root() / str(spec)
+    if "/" not in str(spec) and (candidate / CONFIG).is_file():
+        return candidate
+    names = [m["name"] for m in shipped()]
+    raise ModelDirError(
+        f"expected a model directory or a shipped model name ({', '.join(names) or 'none'}), "
+        f"found {str(spec)!r}"
+    )

@@ -1,0 +1,56 @@
+"""Training state on disk, apart from the inference weights: ``RUN/checkpoint.pt`` (model,
+optimizer, step, run config), written atomically, and ``RUN/log.jsonl`` (one JSON line per
+logged step). A run that stops (time limit, Ctrl-C, crash) resumes from its last checkpoint."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from tokenizer.errors import InvalidInputError
+
+CHECKPOINT = "checkpoint.pt"
+LOG = "log.jsonl"
+
+
+class CheckpointError(InvalidInputError):
+    """A run folder holds a checkpoint that does not belong to this run."""
+
+
+def save_checkpoint(run: Path, state: dict[str, Any]) -> None:
+    run.mkdir(parents=True, exist_ok=True)
+    tmp = run / (CHECKPOINT + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, run / CHECKPOINT)
+
+
+def load_checkpoint(run: Path, expected_config: dict[str, Any]) -> dict[str, Any] | None:
+    """The run's last state, or None for a new run; fails if the run config changed."""
+    path = run / CHECKPOINT
+    if not path.is_file():
+        return None
+    state: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=False)
+    if state["config"] != expected_config:
+        changed = sorted(k for k in expected_config if state["config"].get(k) != expected_config[k])
+        raise CheckpointError(
+            f"expected the run config of the checkpoint in {run} to resume, found changes in "
+            f"{changed}; use a new --run folder for a different config"
+        )
+    return state
+
+
+def log_line(run: Path, record: dict[str, Any]) -> None:
+    run.mkdir(parents=True, exist_ok=True)
+    with (run / LOG).open("a") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def read_log(run: Path) -> list[dict[str, Any]]:
+    path = run / LOG
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

@@ -1,0 +1,156 @@
+"""``speechtok train hubert|spin|dcspin``: resumable training runs that end in a model
+directory. ``--run`` holds the training state (checkpoint, log); ``--out`` gets the inference
+model, written at the end of every call (so a run stopped early still leaves a usable model)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from tokenizer.corpus.manifest import CORPUS_INFO, load_corpus
+from tokenizer.train.runconfig import load_run_config
+
+log = logging.getLogger(__name__)
+
+
+def add_parsers(tsub: argparse._SubParsersAction) -> None:
+    from tokenizer.train.hubert import HubertConfig
+
+    hub = tsub.add_parser("hubert", help="pretrain a HuBERT-style encoder from scratch")
+    _common(hub)
+    hub.add_argument(
+        "--targets",
+        required=True,
+        help="tokenizer whose units are the targets "
+        "(e.g. models/mfcc-km100; iteration 2: k-means on this encoder)",
+    )
+    hub.set_defaults(func=run_train_hubert, config_class=HubertConfig)
+
+    from tokenizer.train.spin import SpinConfig
+
+    for kind, text in (
+        ("spin", "Spin: one codebook"),
+        ("dcspin", "DC-Spin: primary + auxiliary codebook"),
+    ):
+        p = tsub.add_parser(kind, help=f"fine-tune a base encoder into a {text} tokenizer")
+        _common(p)
+        p.add_argument("--base", required=True, help="base encoder model (kind hubert)")
+        defaults = SpinConfig() if kind == "spin" else SpinConfig(K2=1024)
+        p.set_defaults(func=run_train_spin, config_class=lambda d=defaults: d, kind=kind)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--corpus", required=True, type=Path)
+    p.add_argument("--split", default="train")
+    p.add_argument("--run", required=True, type=Path, help="training state folder (resumable)")
+    p.add_argument("--out", required=True, type=Path, help="model directory to write")
+    p.add_argument("--name", help="model name (default: the --out folder name)")
+    p.add_argument("--config", type=Path, help="YAML run config overriding the defaults")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one run-config field (repeatable)",
+    )
+    p.add_argument("--max-minutes", type=float, help="stop (with a checkpoint) after this long")
+    p.add_argument("--until-step", type=int, help="stop (with a checkpoint) at this step")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+
+
+def train_info(args: argparse.Namespace, config: Any, step: int, wall_s: float) -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "corpus": str(args.corpus),
+        "split": args.split,
+        "steps_done": step,
+        "run_config": dataclasses.asdict(config),
+        "command": "speechtok " + shlex.join(sys.argv[1:]),
+        "wall_s_last_call": round(wall_s, 1),
+    }
+    if (args.corpus / CORPUS_INFO).is_file():
+        corpus = json.loads((args.corpus / CORPUS_INFO).read_text())["config"]
+        info["corpus_built_with"] = (
+            f"speechtok corpus synth --sentences {corpus['sentences']} "
+            f"--parallel-sentences {corpus['parallel_sentences']} "
+            f"--seed {corpus['seed']}"
+        )
+    return info
+
+
+def run_train_hubert(args: argparse.Namespace) -> int:
+    import torch
+
+    from tokenizer.tokenizers import load_tokenizer
+    from tokenizer.train.hubert import export_hubert, train_hubert
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    config = load_run_config(args.config_class(), args.config, args.set)
+    root, utts = load_corpus(args.corpus)
+    utts = [u for u in utts if u.split == args.split]
+    targets = load_tokenizer(args.targets)
+    start = time.perf_counter()
+    model, step = train_hubert(
+        args.run, root, utts, targets, config, args.max_minutes, args.until_step
+    )
+    info = train_info(args, config, step, time.perf_counter() - start)
+    info["targets"] = {"name": targets.name, "fingerprint": targets.fingerprint}
+    out = export_hubert(model, args.out, args.name or args.out.name, info)
+    print(
+        json.dumps(
+            {
+                "model": str(args.out),
+                "step": step,
+                "steps": config.steps,
+                "fingerprint": out.fingerprint,
+            }
+        )
+    )
+    return 0
+
+
+def run_train_spin(args: argparse.Namespace) -> int:
+    import torch
+
+    from tokenizer.encoder_tokenizer import EncoderTokenizer
+    from tokenizer.errors import InvalidInputError
+    from tokenizer.tokenizers import load_tokenizer
+    from tokenizer.train.spin import export_spin, train_spin
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    config = load_run_config(args.config_class(), args.config, args.set)
+    if (config.K2 > 0) != (args.kind == "dcspin"):
+        raise InvalidInputError(
+            f"expected K2 > 0 for dcspin and K2 = 0 for spin, found K2={config.K2} for {args.kind}"
+        )
+    base = load_tokenizer(args.base)
+    if not isinstance(base, EncoderTokenizer) or base.kind != "hubert":
+        raise InvalidInputError(
+            f"expected a hubert model as --base, found kind {base.kind!r} in {args.base}"
+        )
+    root, utts = load_corpus(args.corpus)
+    utts = [u for u in utts if u.split == args.split]
+    start = time.perf_counter()
+    model, step = train_spin(args.run, base, utts, root, config, args.max_minutes, args.until_step)
+    info = train_info(args, config, step, time.perf_counter() - start)
+    info["base"] = {"name": base.name, "fingerprint": base.fingerprint}
+    out = export_spin(model, args.out, args.name or args.out.name, config, info)
+    print(
+        json.dumps(
+            {
+                "model": str(args.out),
+                "step": step,
+                "steps": config.steps,
+                "fingerprint": out.fingerprint,
+            }
+        )
+    )
+    return 0

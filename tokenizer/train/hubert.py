@@ -1,0 +1,308 @@
+"""HuBERT pretraining from scratch: masked prediction of frame targets (``speechtok train
+hubert``).
+
+Targets are the units of any tokenizer on the 50 Hz grid: MFCC k-means for iteration 1, k-means
+on this model's own layer for iteration 2. Spans of ``mask_length`` frames starting at
+``mask_prob / mask_length`` of the frames are replaced by a learned mask vector; logits are
+cosine similarities between a projection of the final output and label embeddings, divided by
+``temperature``. The loss is cross-entropy on masked frames plus ``unmasked_weight`` times
+cross-entropy on unmasked frames, with full gradients into the conv front-end: on these machines
+the plain recipe (masked frames only, conv gradients x0.1) sat on the ln(K) plateau.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from tqdm import tqdm
+
+from tokenizer.corpus.manifest import Utterance
+from tokenizer.encoder import config as presets
+from tokenizer.encoder.model import Encoder
+from tokenizer.encoder_tokenizer import save_encoder_tokenizer
+from tokenizer.errors import InvalidInputError
+from tokenizer.model_dir import ModelDir
+from tokenizer.tokenizers import Tokenizer
+from tokenizer.train.checkpoint import load_checkpoint, log_line, save_checkpoint
+from tokenizer.train.data import crop_batch, load_audio, n_frames
+
+
+@dataclass(frozen=True, kw_only=True)
+class HubertConfig:
+    preset: Literal["tiny", "base"] = "tiny"
+    """Encoder shape (``tokenizer.encoder.config`` presets)."""
+    steps: int = 3000
+    """Total optimizer steps; the learning rate decays linearly to 0 at the last one."""
+    batch_size: int = 8
+    max_seconds: float = 3.0
+    """Longer utterances are cropped (random frame-aligned offset)."""
+    lr: float = 5e-4
+    warmup_steps: int = 200
+    weight_decay: float = 0.01
+    clip_norm: float = 10.0
+    mask_prob: float = 0.8
+    mask_length: int = 10
+    unmasked_weight: float = 0.5
+    final_dim: int = 256
+    temperature: float = 0.1
+    dropout: float = 0.1
+    """Dropout in the transformer during pretraining (removed for inference)."""
+    seed: int = 0
+    checkpoint_every: int = 100
+    log_every: int = 10
+
+
+class HubertPretrainer(nn.Module):
+    """Encoder + mask vector + projection + label embeddings."""
+
+    def __init__(self, config: HubertConfig, K: int) -> None:
+        super().__init__()
+        enc = getattr(presets, config.preset)()
+        enc = dataclasses.replace(
+            enc,
+            dropout=config.dropout,
+            attention_dropout=config.dropout,
+            activation_dropout=0.0,
+            dropout_input=config.dropout,
+        )
+        self.encoder = Encoder(enc)
+        self.mask_embedding = nn.Parameter(torch.empty(enc.embed_dim).uniform_())
+        self.proj = nn.Linear(enc.embed_dim, config.final_dim)
+        self.label_embeddings = nn.Parameter(torch.empty(K, config.final_dim).uniform_(-1, 1))
+        self.temperature = config.temperature
+
+    def forward(self, waves: Tensor, lengths: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        x, frames = self.encoder(waves, lengths, mask=mask, mask_embedding=self.mask_embedding)
+        z = nn.functional.normalize(self.proj(x), dim=-1)
+        e = nn.functional.normalize(self.label_embeddings, dim=-1)
+        return z @ e.T / self.temperature, frames
+
+
+def span_mask(
+    frame_lengths: list[int], width: int, prob: float, length: int, rng: np.random.Generator
+) -> Tensor:
+    """fairseq-style span mask: ``prob * F / length`` (stochastically rounded) spans of
+    ``length`` frames per utterance, starts without replacement, overlaps allowed."""
+    mask = np.zeros((len(frame_lengths), width), dtype=bool)
+    for row, frames in enumerate(frame_lengths):
+        if frames <= length:
+            continue
+        n = int(prob * frames / length + rng.random())
+        starts = rng.choice(frames - length, size=min(n, frames - length), replace=False)
+        for s in starts:
+            mask[row, s : s + length] = True
+    return torch.from_numpy(mask)
+
+
+def compute_targets(
+    targets: Tokenizer, root: Path, utts: list[Utterance], audio: list[np.ndarray]
+) -> list[np.ndarray]:
+    out = []
+    for u, a in tqdm(
+        list(zip(utts, audio, strict=True)),
+        desc="targets",
+        unit="utt",
+        file=sys.stderr,
+        leave=False,
+    ):
+        units = targets.tokenize(a.astype(np.float32) / 32767.0)
+        if len(units) != n_frames(len(a)):
+            raise InvalidInputError(
+                f"expected target units on the 50 Hz encoder grid ({n_frames(len(a))} frames "
+                f"for {u.id}), found {len(units)} from {targets.name}"
+            )
+        out.append(units.astype(np.int64))
+    return out
+
+
+def lr_factor(step: int, config: HubertConfig) -> float:
+    if step < config.warmup_steps:
+        return (step + 1) / config.warmup_steps
+    return max(0.0, (config.steps - step) / max(1, config.steps - config.warmup_steps))
+
+
+class StopFlag:
+    """Set by SIGINT/SIGTERM so training stops at the next step boundary with a checkpoint."""
+
+    def __init__(self) -> None:
+        self.stop = False
+
+    def __enter__(self) -> StopFlag:
+        self._old = {s: signal.signal(s, self._set) for s in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for s, handler in self._old.items():
+            signal.signal(s, handler)
+
+    def _set(self, signum: int, frame: FrameType | None) -> None:
+        self.stop = True
+
+
+def train_hubert(
+    run: Path,
+    root: Path,
+    utts: list[Utterance],
+    targets: Tokenizer,
+    config: HubertConfig,
+    max_minutes: float | None = None,
+    until_step: int | None = None,
+) -> tuple[HubertPretrainer, int]:
+    """Train (or resume) in ``run``; returns the model and the step reached. Stops at
+    ``config.steps`` or ``until_step``, after ``max_minutes`` of this call, or on SIGINT/SIGTERM,
+    always after writing a checkpoint. Batches, masks and dropout depend only on (seed, step),
+    so a run in pieces gives the same model as one run."""
+    run_config = {
+        **dataclasses.asdict(config),
+        "targets": targets.fingerprint,
+        "utterances": [u.id for u in utts],
+    }
+    audio = load_audio(root, utts)
+    labels = compute_targets(targets, root, utts, audio)
+    torch.manual_seed(config.seed)
+    model = HubertPretrainer(config, targets.K)
+    opt = torch.optim.AdamW(
+        model.parameters(),
+        lr=config.lr,
+        betas=(0.9, 0.98),
+        eps=1e-6,
+        weight_decay=config.weight_decay,
+    )
+    step = 0
+    state = load_checkpoint(run, run_config)
+    if state is not None:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        step = state["step"]
+    started = time.perf_counter()
+    max_samples = int(config.max_seconds * 16000)
+    bar = tqdm(total=config.steps, initial=step, desc="hubert", unit="step", file=sys.stderr)
+    window: list[dict[str, float]] = []
+    with StopFlag() as flag:
+        last = config.steps if until_step is None else min(config.steps, until_step)
+        while step < last and not flag.stop:
+            if max_minutes is not None and time.perf_counter() - started > max_minutes * 60:
+                break
+            t0 = time.perf_counter()
+            for group in opt.param_groups:
+                group["lr"] = config.lr * lr_factor(step, config)
+            stats = _step(model, opt, audio, labels, config, step, max_samples)
+            step += 1
+            stats["s_per_step"] = time.perf_counter() - t0
+            window.append(stats)
+            bar.update(1)
+            if step % config.log_every == 0 or step == config.steps:
+                record = {
+                    "step": step,
+                    "lr": opt.param_groups[0]["lr"],
+                    **{k: float(np.mean([w[k] for w in window])) for k in window[0]},
+                }
+                record["elapsed_s"] = round(time.perf_counter() - started, 1)
+                log_line(run, record)
+                bar.set_postfix(loss=f"{record['loss']:.3f}", acc=f"{record['acc_masked']:.3f}")
+                window = []
+            if step % config.checkpoint_every == 0:
+                _save(run, model, opt, step, run_config)
+    bar.close()
+    _save(run, model, opt, step, run_config)
+    return model, step
+
+
+def _step(
+    model: HubertPretrainer,
+    opt: torch.optim.Optimizer,
+    audio: list[np.ndarray],
+    labels: list[np.ndarray],
+    config: HubertConfig,
+    step: int,
+    max_samples: int,
+) -> dict[str, float]:
+    model.train()
+    batch = crop_batch(audio, config.seed, step, config.batch_size, max_samples)
+    frame_lengths = [n_frames(int(n)) for n in batch.lengths]
+    width = max(frame_lengths)
+    rng = np.random.default_rng([config.seed, step, 1])
+    torch.manual_seed(config.seed * 1_000_003 + step)  # dropout: same for a resumed run
+    mask = span_mask(frame_lengths, width, config.mask_prob, config.mask_length, rng)
+    target = torch.full((len(frame_lengths), width), -100, dtype=torch.long)
+    for row, (i, off, f) in enumerate(
+        zip(batch.items, batch.frame_offsets, frame_lengths, strict=True)
+    ):
+        target[row, :f] = torch.from_numpy(labels[i][off : off + f])
+    logits, _ = model(batch.waveforms, batch.lengths, mask)
+    valid = target >= 0
+    ce = nn.functional.cross_entropy(logits.transpose(1, 2), target.clamp(min=0), reduction="none")
+    m, u = valid & mask, valid & ~mask
+    loss_m = (ce * m).sum() / m.sum().clamp(min=1)
+    loss_u = (ce * u).sum() / u.sum().clamp(min=1)
+    loss = loss_m + config.unmasked_weight * loss_u
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_norm)
+    opt.step()
+    with torch.no_grad():
+        hit = logits.argmax(-1) == target
+    return {
+        "loss": loss.item(),
+        "loss_masked": float(loss_m),
+        "acc_masked": float((hit & m).sum() / m.sum().clamp(min=1)),
+        "acc_unmasked": float((hit & u).sum() / u.sum().clamp(min=1)),
+        "audio_s": float(batch.lengths.sum()) / 16000,
+    }
+
+
+def _save(
+    run: Path,
+    model: HubertPretrainer,
+    opt: torch.optim.Optimizer,
+    step: int,
+    run_config: dict[str, Any],
+) -> None:
+    save_checkpoint(
+        run,
+        {
+            "model": model.state_dict(),
+            "optimizer": opt.state_dict(),
+            "step": step,
+            "config": run_config,
+        },
+    )
+
+
+def export_hubert(
+    model: HubertPretrainer, out: Path, name: str, train_info: dict[str, Any]
+) -> ModelDir:
+    """The pretrained encoder as a ``hubert`` tokenizer (its prediction head's argmax)."""
+    quantizer = {
+        "proj.weight": model.proj.weight.detach().numpy(),
+        "proj.bias": model.proj.bias.detach().numpy(),
+        "label_embeddings": model.label_embeddings.detach().numpy(),
+    }
+    facts = "\n".join(f"- {k}: {v}" for k, v in train_info.items() if k != "command")
+    card = (
+        f"# {name}\n\nHuBERT-style encoder pretrained from scratch by masked prediction; its "
+        f"units are the prediction head's argmax over K={len(quantizer['label_embeddings'])} "
+        f"targets on unmasked audio. Use it as the base encoder for `speechtok train spin|dcspin` "
+        f"and `speechtok train kmeans --encoder`.\n\n## Training\n\n{facts}\n\n"
+        f"```\n{train_info.get('command', '')}\n```\n"
+    )
+    return save_encoder_tokenizer(
+        out,
+        name=name,
+        kind="hubert",
+        encoder=model.encoder,
+        layer=None,
+        quantizer=quantizer,
+        train_info=train_info,
+        card=card,
+    )

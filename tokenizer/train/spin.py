@@ -1,0 +1,401 @@
+"""Spin and DC-Spin fine-tuning (``speechtok train spin|dcspin``): speaker-invariant units by
+swapped prediction between an utterance and a speaker-perturbed copy.
+
+Each view goes through the encoder; a head (Linear -> L2 norm) scores every frame against an
+L2-normalised codebook; Sinkhorn-Knopp over all frames of the batch turns one view's scores into
+balanced soft targets for the other view's softmax (temperature ``temperature``), and the two
+cross-entropies are averaged. Only the top ``train_layers`` layers (and the final LayerNorm of
+pre-LN models) train. DC-Spin adds an auxiliary codebook of ``K2`` codewords with its own head
+on the same encoder; the losses are summed and the primary codebook gives the tokens.
+
+The frozen bottom layers' outputs for the original and ``views`` perturbed copies of every
+training utterance are computed once and kept in ``RUN/cache`` (float16 memmaps), so the
+perturbation (Praat, the slow part) and the frozen layers cost nothing per step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import multiprocessing
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from tqdm import tqdm
+
+from tokenizer.corpus.manifest import Utterance
+from tokenizer.encoder.model import Encoder
+from tokenizer.encoder_tokenizer import EncoderTokenizer, save_encoder_tokenizer
+from tokenizer.errors import InvalidInputError
+from tokenizer.model_dir import ModelDir
+from tokenizer.perturb import perturb_speaker, rng_for
+from tokenizer.train.checkpoint import load_checkpoint, log_line, save_checkpoint
+from tokenizer.train.data import load_audio, n_frames
+from tokenizer.train.hubert import StopFlag
+
+
+@dataclass(frozen=True, kw_only=True)
+class SpinConfig:
+    K1: int = 100
+    """Primary codebook size: the vocabulary of the tokens."""
+    K2: int = 0
+    """Auxiliary codebook size (DC-Spin); 0 trains plain Spin."""
+    train_layers: int = 2
+    """Top encoder layers that train; the rest are frozen and cached."""
+    steps: int = 1000
+    batch_size: int = 16
+    max_seconds: float = 3.0
+    lr: float = 1e-4
+    warmup_steps: int = 100
+    head_dim: int = 256
+    temperature: float = 0.1
+    sinkhorn_eps: float = 0.02
+    sinkhorn_iters: int = 3
+    views: int = 2
+    """Precomputed speaker-perturbed copies per utterance; each step pairs the original with
+    one of them."""
+    perturb_jobs: int = 2
+    seed: int = 0
+    checkpoint_every: int = 100
+    log_every: int = 10
+
+
+@torch.no_grad()
+def sinkhorn(scores: Tensor, eps: float, iters: int) -> Tensor:
+    """Balanced soft assignments ``[N, K]`` (rows sum to 1) from scores ``[N, K]``: every
+    codeword gets about N/K of the frames (SwAV's Sinkhorn-Knopp, in float64 so that
+    ``exp(score / eps)`` neither overflows nor underflows to all-zero rows)."""
+    q = torch.exp((scores.double() - scores.max().double()) / eps).T  # [K, N]
+    q /= q.sum()
+    k, n = q.shape
+    for _ in range(iters):
+        q /= q.sum(dim=1, keepdim=True).clamp(min=1e-300)
+        q /= k
+        q /= q.sum(dim=0, keepdim=True).clamp(min=1e-300)
+        q /= n
+    return (q * n).T.float()
+
+
+class SpinHead(nn.Module):
+    """Linear -> L2 norm, and an L2-normalised codebook."""
+
+    def __init__(self, dim: int, head_dim: int, K: int) -> None:
+        super().__init__()
+        self.proj = nn.Linear(dim, head_dim)
+        self.codebook = nn.Parameter(torch.randn(K, head_dim))
+
+    def scores(self, x: Tensor) -> Tensor:
+        z = nn.functional.normalize(self.proj(x), dim=-1)
+        return z @ nn.functional.normalize(self.codebook, dim=-1).T
+
+    def swapped_loss(self, xa: Tensor, xb: Tensor, config: SpinConfig) -> tuple[Tensor, Tensor]:
+        """Swapped-prediction loss on frames ``[N, D]`` of two views, and the fraction of frames
+        whose top codeword agrees between the views."""
+        sa, sb = self.scores(xa), self.scores(xb)
+        qa = sinkhorn(sa, config.sinkhorn_eps, config.sinkhorn_iters)
+        qb = sinkhorn(sb, config.sinkhorn_eps, config.sinkhorn_iters)
+        la = nn.functional.log_softmax(sa / config.temperature, dim=-1)
+        lb = nn.functional.log_softmax(sb / config.temperature, dim=-1)
+        loss = -0.5 * ((qb * la).sum(-1).mean() + (qa * lb).sum(-1).mean())
+        agree = (sa.argmax(-1) == sb.argmax(-1)).float().mean()
+        return loss, agree
+
+
+class FrozenCache:
+    """Frozen-layer outputs of every utterance and view, as float16 memmaps in ``folder``."""
+
+    def __init__(self, folder: Path, views: int) -> None:
+        self.offsets = np.load(folder / "offsets.npy")
+        self.arrays = [np.load(folder / f"view{v}.npy", mmap_mode="r") for v in range(views + 1)]
+
+    def get(self, view: int, item: int, start: int, frames: int) -> np.ndarray:
+        base = int(self.offsets[item]) + start
+        return np.asarray(self.arrays[view][base : base + frames], dtype=np.float32)
+
+
+def build_cache(
+    folder: Path,
+    key: dict[str, Any],
+    encoder: Encoder,
+    frozen: int,
+    utts: Sequence[Utterance],
+    audio: list[np.ndarray],
+    config: SpinConfig,
+) -> None:
+    """Perturb every utterance ``config.views`` times and store the frozen layers' outputs."""
+    meta = folder / "cache.json"
+    if meta.is_file() and json.loads(meta.read_text()) == key:
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    meta.unlink(missing_ok=True)
+    lengths = [n_frames(len(a)) for a in audio]
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    np.save(folder / "offsets.npy", offsets)
+    dim = encoder.config.embed_dim
+    for view in range(config.views + 1):
+        out = np.lib.format.open_memmap(
+            folder / f"view{view}.npy", mode="w+", dtype=np.float16, shape=(int(offsets[-1]), dim)
+        )
+        for i, x in enumerate(_view_audio(utts, audio, view, config)):
+            h = _frozen_output(encoder, frozen, x)
+            out[offsets[i] : offsets[i] + len(h)] = h.astype(np.float16)
+        out.flush()
+        del out
+    meta.write_text(json.dumps(key))
+
+
+def _view_audio(
+    utts: Sequence[Utterance], audio: list[np.ndarray], view: int, config: SpinConfig
+) -> list[np.ndarray]:
+    floats = [a.astype(np.float32) / 32767.0 for a in audio]
+    if view == 0:
+        return floats
+    jobs = [(u.id, x, view, config.seed) for u, x in zip(utts, floats, strict=True)]
+    with multiprocessing.get_context("fork").Pool(config.perturb_jobs) as pool:
+        return list(
+            tqdm(
+                pool.imap(_perturb_job, jobs, chunksize=8),
+                total=len(jobs),
+                desc=f"perturb view {view}",
+                unit="utt",
+                file=sys.stderr,
+                leave=False,
+            )
+        )
+
+
+def _perturb_job(job: tuple[str, np.ndarray, int, int]) -> np.ndarray:
+    uid, x, view, seed = job
+    return perturb_speaker(x, rng_for(f"{uid}#view{view}", seed))[0]
+
+
+@torch.inference_mode()
+def _frozen_output(encoder: Encoder, frozen: int, x: np.ndarray) -> np.ndarray:
+    h, lengths = encoder.embed(torch.from_numpy(x)[None, :])
+    if frozen:
+        h = encoder.run_layers(h, lengths, 0, frozen)[-1]
+    return h[0].numpy()
+
+
+class SpinModel(nn.Module):
+    """The trainable top of the encoder plus the head(s)."""
+
+    def __init__(self, encoder: Encoder, config: SpinConfig) -> None:
+        super().__init__()
+        self.encoder = encoder
+        dim = encoder.config.embed_dim
+        self.frozen = encoder.config.num_layers - config.train_layers
+        self.head = SpinHead(dim, config.head_dim, config.K1)
+        self.aux = SpinHead(dim, config.head_dim, config.K2) if config.K2 else None
+        for p in encoder.parameters():
+            p.requires_grad_(False)
+        for layer in encoder.transformer.layers[self.frozen :]:
+            for p in layer.parameters():
+                p.requires_grad_(True)
+        if encoder.config.layer_norm_first:
+            for p in encoder.transformer.layer_norm.parameters():
+                p.requires_grad_(True)
+
+    def top(self, h: Tensor, frames: Tensor) -> Tensor:
+        n = self.encoder.config.num_layers
+        return self.encoder.final_norm(self.encoder.run_layers(h, frames, self.frozen, n)[-1])
+
+
+def train_spin(
+    run: Path,
+    base: EncoderTokenizer,
+    utts: list[Utterance],
+    root: Path,
+    config: SpinConfig,
+    max_minutes: float | None = None,
+    until_step: int | None = None,
+) -> tuple[SpinModel, int]:
+    """Fine-tune (or resume) in ``run``; returns the model and the step reached. Stops as
+    ``train_hubert`` does."""
+    if not 1 <= config.train_layers <= base.encoder.config.num_layers:
+        raise InvalidInputError(
+            f"expected train_layers in 1..{base.encoder.config.num_layers}, "
+            f"found {config.train_layers}"
+        )
+    if base.layer is not None:
+        raise InvalidInputError(
+            f"expected a base model on its final layer (a hubert model), "
+            f"found one truncated at layer {base.layer}"
+        )
+    run_config = {
+        **dataclasses.asdict(config),
+        "base": base.fingerprint,
+        "utterances": [u.id for u in utts],
+    }
+    audio = load_audio(root, utts)
+    torch.manual_seed(config.seed)
+    model = SpinModel(base.encoder, config)
+    cache_key = {
+        "base": base.fingerprint,
+        "frozen": model.frozen,
+        "views": config.views,
+        "seed": config.seed,
+        "utterances": hashlib.sha256("|".join(u.id for u in utts).encode()).hexdigest(),
+    }
+    build_cache(run / "cache", cache_key, base.encoder, model.frozen, utts, audio, config)
+    cache = FrozenCache(run / "cache", config.views)
+    frames = [n_frames(len(a)) for a in audio]
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=config.lr, betas=(0.9, 0.98), weight_decay=0.0)
+    step = 0
+    state = load_checkpoint(run, run_config)
+    if state is not None:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        step = state["step"]
+    started = time.perf_counter()
+    bar = tqdm(
+        total=config.steps,
+        initial=step,
+        desc="dcspin" if config.K2 else "spin",
+        unit="step",
+        file=sys.stderr,
+    )
+    window: list[dict[str, float]] = []
+    with StopFlag() as flag:
+        last = config.steps if until_step is None else min(config.steps, until_step)
+        while step < last and not flag.stop:
+            if max_minutes is not None and time.perf_counter() - started > max_minutes * 60:
+                break
+            t0 = time.perf_counter()
+            lr = config.lr * min(1.0, (step + 1) / config.warmup_steps)
+            lr *= (
+                max(0.0, (config.steps - step) / max(1, config.steps - config.warmup_steps))
+                if step >= config.warmup_steps
+                else 1.0
+            )
+            for group in opt.param_groups:
+                group["lr"] = lr
+            stats = _spin_step(model, opt, cache, frames, config, step)
+            step += 1
+            stats["s_per_step"] = time.perf_counter() - t0
+            window.append(stats)
+            bar.update(1)
+            if step % config.log_every == 0 or step == config.steps:
+                record = {
+                    "step": step,
+                    "lr": lr,
+                    **{k: float(np.mean([w[k] for w in window])) for k in window[0]},
+                    "elapsed_s": round(time.perf_counter() - started, 1),
+                }
+                log_line(run, record)
+                bar.set_postfix(loss=f"{record['loss']:.3f}", agree=f"{record['agree']:.3f}")
+                window = []
+            if step % config.checkpoint_every == 0:
+                save_checkpoint(
+                    run,
+                    {
+                        "model": model.state_dict(),
+                        "optimizer": opt.state_dict(),
+                        "step": step,
+                        "config": run_config,
+                    },
+                )
+    bar.close()
+    save_checkpoint(
+        run,
+        {
+            "model": model.state_dict(),
+            "optimizer": opt.state_dict(),
+            "step": step,
+            "config": run_config,
+        },
+    )
+    return model, step
+
+
+def _spin_step(
+    model: SpinModel,
+    opt: torch.optim.Optimizer,
+    cache: FrozenCache,
+    frames: list[int],
+    config: SpinConfig,
+    step: int,
+) -> dict[str, float]:
+    model.train()
+    rng = np.random.default_rng([config.seed, step])
+    items = rng.integers(0, len(frames), config.batch_size)
+    views = rng.integers(1, config.views + 1, config.batch_size)
+    max_frames = n_frames(int(config.max_seconds * 16000))
+    lens, starts = [], []
+    for i in items:
+        f = min(frames[i], max_frames)
+        starts.append(int(rng.integers(0, frames[i] - f + 1)))
+        lens.append(f)
+    width, dim = max(lens), model.encoder.config.embed_dim
+    ha, hb = torch.zeros(len(items), width, dim), torch.zeros(len(items), width, dim)
+    for row, (i, v, s, f) in enumerate(zip(items, views, starts, lens, strict=True)):
+        ha[row, :f] = torch.from_numpy(cache.get(0, int(i), s, f))
+        hb[row, :f] = torch.from_numpy(cache.get(int(v), int(i), s, f))
+    fl = torch.tensor(lens)
+    valid = torch.arange(width)[None, :] < fl[:, None]
+    xa, xb = model.top(ha, fl)[valid], model.top(hb, fl)[valid]
+    loss, agree = model.head.swapped_loss(xa, xb, config)
+    stats = {"loss_k1": loss.item(), "agree": float(agree)}
+    if model.aux is not None:
+        aux_loss, aux_agree = model.aux.swapped_loss(xa, xb, config)
+        loss = loss + aux_loss
+        stats.update(loss_k2=aux_loss.item(), agree_k2=float(aux_agree))
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 10.0)
+    opt.step()
+    with torch.no_grad():
+        used = model.head.scores(xa).argmax(-1).unique().numel()
+    return {"loss": loss.item(), **stats, "codewords_used": float(used)}
+
+
+def export_spin(
+    model: SpinModel, out: Path, name: str, config: SpinConfig, train_info: dict[str, Any]
+) -> ModelDir:
+    kind = "dcspin" if model.aux is not None else "spin"
+    quantizer = {
+        "head.weight": model.head.proj.weight.detach().numpy(),
+        "head.bias": model.head.proj.bias.detach().numpy(),
+        "codebook": model.head.codebook.detach().numpy(),
+    }
+    if model.aux is not None:
+        quantizer.update(
+            {
+                "aux_head.weight": model.aux.proj.weight.detach().numpy(),
+                "aux_head.bias": model.aux.proj.bias.detach().numpy(),
+                "aux_codebook": model.aux.codebook.detach().numpy(),
+            }
+        )
+    facts = "\n".join(f"- {k}: {v}" for k, v in train_info.items() if k != "command")
+    what = (
+        f"DC-Spin (primary codebook K1={config.K1} gives the tokens, auxiliary K2={config.K2})"
+        if model.aux is not None
+        else f"Spin (codebook K={config.K1})"
+    )
+    card = (
+        f"# {name}\n\n{what}: speaker-invariant units from a HuBERT-style encoder fine-tuned "
+        f"by swapped prediction between original and speaker-perturbed audio (top "
+        f"{config.train_layers} layers trained).\n\n## Training\n\n{facts}\n\n"
+        f"```\n{train_info.get('command', '')}\n```\n"
+    )
+    extra = {"K2": config.K2} if model.aux is not None else {}
+    return save_encoder_tokenizer(
+        out,
+        name=name,
+        kind=kind,
+        encoder=model.encoder,
+        layer=None,
+        quantizer=quantizer,
+        train_info=train_info,
+        card=card,
+        extra=extra,
+    )
