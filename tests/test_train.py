@@ -157,7 +157,7 @@ def test_encoder_tokenizers_batch_equals_single(
     for path in (hubert_model, km):
         tok = load_tokenizer(path)
         assert isinstance(tok, EncoderTokenizer)
-        batched = tok.tokenize_batch(audios)
+        batched = tok.encode_batch(audios)
         for a, units in zip(audios, batched, strict=True):
             single = tok.tokenize(a)
             assert len(single) == (len(a) - 400) // 320 + 1

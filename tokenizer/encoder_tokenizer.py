@@ -29,12 +29,13 @@ from tokenizer.encoder.config import EncoderConfig
 from tokenizer.encoder.model import Encoder
 from tokenizer.errors import AudioError
 from tokenizer.model_dir import ModelDir, ModelDirError, save_model_dir
+from tokenizer.windows import Windowed, WindowSpec
 
 KINDS = ("hubert", "spin", "dcspin", "kmeans")
 ENCODER_PREFIX = "encoder."
 
 
-class EncoderTokenizer:
+class EncoderTokenizer(Windowed):
     """Audio -> encoder layer -> quantizer -> unit ids. Deterministic; batching does not change
     the units (valid lengths flow through the encoder)."""
 
@@ -70,6 +71,7 @@ class EncoderTokenizer:
         self.codebook = self._codebook()
         self.K: int = len(self.codebook)
         self.K2: int | None = model.config.get("K2")
+        self.window = WindowSpec.from_config(cfg)
 
     def _codebook(self) -> Tensor:
         if self.kind == "kmeans":
@@ -96,8 +98,9 @@ class EncoderTokenizer:
         return x[0].numpy()
 
     @torch.inference_mode()
-    def tokenize_batch(self, audios: list[np.ndarray]) -> list[np.ndarray]:
-        """Units of several utterances in one padded forward pass (same as one at a time)."""
+    def encode_batch(self, audios: list[np.ndarray]) -> list[np.ndarray]:
+        """Full-utterance units of several utterances in one padded forward pass (the same as
+        one at a time)."""
         if not audios:
             return []
         lengths = torch.tensor([len(a) for a in audios])
@@ -113,10 +116,6 @@ class EncoderTokenizer:
         else:
             ids = (x @ self.codebook.T).argmax(-1)
         return [ids[i, : int(frames[i])].numpy().astype(np.int32) for i in range(len(audios))]
-
-    def tokenize(self, audio: np.ndarray) -> np.ndarray:
-        """Unit ids (int32), one per 20 ms frame of 16 kHz mono float audio."""
-        return self.tokenize_batch([audio])[0]
 
 
 def _l2(x: Tensor) -> Tensor:

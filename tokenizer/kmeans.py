@@ -71,8 +71,9 @@ class FeatureKmeansTokenizer:
         self.path = model.path
         self._c2 = (self.centroids**2).sum(1)
 
-    def tokenize(self, audio: np.ndarray) -> np.ndarray:
-        """Unit ids (int32), one per 20 ms frame of 16 kHz mono float audio."""
+    def tokenize(self, audio: np.ndarray, full_utterance: bool = False) -> np.ndarray:
+        """Unit ids (int32), one per 20 ms frame of 16 kHz mono float audio (frame-local
+        features: no windows, ``full_utterance`` changes nothing)."""
         f = (extract(audio, self.features) - self.mean) / self.std
         return (self._c2[None, :] - 2.0 * f @ self.centroids.T).argmin(1).astype(np.int32)
 

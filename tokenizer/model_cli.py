@@ -17,12 +17,15 @@ from tqdm import tqdm
 from tokenizer.audio import decode_audio
 from tokenizer.corpus.manifest import CORPUS_INFO, load_corpus
 from tokenizer.encoder_tokenizer import EncoderTokenizer, save_encoder_kmeans
+from tokenizer.errors import InvalidInputError
 from tokenizer.features import FeatureConfig, extract
 from tokenizer.kmeans import KmeansConfig, fit_kmeans, save_kmeans_tokenizer
 from tokenizer.model_dir import ModelDirError
 from tokenizer.registry import resolve, shipped
-from tokenizer.tokenizers import dedup, load_tokenizer
+from tokenizer.streaming import StreamSession
+from tokenizer.tokenizers import BACKENDS, Tokenizer, dedup, load_tokenizer
 from tokenizer.train import cli as train_cli
+from tokenizer.windows import Windowed, WindowSpec
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +59,26 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     tok.add_argument("--model", help="model directory or shipped name (default: the default)")
     tok.add_argument("--format", choices=["jsonl"], default="jsonl")
     tok.add_argument("--dedup", action="store_true", help="collapse repeats, add durations")
+    tok.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="auto",
+        help="onnx (ONNX Runtime) or torch; auto: onnx once the model is exported",
+    )
+    mode = tok.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--full-utterance",
+        action="store_true",
+        help="encode each file in one pass instead of by canonical windows",
+    )
+    mode.add_argument(
+        "--simulate-stream",
+        metavar="CHUNK_MS|random",
+        help="feed each file through a streaming session in client chunks of "
+        "CHUNK_MS milliseconds or of random sizes (1 sample to 1 s); prints the "
+        "same lines as offline tokenization",
+    )
+    tok.add_argument("--seed", type=int, default=0, help="seed of --simulate-stream random")
     tok.add_argument("files", nargs="+", type=Path)
     tok.set_defaults(func=run_tokenize)
 
@@ -65,6 +88,18 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
     models = sub.add_parser("models", help="list the shipped models, one JSON line each")
     models.set_defaults(func=run_models)
+
+    exp = sub.add_parser(
+        "export", help="export an encoder model to ONNX (model.onnx, window.onnx) in its directory"
+    )
+    exp.add_argument("model", help="model directory")
+    exp.add_argument(
+        "--window",
+        type=WindowSpec.parse,
+        metavar="LEFT,CHUNK,RIGHT",
+        help="canonical streaming window in ms (default: the model's)",
+    )
+    exp.set_defaults(func=run_export)
 
 
 def run_train_kmeans(args: argparse.Namespace) -> int:
@@ -77,49 +112,107 @@ def run_train_kmeans(args: argparse.Namespace) -> int:
     for u in tqdm(utts, desc="features", unit="utt", file=sys.stderr):
         x = decode_audio(u.audio_path(root))
         feats.append(encoder.layer_features(x, args.layer) if encoder else extract(x, feat_cfg))
-    config = KmeansConfig(K=args.K, max_frames=args.max_frames, seed=args.seed,
-                          standardize=encoder is None)  # fmt: skip
+    config = KmeansConfig(
+        K=args.K, max_frames=args.max_frames, seed=args.seed, standardize=encoder is None
+    )
     tensors = fit_kmeans(np.concatenate(feats), config)
-    info = {"corpus": str(args.corpus), "split": args.split, "utterances": len(utts),
-            "frames": int(sum(len(f) for f in feats)), "seed": args.seed,
-            "command": "speechtok " + shlex.join(sys.argv[1:]),
-            "wall_s": round(time.perf_counter() - start, 1)}  # fmt: skip
+    info = {
+        "corpus": str(args.corpus),
+        "split": args.split,
+        "utterances": len(utts),
+        "frames": int(sum(len(f) for f in feats)),
+        "seed": args.seed,
+        "command": "speechtok " + shlex.join(sys.argv[1:]),
+        "wall_s": round(time.perf_counter() - start, 1),
+    }
     if (args.corpus / CORPUS_INFO).is_file():
         corpus = json.loads((args.corpus / CORPUS_INFO).read_text())["config"]
-        info["corpus_built_with"] = (f"speechtok corpus synth --sentences {corpus['sentences']} "
-                                     f"--parallel-sentences {corpus['parallel_sentences']} "
-                                     f"--seed {corpus['seed']}")  # fmt: skip
+        info["corpus_built_with"] = (
+            f"speechtok corpus synth --sentences {corpus['sentences']} "
+            f"--parallel-sentences {corpus['parallel_sentences']} "
+            f"--seed {corpus['seed']}"
+        )
     name = args.name or args.out.name
     if encoder is None:
         model = save_kmeans_tokenizer(args.out, name, feat_cfg, tensors, info)
     else:
         info["encoder"] = {"name": encoder.name, "fingerprint": encoder.fingerprint}
         model = save_encoder_kmeans(args.out, name, encoder, args.layer, tensors["centroids"], info)
-    print(json.dumps({"model": str(args.out), "K": args.K, "fingerprint": model.fingerprint,
-                      "wall_s": info["wall_s"]}))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "model": str(args.out),
+                "K": args.K,
+                "fingerprint": model.fingerprint,
+                "wall_s": info["wall_s"],
+            }
+        )
+    )
     return 0
 
 
 def _encoder_tokenizer(name: str) -> EncoderTokenizer:
-    tok = load_tokenizer(name)
+    tok = load_tokenizer(name, "torch")
     if not isinstance(tok, EncoderTokenizer):
-        raise ModelDirError(f"expected an encoder model (hubert, spin, dcspin) for --encoder, "
-                            f"found kind {tok.kind!r} in {name}")  # fmt: skip
+        raise ModelDirError(
+            f"expected an encoder model (hubert, spin, dcspin) for --encoder, "
+            f"found kind {tok.kind!r} in {name}"
+        )
     return tok
 
 
 def run_tokenize(args: argparse.Namespace) -> int:
-    tok = load_tokenizer(args.model)
+    tok = load_tokenizer(args.model, args.backend)
     for path in args.files:
-        units = tok.tokenize(decode_audio(path))
+        audio = decode_audio(path)
+        if args.simulate_stream:
+            units = simulate_stream(tok, audio, args.simulate_stream, args.seed)
+        else:
+            units = tok.tokenize(audio, full_utterance=args.full_utterance)
         line: dict[str, object] = {"path": str(path)}
         if args.dedup:
             units, durations = dedup(units)
             line["durations"] = durations.tolist()
-        line.update(units=units.tolist(), frame_rate=tok.frame_rate, model=tok.name,
-                    fingerprint=tok.fingerprint)  # fmt: skip
+        line.update(
+            units=units.tolist(),
+            frame_rate=tok.frame_rate,
+            model=tok.name,
+            fingerprint=tok.fingerprint,
+        )
         print(json.dumps(line))
     return 0
+
+
+def simulate_stream(tok: Tokenizer, audio: np.ndarray, chunking: str, seed: int) -> np.ndarray:
+    """Units of ``audio`` fed through a streaming session in client chunks."""
+    window = getattr(tok, "window", None)
+    if not isinstance(tok, Windowed) or window is None:
+        raise InvalidInputError(
+            f"expected a model with a streaming window for "
+            f"--simulate-stream, found {tok.name} ({tok.kind}) without one"
+        )
+    if chunking == "random":
+        rng = np.random.default_rng(seed)
+        sizes = rng.integers(1, 16_001, size=len(audio) + 1)
+    else:
+        try:
+            ms = float(chunking)
+        except ValueError:
+            ms = 0.0
+        if ms <= 0:
+            raise InvalidInputError(
+                f"expected --simulate-stream CHUNK_MS > 0 or 'random', found {chunking!r}"
+            )
+        sizes = np.full(len(audio) + 1, max(1, round(ms * 16)))
+    session = StreamSession(window)
+    parts, at = [], 0
+    for size in sizes:
+        if at >= len(audio):
+            break
+        parts.append(session.feed(audio[at : at + int(size)], tok.encode_windows).units)
+        at += int(size)
+    parts.append(session.flush(tok.encode_windows).units)
+    return np.concatenate(parts)
 
 
 def run_info(args: argparse.Namespace) -> int:
@@ -144,4 +237,26 @@ def run_info(args: argparse.Namespace) -> int:
 def run_models(args: argparse.Namespace) -> int:
     for record in shipped():
         print(json.dumps(record))
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from tokenizer.export import export_model
+    from tokenizer.runtime import OnnxTokenizer
+
+    start = time.perf_counter()
+    hashes = export_model(resolve(args.model), args.window)
+    model = OnnxTokenizer.load(args.model)
+    assert model.window is not None
+    print(
+        json.dumps(
+            {
+                "model": str(resolve(args.model)),
+                "graphs": hashes,
+                "window": model.window.to_dict(),
+                "fingerprint": model.fingerprint,
+                "wall_s": round(time.perf_counter() - start, 1),
+            }
+        )
+    )
     return 0

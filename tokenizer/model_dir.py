@@ -1,7 +1,8 @@
 """Model directories: ``config.json`` + ``weights.safetensors`` + ``FINGERPRINT`` (+ a card).
 
 The fingerprint is a sha256 over everything that determines the tokens: the canonical JSON of
-``config["tokenizer"]`` and every tensor (name, dtype, shape, bytes). It is written beside the
+``config["tokenizer"]`` (which holds the sha256 of exported ONNX graphs and the streaming
+window) and every tensor (name, dtype, shape, bytes). It is written beside the
 model and checked on load, so a model that was changed after export cannot pass for the
 original; every token answer carries it.
 """
@@ -67,8 +68,10 @@ def load_model_dir(path: str | Path) -> ModelDir:
     path = Path(path)
     missing = [n for n in (CONFIG, WEIGHTS, FINGERPRINT) if not (path / n).is_file()]
     if missing:
-        raise ModelDirError(f"expected {CONFIG}, {WEIGHTS} and {FINGERPRINT} in {path}, "
-                            f"found no {', '.join(missing)}")  # fmt: skip
+        raise ModelDirError(
+            f"expected {CONFIG}, {WEIGHTS} and {FINGERPRINT} in {path}, "
+            f"found no {', '.join(missing)}"
+        )
     config = json.loads((path / CONFIG).read_text())
     tensors = load_file(str(path / WEIGHTS))
     stored = (path / FINGERPRINT).read_text().strip()
@@ -78,4 +81,15 @@ def load_model_dir(path: str | Path) -> ModelDir:
             f"expected fingerprint {stored[:16]}... as {path / FINGERPRINT} says, found "
             f"{actual[:16]}...: the model was modified after it was saved"
         )
+    for name, digest in config.get("tokenizer", {}).get("graphs", {}).items():
+        graph = path / name
+        if not graph.is_file():
+            raise ModelDirError(
+                f"expected the graph {name} in {path} (run speechtok export), found none"
+            )
+        if hashlib.sha256(graph.read_bytes()).hexdigest() != digest:
+            raise ModelDirError(
+                f"expected {graph} with sha256 {digest[:16]}... as {CONFIG} "
+                f"says, found other bytes: the graph was modified"
+            )
     return ModelDir(path, config, tensors, actual)

@@ -7,8 +7,11 @@ from typing import Protocol
 
 import numpy as np
 
+from tokenizer.errors import InvalidInputError
 from tokenizer.model_dir import ModelDirError, load_model_dir
 from tokenizer.registry import resolve
+
+BACKENDS = ("auto", "onnx", "torch")
 
 
 class Tokenizer(Protocol):
@@ -21,14 +24,16 @@ class Tokenizer(Protocol):
     """Units per second (Hz)."""
     fingerprint: str
 
-    def tokenize(self, audio: np.ndarray) -> np.ndarray:
-        """Unit ids (int32), one per frame, of 16 kHz mono float32 audio."""
+    def tokenize(self, audio: np.ndarray, full_utterance: bool = False) -> np.ndarray:
+        """Unit ids (int32), one per frame, of 16 kHz mono float32 audio: by the model's
+        canonical streaming windows if it has them, unless ``full_utterance``."""
         ...
 
 
-def load_tokenizer(spec: str | Path | None = None) -> Tokenizer:
+def load_tokenizer(spec: str | Path | None = None, backend: str = "auto") -> Tokenizer:
     """Load a model (directory, shipped name, or None for the default) and return the
-    tokenizer its ``kind`` names."""
+    tokenizer its ``kind`` names. Encoder models run in ONNX Runtime (``backend="onnx"``, the
+    default once exported) or torch (``"torch"``, the default before export)."""
     from tokenizer.kmeans import FeatureKmeansTokenizer
 
     path = resolve(spec)
@@ -40,6 +45,13 @@ def load_tokenizer(spec: str | Path | None = None) -> Tokenizer:
 
     if kind not in KINDS:
         raise ModelDirError(f"expected a model kind in {list(KINDS)} in {path}, found {kind!r}")
+    if backend not in BACKENDS:
+        raise InvalidInputError(f"expected a backend in {BACKENDS}, found {backend!r}")
+    exported = "graphs" in model.config["tokenizer"]
+    if backend == "onnx" or (backend == "auto" and exported):
+        from tokenizer.runtime import OnnxTokenizer
+
+        return OnnxTokenizer(model)
     return EncoderTokenizer(model)
 
 

@@ -174,6 +174,8 @@ class Encoder(nn.Module):
         return x.transpose(1, 2), valid
 
     def _check_input(self, waveforms: Tensor, lengths: Tensor | None) -> None:
+        if torch.compiler.is_exporting():  # data-dependent checks cannot be traced; the ONNX
+            return  # runtime checks its inputs itself
         if waveforms.ndim != 2 or not waveforms.is_floating_point():
             raise AudioError(
                 f"expected float waveforms of shape [batch, samples], found {waveforms.dtype} "

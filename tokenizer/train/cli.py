@@ -131,7 +131,7 @@ def run_train_spin(args: argparse.Namespace) -> int:
         raise InvalidInputError(
             f"expected K2 > 0 for dcspin and K2 = 0 for spin, found K2={config.K2} for {args.kind}"
         )
-    base = load_tokenizer(args.base)
+    base = load_tokenizer(args.base, "torch")
     if not isinstance(base, EncoderTokenizer) or base.kind != "hubert":
         raise InvalidInputError(
             f"expected a hubert model as --base, found kind {base.kind!r} in {args.base}"

@@ -1,0 +1,196 @@
+"""Canonical windows, streaming sessions, ONNX export and the ONNX Runtime backend."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tokenizer.encoder.config import tiny
+from tokenizer.encoder.model import Encoder
+from tokenizer.encoder_tokenizer import EncoderTokenizer, save_encoder_tokenizer
+from tokenizer.errors import AudioError, InvalidInputError
+from tokenizer.export import export_model
+from tokenizer.model_dir import ModelDirError, load_model_dir
+from tokenizer.runtime import OnnxTokenizer
+from tokenizer.streaming import StreamSession
+from tokenizer.tokenizers import load_tokenizer
+from tokenizer.windows import WindowSpec, n_frames
+
+SPEC = WindowSpec(320, 160, 160)
+CLI = [sys.executable, "-m", "tokenizer.cli"]
+
+
+def _speech_like(n: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(n) / 16000
+    x = np.sin(2 * np.pi * (150 + 80 * np.sin(3 * t)) * t) * (0.3 + 0.2 * np.sin(5 * t))
+    return (x + 0.05 * rng.standard_normal(n)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random-init Spin-shaped tokenizer (units need not mean anything to test equality)."""
+    torch.manual_seed(0)
+    out = tmp_path_factory.mktemp("exported") / "m"
+    rng = np.random.default_rng(0)
+    quantizer = {
+        "head.weight": rng.standard_normal((64, 256)).astype(np.float32) * 0.1,
+        "head.bias": np.zeros(64, np.float32),
+        "codebook": rng.standard_normal((32, 64)).astype(np.float32),
+    }
+    save_encoder_tokenizer(
+        out,
+        name="rand",
+        kind="spin",
+        encoder=Encoder(tiny()).eval(),
+        layer=None,
+        quantizer=quantizer,
+        train_info={},
+        card="",
+    )
+    export_model(out, SPEC)
+    return out
+
+
+@given(st.integers(0, 40_000))
+def test_window_plan_covers_every_frame_once(n: int) -> None:
+    windows = SPEC.plan(n)
+    assert sum(w.keep for w in windows) == n_frames(n)
+    expected = 0
+    for w in windows:
+        assert w.first_frame == expected and w.keep > 0
+        assert w.start % 320 == 0 and 0 <= w.start < w.end <= n
+        assert w.end - w.start <= SPEC.window_samples
+        assert n_frames(w.end - w.start) >= w.keep_from + w.keep  # the window has those frames
+        expected += w.keep
+
+
+def test_window_spec_checks() -> None:
+    assert SPEC.window_samples == 320 * (16 + 8 + 8 - 1) + 400 and SPEC.latency_ms == 320
+    for bad in ((10, 160, 0), (0, 0, 0), (-20, 160, 0)):
+        with pytest.raises(InvalidInputError, match="multiples of 20 ms"):
+            WindowSpec(*bad)
+    assert WindowSpec.parse("0,200,40") == WindowSpec(0, 200, 40)
+    with pytest.raises(InvalidInputError, match="LEFT,CHUNK,RIGHT"):
+        WindowSpec.parse("1,2")
+
+
+@settings(max_examples=12, deadline=None)
+@given(seed=st.integers(0, 10**6), n=st.integers(0, 40_000), one_sample=st.booleans())
+def test_any_client_chunking_gives_offline_units(
+    exported: Path, seed: int, n: int, one_sample: bool
+) -> None:
+    tok = OnnxTokenizer.load(exported, threads=1)
+    audio = _speech_like(n, seed)
+    offline = tok.tokenize(audio)
+    rng = np.random.default_rng(seed)
+    session, parts, at, offsets = StreamSession(SPEC), [], 0, []
+    while at < n:
+        size = 1 if one_sample and at < 3000 else int(rng.integers(1, 9000))
+        final = session.feed(audio[at : at + size], tok.encode_windows)
+        offsets.append(final.offset)
+        parts.append(final.units)
+        at += size
+    final = session.flush(tok.encode_windows)
+    parts.append(final.units)
+    streamed = np.concatenate(parts)
+    np.testing.assert_array_equal(streamed, offline)
+    assert len(streamed) == n_frames(n) and session.emitted == n_frames(n)
+    assert len(session._buffer) == 0
+
+
+def test_session_keeps_only_what_it_needs_and_checks_input() -> None:
+    session = StreamSession(SPEC)
+    jobs = session.push(np.zeros(16000 * 5, np.float32))
+    assert [j.window.first_frame for j in jobs] == list(range(0, 8 * len(jobs), 8))
+    assert len(session._buffer) <= SPEC.window_samples + 16000  # not all 5 s
+    with pytest.raises(AudioError, match="finite"):
+        session.push(np.array([np.nan], np.float32))
+    with pytest.raises(AudioError, match="1-D float"):
+        session.push(np.zeros((2, 10), np.float32))
+    with pytest.raises(AudioError, match="at most 10 samples"):
+        StreamSession(SPEC, max_samples=10).push(np.zeros(11, np.float32))
+    session.finish()
+    with pytest.raises(InvalidInputError, match="after"):
+        session.push(np.zeros(10, np.float32))
+
+
+def test_onnx_matches_torch(exported: Path) -> None:
+    onnx_tok = OnnxTokenizer.load(exported, threads=1)
+    torch_tok = load_tokenizer(exported, "torch")
+    assert isinstance(torch_tok, EncoderTokenizer)
+    audios = [_speech_like(n, i) for i, n in enumerate((400, 9000, 48_000))]
+    for a in audios:
+        with torch.inference_mode():
+            x, _ = torch_tok.features(torch.from_numpy(a)[None], torch.tensor([len(a)]))
+            ref = (x @ torch_tok.codebook.T)[0].numpy()
+        got = onnx_tok.scores(a)
+        assert np.abs(got - ref).max() <= 1e-3
+        top2 = np.sort(ref, axis=1)[:, -2:]
+        differ = onnx_tok.tokenize(a, full_utterance=True) != ref.argmax(1)
+        assert np.all(top2[differ, 1] - top2[differ, 0] < 1e-3)  # only near-ties may differ
+        np.testing.assert_array_equal(torch_tok.tokenize(a), onnx_tok.tokenize(a))
+    # Batched windows (padded) give what each window gives alone.
+    batch = onnx_tok.encode_windows([a[: SPEC.window_samples] for a in audios])
+    for a, units in zip(audios, batch, strict=True):
+        np.testing.assert_array_equal(units, onnx_tok.encode_windows([a[: SPEC.window_samples]])[0])
+
+
+def test_runtime_import_does_not_import_torch() -> None:
+    code = "import sys, tokenizer.runtime, tokenizer.streaming; print('torch' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
+
+
+def test_graph_tampering_is_caught(exported: Path, tmp_path: Path) -> None:
+    import shutil
+
+    copy = tmp_path / "m"
+    shutil.copytree(exported, copy)
+    config = load_model_dir(copy).config
+    assert set(config["tokenizer"]["graphs"]) == {"model.onnx", "window.onnx"}
+    assert config["tokenizer"]["window"] == SPEC.to_dict()
+    data = bytearray((copy / "window.onnx").read_bytes())
+    data[-10] ^= 1
+    (copy / "window.onnx").write_bytes(bytes(data))
+    with pytest.raises(ModelDirError, match=r"window\.onnx with sha256"):
+        load_model_dir(copy)
+
+
+def test_tokenize_cli_modes_agree(exported: Path, tmp_path: Path) -> None:
+    import soundfile as sf
+
+    wav = tmp_path / "a.wav"
+    sf.write(wav, _speech_like(30_000, 3), 16000)
+    outs = {}
+    for mode in (
+        ["--backend", "torch"],
+        ["--backend", "onnx"],
+        ["--simulate-stream", "random"],
+        ["--simulate-stream", "30"],
+        ["--full-utterance"],
+    ):
+        done = subprocess.run(
+            [*CLI, "tokenize", "--model", str(exported), *mode, str(wav)],
+            capture_output=True,
+            text=True,
+        )
+        assert done.returncode == 0, done.stderr
+        outs[" ".join(mode)] = json.loads(done.stdout)["units"]
+    windowed = outs["--backend onnx"]
+    assert len(windowed) == n_frames(30_000)
+    assert all(outs[m] == windowed for m in outs if m != "--full-utterance")
+    bad = subprocess.run(
+        [*CLI, "tokenize", "--model", str(exported), "--simulate-stream", "0", str(wav)],
+        capture_output=True,
+        text=True,
+    )
+    assert bad.returncode == 2 and "CHUNK_MS > 0" in bad.stderr

@@ -1,0 +1,112 @@
+"""ONNX export of encoder tokenizers (``speechtok export``).
+
+Two graphs go into the model directory:
+
+- ``model.onnx``: ``waveforms [B, T]`` float32 16 kHz + ``lengths [B]`` int64 ->
+  ``units [B, F]`` int64, ``frames [B]`` int64 (valid frames per row) and ``scores [B, F, K]``
+  (cosine similarities for hubert/spin/dcspin, negative squared distances for k-means); dynamic
+  batch and length.
+- ``window.onnx``: the same with a fixed length of one streaming window (dynamic batch), the
+  shape the streaming path feeds (fixed shapes suit CUDA EP's conv algorithm search, TensorRT
+  profiles and CUDA graphs).
+
+Codebooks are L2-normalised before export. Each graph's sha256 is written into
+``config["tokenizer"]["graphs"]``, so the model's fingerprint covers the graphs and loading
+checks them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from tokenizer.encoder_tokenizer import EncoderTokenizer
+from tokenizer.errors import InvalidInputError
+from tokenizer.model_dir import CONFIG, load_model_dir, save_model_dir
+from tokenizer.runtime import MODEL_GRAPH, WINDOW_GRAPH
+from tokenizer.windows import WindowSpec
+
+OPSET = 18
+
+log = logging.getLogger(__name__)
+
+
+class TokenGraph(nn.Module):
+    """What the ONNX graph computes: encoder layer -> quantizer scores -> argmax."""
+
+    def __init__(self, tok: EncoderTokenizer) -> None:
+        super().__init__()
+        self.tok = tok
+        self.codebook = nn.Buffer(tok.codebook.clone())
+        self.c2 = nn.Buffer((tok.codebook**2).sum(1))
+
+    def forward(self, waveforms: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        x, frames = self.tok.features(waveforms, lengths)
+        if self.tok.kind == "kmeans":
+            scores = 2.0 * x @ self.codebook.T - self.c2
+        else:
+            scores = x @ self.codebook.T
+        return scores.argmax(-1), frames, scores
+
+
+def export_graph(tok: EncoderTokenizer, window_samples: int | None) -> bytes:
+    """The serialized ONNX graph (dynamic length if ``window_samples`` is None)."""
+    graph = TokenGraph(tok).eval()
+    n = window_samples or 48_000
+    example = (torch.zeros(2, n), torch.tensor([n, n - 320]))
+    batch = torch.export.Dim("batch", min=1, max=1024)
+    dims: dict[str, dict[int, object]]
+    if window_samples is None:
+        samples = torch.export.Dim("samples", min=tok.encoder.config.receptive_field + 1)
+        dims = {"waveforms": {0: batch, 1: samples}, "lengths": {0: batch}}
+    else:
+        dims = {"waveforms": {0: batch}, "lengths": {0: batch}}
+    with torch.inference_mode():
+        program = torch.onnx.export(
+            graph,
+            example,
+            dynamo=True,
+            opset_version=OPSET,
+            dynamic_shapes=dims,
+            input_names=["waveforms", "lengths"],
+            output_names=["units", "frames", "scores"],
+            optimize=True,
+            verbose=False,
+        )
+    assert program is not None
+    buf = io.BytesIO()
+    import onnx
+
+    onnx.save_model(program.model_proto, buf)
+    return buf.getvalue()
+
+
+def export_model(path: str | Path, window: WindowSpec | None = None) -> dict[str, str]:
+    """Write ``model.onnx`` and ``window.onnx`` into the model directory ``path`` and record
+    their hashes (and the window spec) in its config; returns the graph hashes."""
+    path = Path(path)
+    model = load_model_dir(path)
+    tok = EncoderTokenizer(model)
+    if window is None:
+        window = WindowSpec.from_config(model.config["tokenizer"])
+    if window is None:
+        raise InvalidInputError(
+            f"expected a streaming window spec (in {path / CONFIG} or given), found none"
+        )
+    hashes = {}
+    for name, samples in ((MODEL_GRAPH, None), (WINDOW_GRAPH, window.window_samples)):
+        data = export_graph(tok, samples)
+        (path / name).write_bytes(data)
+        hashes[name] = hashlib.sha256(data).hexdigest()
+    config = json.loads((path / CONFIG).read_text())
+    config["tokenizer"]["window"] = window.to_dict()
+    config["tokenizer"]["graphs"] = hashes
+    card = (path / "README.md").read_text() if (path / "README.md").is_file() else ""
+    save_model_dir(path, config, model.tensors, card)
+    return hashes

@@ -1,0 +1,117 @@
+"""ONNX Runtime backend: a model directory's exported graphs in an inference session.
+
+The serving path's tokenizer: numpy + onnxruntime only (importing this module does not import
+torch). Providers are explicit: CUDA EP when onnxruntime-gpu sees a GPU (inputs and outputs then
+go through IO binding), CPU EP otherwise.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from tokenizer.errors import AudioError
+from tokenizer.model_dir import ModelDir, ModelDirError, load_model_dir
+from tokenizer.registry import resolve
+from tokenizer.windows import Windowed, WindowSpec
+
+MODEL_GRAPH = "model.onnx"
+WINDOW_GRAPH = "window.onnx"
+
+
+def default_providers() -> list[str]:
+    available = ort.get_available_providers()
+    if "CUDAExecutionProvider" in available:
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
+
+
+class OnnxTokenizer(Windowed):
+    """Same units as the torch ``EncoderTokenizer`` of the same directory, from ONNX Runtime."""
+
+    def __init__(
+        self, model: ModelDir, providers: list[str] | None = None, threads: int | None = None
+    ) -> None:
+        cfg = model.config["tokenizer"]
+        graphs = cfg.get("graphs", {})
+        if MODEL_GRAPH not in graphs:
+            raise ModelDirError(
+                f"expected an exported model ({MODEL_GRAPH}) in {model.path}, "
+                f"found none: run speechtok export {model.path}"
+            )
+        self.name: str = model.config["name"]
+        self.kind: str = model.config["kind"]
+        self.K: int = model.config["K"]
+        self.K2: int | None = model.config.get("K2")
+        self.frame_rate: float = cfg["frame_rate"]
+        self.fingerprint = model.fingerprint
+        self.path = model.path
+        self.window = WindowSpec.from_config(cfg)
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.providers = providers or default_providers()
+        self.session = ort.InferenceSession(
+            str(model.path / MODEL_GRAPH), options, providers=self.providers
+        )
+        self.window_session = (
+            ort.InferenceSession(str(model.path / WINDOW_GRAPH), options, providers=self.providers)
+            if WINDOW_GRAPH in graphs
+            else None
+        )
+        self.cuda = self.session.get_providers()[0] == "CUDAExecutionProvider"
+
+    @classmethod
+    def load(cls, spec: str | Path | None = None, **kwargs: object) -> OnnxTokenizer:
+        return cls(load_model_dir(resolve(spec)), **kwargs)  # type: ignore[arg-type]
+
+    def encode_batch(self, audios: list[np.ndarray]) -> list[np.ndarray]:
+        """Full-utterance units of several utterances in one padded call."""
+        return self._run(self.session, audios, None)
+
+    def encode_windows(self, audios: list[np.ndarray]) -> list[np.ndarray]:
+        if self.window_session is None or self.window is None:
+            return self.encode_batch(audios)
+        return self._run(self.window_session, audios, self.window.window_samples)
+
+    def scores(self, audio: np.ndarray) -> np.ndarray:
+        """Full-utterance quantizer scores ``[F, K]`` (cosine similarities or negative squared
+        distances) of one utterance."""
+        waves, lengths = _pad([audio], None)
+        out = self.session.run(["scores", "frames"], {"waveforms": waves, "lengths": lengths})
+        return np.asarray(out[0][0, : int(out[1][0])])
+
+    def _run(
+        self, session: ort.InferenceSession, audios: list[np.ndarray], width: int | None
+    ) -> list[np.ndarray]:
+        if not audios:
+            return []
+        waves, lengths = _pad(audios, width)
+        feeds = {"waveforms": waves, "lengths": lengths}
+        if self.cuda:
+            binding = session.io_binding()
+            for name, value in feeds.items():
+                binding.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(value, "cuda"))
+            binding.bind_output("units", "cpu")
+            binding.bind_output("frames", "cpu")
+            session.run_with_iobinding(binding)
+            units, frames = (v.numpy() for v in binding.get_outputs())
+        else:
+            units, frames = session.run(["units", "frames"], feeds)
+        return [units[i, : int(frames[i])].astype(np.int32) for i in range(len(audios))]
+
+
+def _pad(audios: list[np.ndarray], width: int | None) -> tuple[np.ndarray, np.ndarray]:
+    lengths = np.array([len(a) for a in audios], dtype=np.int64)
+    if width is not None and int(lengths.max()) > width:
+        raise AudioError(f"expected windows of at most {width} samples, found {int(lengths.max())}")
+    waves = np.zeros((len(audios), width or int(lengths.max())), dtype=np.float32)
+    for i, a in enumerate(audios):
+        if a.ndim != 1:
+            raise AudioError(f"expected mono audio of shape [samples], found {list(a.shape)}")
+        waves[i, : len(a)] = a
+    return waves, lengths

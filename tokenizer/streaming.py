@@ -1,0 +1,104 @@
+"""Streaming sessions: audio chunks of any size in, newly final units out.
+
+A session holds only the audio it still needs and counters; the model call is stateless. It
+can run in two steps so that a server batches windows of many sessions into one call:
+``push`` / ``finish`` return the windows that became complete (``WindowJob``), the caller encodes
+their audio with any backend, and ``emit`` turns the window units into the session's newly
+final units. ``feed`` / ``flush`` do both steps with one backend.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from tokenizer.errors import AudioError, InvalidInputError
+from tokenizer.windows import Encode, Window, WindowSpec, window_units
+
+
+@dataclass(frozen=True)
+class WindowJob:
+    audio: np.ndarray
+    """The window's samples (float32, at most ``spec.window_samples``)."""
+    window: Window
+
+
+@dataclass(frozen=True)
+class Final:
+    units: np.ndarray
+    """Newly final units (int32)."""
+    offset: int
+    """Frame index of ``units[0]`` in the stream."""
+
+
+class StreamSession:
+    def __init__(self, spec: WindowSpec, max_samples: int | None = None) -> None:
+        self.spec = spec
+        self.max_samples = max_samples
+        self._buffer = np.zeros(0, np.float32)
+        self._base = 0  # absolute index of _buffer[0]
+        self.received = 0
+        self.next_chunk = 0
+        self.emitted = 0
+        self.finished = False
+
+    def push(self, audio: np.ndarray) -> list[WindowJob]:
+        """Append 16 kHz mono float audio; the windows that are now complete."""
+        if self.finished:
+            raise InvalidInputError("expected audio before finish(), found audio after it")
+        audio = np.asarray(audio)
+        if audio.ndim != 1 or not np.issubdtype(audio.dtype, np.floating):
+            raise AudioError(
+                f"expected 1-D float audio chunks, found {audio.dtype} of shape {list(audio.shape)}"
+            )
+        if not np.all(np.isfinite(audio)):
+            raise AudioError("expected finite audio samples, found NaN or Inf")
+        if self.max_samples is not None and self.received + len(audio) > self.max_samples:
+            raise AudioError(
+                f"expected at most {self.max_samples} samples in a stream, found "
+                f"{self.received + len(audio)}"
+            )
+        self._buffer = np.concatenate([self._buffer, audio.astype(np.float32)])
+        self.received += len(audio)
+        jobs = []
+        while self.spec.full_end(self.next_chunk) <= self.received:
+            jobs.append(self._job(self.spec.window(self.next_chunk, None)))
+            self.next_chunk += 1
+        self._trim()
+        return jobs
+
+    def finish(self) -> list[WindowJob]:
+        """The remaining windows, cut at the end of the audio."""
+        self.finished = True
+        windows = self.spec.plan(self.received)[self.next_chunk :]
+        self.next_chunk += len(windows)
+        jobs = [self._job(w) for w in windows]
+        self._buffer = np.zeros(0, np.float32)
+        return jobs
+
+    def emit(self, jobs: list[WindowJob], units: list[np.ndarray]) -> Final:
+        """Newly final units from the jobs' window units (jobs in the order they came)."""
+        parts = [window_units(u, j.window) for j, u in zip(jobs, units, strict=True)]
+        out = np.concatenate(parts).astype(np.int32) if parts else np.zeros(0, np.int32)
+        offset = self.emitted
+        self.emitted += len(out)
+        return Final(out, offset)
+
+    def feed(self, audio: np.ndarray, encode: Encode) -> Final:
+        jobs = self.push(audio)
+        return self.emit(jobs, encode([j.audio for j in jobs]) if jobs else [])
+
+    def flush(self, encode: Encode) -> Final:
+        jobs = self.finish()
+        return self.emit(jobs, encode([j.audio for j in jobs]) if jobs else [])
+
+    def _job(self, w: Window) -> WindowJob:
+        return WindowJob(self._buffer[w.start - self._base : w.end - self._base].copy(), w)
+
+    def _trim(self) -> None:
+        """Drop audio no future window needs (before the next chunk's left context)."""
+        keep_from = self.spec.window(self.next_chunk, None).start
+        if keep_from > self._base:
+            self._buffer = self._buffer[keep_from - self._base :]
+            self._base = keep_from
