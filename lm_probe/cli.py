@@ -24,6 +24,7 @@ from tokenizer.corpus.manifest import (
 )
 from tokenizer.errors import InvalidInputError
 from tokenizer.tokenizers import load_tokenizer
+from tokenizer.windows import Windowed, WindowSpec
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -34,8 +35,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=[],
         help="model directory or shipped model name (repeatable)",
     )
-    p.add_argument("--units", action="append", default=[], metavar="NAME=FILE",
-                   help="precomputed units (JSON lines with id or path, and units)")  # fmt: skip
+    p.add_argument(
+        "--units",
+        action="append",
+        default=[],
+        metavar="NAME=FILE",
+        help="precomputed units (JSON lines with id or path, and units)",
+    )
     p.add_argument("--corpus", type=Path, help="corpus directory (manifest.jsonl)")
     p.add_argument(
         "--manifest", type=Path, help="a user's manifest (jsonl/tsv) instead of --corpus"
@@ -53,11 +59,38 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, type=Path)
     p.set_defaults(func=run_probe)
 
+    c = sub.add_parser(
+        "streaming-curve",
+        help="agreement of canonical-window units with "
+        "full-utterance units over a grid of windows; picks a default window",
+    )
+    c.add_argument("--model", required=True, help="model directory or shipped name")
+    c.add_argument("--corpus", required=True, type=Path)
+    c.add_argument("--split", default="test")
+    c.add_argument(
+        "--max-utterances",
+        type=int,
+        default=120,
+        help="first N utterances of the split (sorted by id)",
+    )
+    c.add_argument(
+        "--grid",
+        nargs="+",
+        type=WindowSpec.parse,
+        metavar="L,C,R",
+        help="windows in ms (default: 3 left x 2 chunk x 4 lookahead)",
+    )
+    c.add_argument("--backend", choices=["auto", "onnx", "torch"], default="auto")
+    c.add_argument("--out", required=True, type=Path, help="folder for curve.json/.md/.png")
+    c.set_defaults(func=run_streaming_curve)
+
 
 def _load_utterances(args: argparse.Namespace) -> tuple[Path, list[Utterance]]:
     if (args.corpus is None) == (args.manifest is None):
-        raise InvalidInputError("expected exactly one of --corpus or --manifest, found "
-                                f"{'both' if args.corpus else 'neither'}")  # fmt: skip
+        raise InvalidInputError(
+            "expected exactly one of --corpus or --manifest, found "
+            f"{'both' if args.corpus else 'neither'}"
+        )
     if args.corpus is not None:
         root, utts = load_corpus(args.corpus)
     else:
@@ -73,9 +106,15 @@ def _load_utterances(args: argparse.Namespace) -> tuple[Path, list[Utterance]]:
 
 def run_probe(args: argparse.Namespace) -> int:
     root, utts = _load_utterances(args)
-    config = ProbeConfig(split=args.split, lm_split=args.lm_split, ngram_order=args.ngram_order,
-                         parallel_max_sentences=args.parallel_sentences,
-                         perturb=not args.no_perturb, seed=args.seed, jobs=args.jobs)  # fmt: skip
+    config = ProbeConfig(
+        split=args.split,
+        lm_split=args.lm_split,
+        ngram_order=args.ngram_order,
+        parallel_max_sentences=args.parallel_sentences,
+        perturb=not args.no_perturb,
+        seed=args.seed,
+        jobs=args.jobs,
+    )
     splits = select_splits(utts, config)
     sources: list[UnitSource] = [from_tokenizer(load_tokenizer(m)) for m in args.model]
     for spec in args.units:
@@ -104,7 +143,58 @@ def run_probe(args: argparse.Namespace) -> int:
     plots.cooccurrence(args.out / "cooccurrence.png", results)
     plots.per_voice_pnmi(args.out / "pnmi_per_voice.png", results)
     seconds = sum(u.duration or 0.0 for u in splits["test"])
-    print(json.dumps({"out": str(args.out), "tokenizers": len(results),
-                      "test_audio_s": round(seconds, 1),
-                      "wall_s": round(time.perf_counter() - start, 1)}))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "out": str(args.out),
+                "tokenizers": len(results),
+                "test_audio_s": round(seconds, 1),
+                "wall_s": round(time.perf_counter() - start, 1),
+            }
+        )
+    )
+    return 0
+
+
+def run_streaming_curve(args: argparse.Namespace) -> int:
+    from lm_probe import streaming
+    from tokenizer.audio import decode_audio
+
+    tok = load_tokenizer(args.model, args.backend)
+    if not isinstance(tok, Windowed):
+        raise InvalidInputError(
+            f"expected an encoder model for streaming-curve, found "
+            f"{tok.name} ({tok.kind}), whose units are frame-local"
+        )
+    root, utts = load_corpus(args.corpus)
+    utts = sorted((u for u in utts if u.split == args.split), key=lambda u: u.id)
+    utts = utts[: args.max_utterances]
+    audios = [decode_audio(u.audio_path(root)) for u in utts]
+    grid = args.grid or streaming.DEFAULT_GRID
+    start = time.perf_counter()
+    with tqdm(total=len(grid), desc="windows", unit="window", file=sys.stderr) as bar:
+        points = streaming.curve(audios, tok.encode_batch, grid, lambda p: bar.update(1))
+    chosen, why = streaming.choose(points)
+    args.out.mkdir(parents=True, exist_ok=True)
+    seconds = sum(len(a) for a in audios) / 16000
+    record = {
+        "model": tok.name,
+        "fingerprint": tok.fingerprint,
+        "corpus": str(args.corpus),
+        "split": args.split,
+        "utterances": len(utts),
+        "audio_s": round(seconds, 1),
+        "points": points,
+        "chosen": chosen.to_dict(),
+        "why": why,
+        "wall_s": round(time.perf_counter() - start, 1),
+    }
+    (args.out / "curve.json").write_text(json.dumps(record, indent=2) + "\n")
+    (args.out / "curve.md").write_text(streaming.markdown(points, chosen, why))
+    streaming.plot(
+        args.out / "curve.png",
+        points,
+        f"{tok.name}: {len(utts)} utterances, {seconds:.0f} s of {args.split}",
+    )
+    print(json.dumps({"chosen": chosen.to_dict(), "why": why, "out": str(args.out)}))
     return 0

@@ -28,6 +28,7 @@ from tokenizer.corpus.alignment import frame_labels
 from tokenizer.corpus.manifest import Utterance
 from tokenizer.errors import InvalidInputError
 from tokenizer.tokenizers import dedup
+from tokenizer.windows import Windowed
 
 log = logging.getLogger(__name__)
 
@@ -114,11 +115,17 @@ def probe_source(
     table = contingency(labels, flat)
     s = scores(table)
     summary: dict[str, Any] = {
-        "name": source.name, "K": source.K, "frame_rate": rate,
-        "frames": len(flat), "utterances": len(test),
-        "pnmi": s.pnmi, "phone_purity": s.phone_purity, "cluster_purity": s.cluster_purity,
-        "units_used": len(np.unique(flat)), "notes": [],
-    }  # fmt: skip
+        "name": source.name,
+        "K": source.K,
+        "frame_rate": rate,
+        "frames": len(flat),
+        "utterances": len(test),
+        "pnmi": s.pnmi,
+        "phone_purity": s.phone_purity,
+        "cluster_purity": s.cluster_purity,
+        "units_used": len(np.unique(flat)),
+        "notes": [],
+    }
     by_voice: dict[str, list[Utterance]] = defaultdict(list)
     for u in test:
         by_voice[u.speaker or ""].append(u)
@@ -128,11 +135,37 @@ def probe_source(
     summary["ngram"] = _ngram(u_lm, list(u_test.values()), rate, config) if u_lm else None
     summary["speaker"] = _speaker(source, u_test, test, perturbed, par, units_of, config, summary)
     summary["bitrate"] = bitrates(list(u_test.values()), source.K, rate)
-    summary["pieces"] = [piece_stats(u_lm, list(u_test.values()), v, rate)
-                         for v in config.piece_vocab_sizes] if u_lm else []  # fmt: skip
-    summary["streaming"] = []
-    summary["notes"].append("streaming: skipped, the tokenizer has no chunk-wise mode yet")
+    summary["pieces"] = (
+        [piece_stats(u_lm, list(u_test.values()), v, rate) for v in config.piece_vocab_sizes]
+        if u_lm
+        else []
+    )
+    summary["streaming"] = _streaming(source, root, test, u_test)
+    if not summary["streaming"]:
+        summary["notes"].append("streaming: skipped, the tokenizer has no streaming window")
     return ProbeResult(summary, (table.counts, table.phones, table.units), per_voice)
+
+
+def _streaming(
+    source: UnitSource, root: Path, test: list[Utterance], u_test: dict[str, np.ndarray]
+) -> list[dict[str, Any]]:
+    """Agreement of the model's canonical-window units (what it serves, ``u_test``) with its
+    full-utterance units."""
+    tok = source.tokenizer
+    if not isinstance(tok, Windowed) or tok.window is None:
+        return []
+    same = total = 0
+    for u in test:
+        full = tok.tokenize(decode_audio(u.audio_path(root)), full_utterance=True)
+        same += int(np.sum(full == u_test[u.id]))
+        total += len(full)
+    return [
+        {
+            **tok.window.to_dict(),
+            "latency_ms": tok.window.latency_ms,
+            "agreement": same / total if total else None,
+        }
+    ]
 
 
 def _ngram(
@@ -143,8 +176,11 @@ def _ngram(
     for key, fn in (("raw", lambda u: u), ("dedup", lambda u: dedup(u)[0])):
         lm = train_ngram([fn(u).tolist() for u in train], config.ngram_order, memory="2%")
         sc = lm.score([fn(u).tolist() for u in test])
-        out[key] = {"ppl": sc.ppl, "bits_per_unit": sc.bits_per_token,
-                    "bits_per_second": -sc.log10_prob * np.log2(10) / seconds}  # fmt: skip
+        out[key] = {
+            "ppl": sc.ppl,
+            "bits_per_unit": sc.bits_per_token,
+            "bits_per_second": -sc.log10_prob * np.log2(10) / seconds,
+        }
     out["ppl"], out["bits_per_unit"] = out["dedup"]["ppl"], out["dedup"]["bits_per_unit"]
     return out
 

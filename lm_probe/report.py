@@ -58,6 +58,8 @@ ROWS = [
     ("  (phone labels themselves)", "speaker.phone_label_edit_distance", "{:.3f}"),
     ("speaker-ID accuracy ↓", "speaker.speaker_id_acc", "{:.3f}"),
     ("  (chance)", "speaker.chance", "{:.3f}"),
+    ("streaming agreement with full utterance ↑", "streaming.0.agreement", "{:.3f}"),
+    ("  (algorithmic latency, ms)", "streaming.0.latency_ms", "{}"),
     ("nominal bitrate (bit/s)", "bitrate.nominal_bps", "{:.0f}"),
     ("entropy bitrate (bit/s)", "bitrate.entropy_bps", "{:.0f}"),
     ("dedup units/s", "bitrate.dedup_units_per_s", "{:.1f}"),
@@ -66,9 +68,12 @@ ROWS = [
 
 def write_markdown(path: Path, corpus: str, split: str, results: Sequence[ProbeResult]) -> None:
     names = [r.summary["name"] for r in results]
-    lines = [f"# Tokenizer probe: {corpus}, split `{split}`", "",
-             "| metric | " + " | ".join(names) + " |",
-             "| --- |" + " --- |" * len(names)]  # fmt: skip
+    lines = [
+        f"# Tokenizer probe: {corpus}, split `{split}`",
+        "",
+        "| metric | " + " | ".join(names) + " |",
+        "| --- |" + " --- |" * len(names),
+    ]
     rows = list(ROWS)
     for i, p in enumerate(results[0].summary.get("pieces") or []):
         rows.append(
@@ -77,8 +82,10 @@ def write_markdown(path: Path, corpus: str, split: str, results: Sequence[ProbeR
         rows.append((f"pieces/s, BPE {p['vocab_size']}", f"pieces.{i}.pieces_per_s", "{:.1f}"))
     for label, key, fmt in rows:
         values = [_get(r.summary, key) for r in results]
-        cells = ["—" if v is None or (isinstance(v, float) and math.isnan(v)) else fmt.format(v)
-                 for v in values]  # fmt: skip
+        cells = [
+            "—" if v is None or (isinstance(v, float) and math.isnan(v)) else fmt.format(v)
+            for v in values
+        ]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     notes = sorted({n for r in results for n in r.summary["notes"]})
     lines += [

@@ -194,3 +194,57 @@ def test_tokenize_cli_modes_agree(exported: Path, tmp_path: Path) -> None:
         text=True,
     )
     assert bad.returncode == 2 and "CHUNK_MS > 0" in bad.stderr
+
+
+def test_choose_window_rule() -> None:
+    from lm_probe.streaming import choose
+
+    def point(left: int, chunk: int, right: int, agreement: float) -> dict[str, object]:
+        return {
+            "left_ms": left,
+            "chunk_ms": chunk,
+            "right_ms": right,
+            "agreement": agreement,
+            "latency_ms": chunk + right,
+            "window_ms": left + chunk + right,
+        }
+
+    points = [
+        point(0, 160, 0, 0.9),
+        point(320, 160, 80, 0.975),
+        point(960, 160, 80, 0.99),
+        point(320, 320, 80, 0.98),
+        point(960, 320, 240, 0.999),
+    ]
+    assert choose(points)[0] == WindowSpec(320, 160, 80)  # lowest latency, then cheapest
+    spec, why = choose([point(0, 160, 0, 0.9), point(0, 320, 240, 0.99)])
+    assert spec == WindowSpec(0, 160, 0) and "no window reaches 97%" in why
+
+
+def test_streaming_curve_cli(exported: Path, tiny_corpus: Path, tmp_path: Path) -> None:
+    done = subprocess.run(
+        [
+            *CLI,
+            "streaming-curve",
+            "--model",
+            str(exported),
+            "--corpus",
+            str(tiny_corpus),
+            "--max-utterances",
+            "3",
+            "--grid",
+            "0,160,0",
+            "960,320,240",
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    record = json.loads((tmp_path / "curve.json").read_text())
+    assert [p["latency_ms"] for p in record["points"]] == [160, 560]
+    assert all(0.0 <= p["agreement"] <= 1.0 for p in record["points"])
+    assert (tmp_path / "curve.png").stat().st_size > 0 and "agreement" in (
+        tmp_path / "curve.md"
+    ).read_text()
