@@ -53,7 +53,7 @@ class EncoderTokenizer(Windowed):
         self.path = model.path
         self.encoder = Encoder(EncoderConfig.from_dict(cfg["encoder"])).eval()
         state = {
-            k[len(ENCODER_PREFIX) :]: torch.from_numpy(v)
+            k[len(ENCODER_PREFIX) :]: torch.from_numpy(v.astype(np.float32))
             for k, v in model.tensors.items()
             if k.startswith(ENCODER_PREFIX)
         }
@@ -125,8 +125,9 @@ def _l2(x: Tensor) -> Tensor:
 def encoder_tensors(
     encoder: Encoder, layer: int | None
 ) -> tuple[EncoderConfig, dict[str, np.ndarray]]:
-    """The encoder config and weights a tokenizer on ``layer`` needs: layers above it are
-    dropped (and the final LayerNorm unless ``layer`` is None)."""
+    """The encoder config and weights a tokenizer on ``layer`` needs (layers above it are
+    dropped), stored as float16: half the size, and the model is defined by the rounded
+    weights (computation stays float32 in every backend)."""
     config = encoder.config.without_dropout()
     keep = config.num_layers if layer is None else layer
     config = replace(config, num_layers=keep)
@@ -135,7 +136,7 @@ def encoder_tensors(
         parts = k.split(".")
         if k.startswith("encoder.transformer.layers.") and int(parts[3]) >= keep:
             continue
-        out[ENCODER_PREFIX + k] = v.detach().cpu().numpy().astype(np.float32)
+        out[ENCODER_PREFIX + k] = v.detach().cpu().numpy().astype(np.float16)
     return config, out
 
 

@@ -23,6 +23,8 @@ import json
 import logging
 from pathlib import Path
 
+import numpy as np
+import onnx
 import torch
 from torch import Tensor, nn
 
@@ -81,10 +83,36 @@ def export_graph(tok: EncoderTokenizer, window_samples: int | None) -> bytes:
         )
     assert program is not None
     buf = io.BytesIO()
-    import onnx
-
-    onnx.save_model(program.model_proto, buf)
+    onnx.save_model(half_initializers(program.model_proto), buf)
     return buf.getvalue()
+
+
+def half_initializers(model: onnx.ModelProto, min_size: int = 1024) -> onnx.ModelProto:
+    """Store float32 initializers that are exactly float16 values (the model directory's
+    weights are) as float16 plus a Cast back to float32: half the file, identical numbers.
+    Tensors the exporter computed (e.g. folded weight norms) stay float32."""
+    from onnx import numpy_helper
+
+    graph = model.graph
+    casts = []
+    for i, init in enumerate(list(graph.initializer)):
+        if init.data_type != onnx.TensorProto.FLOAT:
+            continue
+        value = numpy_helper.to_array(init)
+        with np.errstate(over="ignore"):
+            half = value.astype(np.float16)
+        if value.size < min_size or not np.array_equal(half.astype(np.float32), value):
+            continue
+        name = init.name  # read first: init is the message CopyFrom overwrites
+        stored = numpy_helper.from_array(half, name + "__f16")
+        graph.initializer[i].CopyFrom(stored)
+        casts.append(
+            onnx.helper.make_node("Cast", [stored.name], [name], to=onnx.TensorProto.FLOAT)
+        )
+    nodes = casts + list(graph.node)
+    del graph.node[:]
+    graph.node.extend(nodes)
+    return model
 
 
 def export_model(path: str | Path, window: WindowSpec | None = None) -> dict[str, str]:
