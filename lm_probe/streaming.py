@@ -57,15 +57,17 @@ def curve(
 
 
 def choose(points: Sequence[dict[str, Any]]) -> tuple[WindowSpec, str]:
-    """The lowest-latency window with agreement >= 97 % at <= 400 ms (then the cheapest
-    window, then the highest agreement); if none, the best agreement at <= 400 ms, saying so."""
+    """Among windows with agreement >= 97 % at <= 400 ms algorithmic latency, the cheapest one
+    (least encoder work per second of audio: window / chunk), then the lowest latency; if none
+    qualifies, the best agreement at <= 400 ms, saying so."""
     ok = [p for p in points if p["latency_ms"] <= MAX_LATENCY_MS]
     good = [p for p in ok if p["agreement"] >= MIN_AGREEMENT]
     if good:
-        best = min(good, key=lambda p: (p["latency_ms"], p["window_ms"], -p["agreement"]))
+        best = min(good, key=lambda p: (p["window_ms"] / p["chunk_ms"], p["latency_ms"]))
         why = (
-            f"lowest algorithmic latency with >= {MIN_AGREEMENT:.0%} agreement "
-            f"({best['agreement']:.3f} at {best['latency_ms']} ms)"
+            f"the cheapest window (encoder work x{best['window_ms'] / best['chunk_ms']:.2f}) "
+            f"with >= {MIN_AGREEMENT:.0%} agreement at <= {MAX_LATENCY_MS} ms: "
+            f"{best['agreement']:.3f} at {best['latency_ms']} ms"
         )
     else:
         best = max(ok or points, key=lambda p: (p["agreement"], -p["latency_ms"]))

@@ -216,7 +216,7 @@ def test_choose_window_rule() -> None:
         point(320, 320, 80, 0.98),
         point(960, 320, 240, 0.999),
     ]
-    assert choose(points)[0] == WindowSpec(320, 160, 80)  # lowest latency, then cheapest
+    assert choose(points)[0] == WindowSpec(320, 320, 80)  # least work per second, <= 400 ms
     spec, why = choose([point(0, 160, 0, 0.9), point(0, 320, 240, 0.99)])
     assert spec == WindowSpec(0, 160, 0) and "no window reaches 97%" in why
 

@@ -1,0 +1,197 @@
+"""``speechtok bench runtime``: the same model on the same audio, side by side in one run —
+torch eager vs ONNX Runtime (full utterance, batch 1 and 8), canonical windows offline and a
+simulated stream (100 ms client chunks) — plus the encoder's FLOPs per second of audio and the
+fraction of the machine's measured matmul peak that each path reaches."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tokenizer.audio import decode_audio
+from tokenizer.corpus.manifest import load_corpus
+from tokenizer.errors import InvalidInputError
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    bench = sub.add_parser("bench", help="benchmarks")
+    bsub = bench.add_subparsers(dest="bench_command", required=True)
+    rt = bsub.add_parser("runtime", help="torch eager vs ONNX Runtime, streaming, batching")
+    rt.add_argument("--model", help="exported encoder model (default: the default model)")
+    rt.add_argument(
+        "--corpus",
+        type=Path,
+        help="audio source (default: a small corpus is synthesized into a temporary folder)",
+    )
+    rt.add_argument("--split", default="test")
+    rt.add_argument("--seconds", type=float, default=60.0, help="audio per path")
+    rt.add_argument("--threads", type=int, default=2)
+    rt.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    rt.set_defaults(func=run_bench_runtime)
+
+
+def _audio(args: argparse.Namespace) -> list[np.ndarray]:
+    if args.corpus is None:
+        from tokenizer.corpus.synth import SynthConfig, build_corpus
+
+        tmp = Path(tempfile.mkdtemp(prefix="speechtok-bench-"))
+        build_corpus(tmp, SynthConfig(sentences=40, parallel_sentences=0, seed=1), jobs=2)
+        args.corpus, args.split = tmp, "train"
+    root, utts = load_corpus(args.corpus)
+    out, total = [], 0.0
+    for u in sorted((u for u in utts if u.split == args.split), key=lambda u: u.id):
+        if total >= args.seconds:
+            break
+        out.append(decode_audio(u.audio_path(root)))
+        total += len(out[-1]) / 16000
+    if not out:
+        raise InvalidInputError(
+            f"expected audio in the {args.split} split of {args.corpus}, found none"
+        )
+    return out
+
+
+def _time(fn: Callable[[], object], min_s: float = 2.0) -> float:
+    """Seconds per call (after one warm-up call; repeated until ``min_s`` elapsed)."""
+    fn()
+    n, start = 0, time.perf_counter()
+    while True:
+        fn()
+        n += 1
+        if time.perf_counter() - start >= min_s:
+            return (time.perf_counter() - start) / n
+
+
+def encoder_flops_per_second(model: Any, seconds: float = 10.0) -> float:
+    """Multiply-adds x 2 of the encoder + quantizer per second of audio (torch's FLOP counter
+    on one ``seconds`` utterance)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    x = torch.zeros(1, int(seconds * 16000))
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model.features(x, torch.tensor([x.shape[1]]))
+    return counter.get_total_flops() / seconds
+
+
+def matmul_peak(threads: int) -> float:
+    """Measured float32 GEMM FLOP/s of this machine with ``threads`` threads (torch/MKL)."""
+    import torch
+
+    torch.set_num_threads(threads)
+    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    per = _time(lambda: a @ b, 1.0)
+    return 2 * 2048**3 / per
+
+
+def run_bench_runtime(args: argparse.Namespace) -> int:
+    import torch
+
+    from tokenizer.encoder_tokenizer import EncoderTokenizer
+    from tokenizer.model_dir import load_model_dir
+    from tokenizer.registry import resolve
+    from tokenizer.runtime import OnnxTokenizer
+    from tokenizer.streaming import StreamSession
+    from tokenizer.windows import tokenize_windowed
+
+    path = resolve(args.model)
+    model = load_model_dir(path)
+    torch.set_num_threads(args.threads)
+    eager = EncoderTokenizer(model)
+    onnx = OnnxTokenizer(model, threads=args.threads)
+    if onnx.window is None:
+        raise InvalidInputError(f"expected a model with a streaming window, found none in {path}")
+    window = onnx.window
+    audios = _audio(args)
+    seconds = sum(len(a) for a in audios) / 16000
+    batches = [audios[i : i + 8] for i in range(0, len(audios), 8)]
+
+    def stream() -> None:
+        for a in audios:
+            s = StreamSession(window)
+            for at in range(0, len(a), 1600):
+                s.feed(a[at : at + 1600], onnx.encode_windows)
+            s.flush(onnx.encode_windows)
+
+    paths: list[tuple[str, Callable[[], object]]] = [
+        ("torch eager, full utterance, batch 1", lambda: [eager.encode_batch([a]) for a in audios]),
+        ("torch eager, full utterance, batch 8", lambda: [eager.encode_batch(b) for b in batches]),
+        ("onnxruntime, full utterance, batch 1", lambda: [onnx.encode_batch([a]) for a in audios]),
+        ("onnxruntime, full utterance, batch 8", lambda: [onnx.encode_batch(b) for b in batches]),
+        (
+            "torch eager, canonical windows",
+            lambda: [tokenize_windowed(a, window, eager.encode_batch) for a in audios],
+        ),
+        (
+            "onnxruntime, canonical windows",
+            lambda: [tokenize_windowed(a, window, onnx.encode_windows) for a in audios],
+        ),
+        ("onnxruntime, stream of 100 ms chunks", stream),
+    ]
+    flops = encoder_flops_per_second(eager)
+    peak = matmul_peak(args.threads)
+    overlap = window.window_samples / (window.frames[1] * 320)
+    rows: list[dict[str, Any]] = []
+    for name, fn in paths:
+        per = _time(fn)
+        work = flops * seconds * (overlap if "window" in name or "stream" in name else 1.0)
+        rows.append(
+            {
+                "path": name,
+                "audio_s": round(seconds, 1),
+                "wall_s": per,
+                "x_realtime": seconds / per,
+                "ms_per_audio_s": 1000 * per / seconds,
+                "peak_fraction": work / per / peak,
+            }
+        )
+        print(f"  {name}: {seconds / per:.1f}x real time", file=sys.stderr)
+
+    def variant(row: dict[str, Any]) -> str:
+        return str(row["path"]).split(",", 1)[1]
+
+    base = {variant(r): r["wall_s"] for r in rows if r["path"].startswith("torch")}
+    for r in rows:
+        kind = variant(r)
+        r["speedup_vs_torch"] = base[kind] / r["wall_s"] if kind in base else None
+    result = {
+        "model": model.config["name"],
+        "fingerprint": model.fingerprint,
+        "window": window.to_dict(),
+        "threads": args.threads,
+        "encoder_gflop_per_audio_s": flops / 1e9,
+        "matmul_peak_gflops": peak / 1e9,
+        "rows": rows,
+    }
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(table(result))
+    return 0
+
+
+def table(result: dict[str, Any]) -> str:
+    lines = [
+        f"model {result['model']} ({result['fingerprint'][:12]}), window {result['window']}, "
+        f"{result['threads']} threads",
+        f"encoder: {result['encoder_gflop_per_audio_s']:.2f} GFLOP per second of audio; "
+        f"measured fp32 matmul peak {result['matmul_peak_gflops']:.0f} GFLOP/s",
+        "",
+        "| path | x real time | ms per audio s | vs torch eager | % of peak |",
+        "|---|---|---|---|---|",
+    ]
+    for r in result["rows"]:
+        ratio = "—" if r["speedup_vs_torch"] is None else f"{r['speedup_vs_torch']:.2f}x"
+        lines.append(
+            f"| {r['path']} | {r['x_realtime']:.1f} | {r['ms_per_audio_s']:.2f} | "
+            f"{ratio} | {100 * r['peak_fraction']:.1f} |"
+        )
+    return "\n".join(lines)
