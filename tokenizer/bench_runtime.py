@@ -36,6 +36,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     rt.add_argument("--threads", type=int, default=2)
     rt.add_argument("--json", action="store_true", help="print JSON instead of a table")
     rt.set_defaults(func=run_bench_runtime)
+    par = bsub.add_parser("parity", help="ONNX Runtime vs torch units and scores on a split")
+    par.add_argument("--model", help="exported encoder model (default: the default model)")
+    par.add_argument("--corpus", required=True, type=Path)
+    par.add_argument("--split", default="test")
+    par.set_defaults(func=run_bench_parity)
 
 
 def _audio(args: argparse.Namespace) -> list[np.ndarray]:
@@ -195,3 +200,56 @@ def table(result: dict[str, Any]) -> str:
             f"{ratio} | {100 * r['peak_fraction']:.1f} |"
         )
     return "\n".join(lines)
+
+
+def run_bench_parity(args: argparse.Namespace) -> int:
+    """Full-utterance units and scores of both backends on every utterance of a split: equal
+    frames, max score difference, and whether every differing frame is a near-tie."""
+    import torch
+
+    from tokenizer.encoder_tokenizer import EncoderTokenizer
+    from tokenizer.model_dir import load_model_dir
+    from tokenizer.registry import resolve
+    from tokenizer.runtime import OnnxTokenizer
+
+    model = load_model_dir(resolve(args.model))
+    eager, onnx = EncoderTokenizer(model), OnnxTokenizer(model)
+    root, utts = load_corpus(args.corpus)
+    utts = [u for u in utts if u.split == args.split]
+    frames = same = near_ties = windowed_same = windowed_total = 0
+    max_diff = 0.0
+    for u in utts:
+        audio = decode_audio(u.audio_path(root))
+        with torch.inference_mode():
+            x, _ = eager.features(torch.from_numpy(audio)[None], torch.tensor([len(audio)]))
+            ref = (
+                x @ eager.codebook.T
+                if eager.kind != "kmeans"
+                else 2.0 * x @ eager.codebook.T - (eager.codebook**2).sum(1)
+            )[0].numpy()
+        got = onnx.scores(audio)
+        max_diff = max(max_diff, float(np.abs(got - ref).max()))
+        differ = got.argmax(1) != ref.argmax(1)
+        top2 = np.sort(ref, axis=1)[:, -2:]
+        near_ties += int(np.sum(differ & (top2[:, 1] - top2[:, 0] < 1e-3)))
+        same += int(np.sum(~differ))
+        frames += len(ref)
+        w_eager, w_onnx = eager.tokenize(audio), onnx.tokenize(audio)
+        windowed_same += int(np.sum(w_eager == w_onnx))
+        windowed_total += len(w_eager)
+    print(
+        json.dumps(
+            {
+                "model": model.config["name"],
+                "split": args.split,
+                "utterances": len(utts),
+                "frames": frames,
+                "equal_fraction": same / frames,
+                "differing": frames - same,
+                "differing_near_ties": near_ties,
+                "max_score_diff": max_diff,
+                "windowed_equal_fraction": windowed_same / windowed_total,
+            }
+        )
+    )
+    return 0

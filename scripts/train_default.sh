@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The recipe of the shipped default model, step by step (each step resumes or skips if done).
+#   1. corpus  2. HuBERT pretraining on MFCC k-means targets (resumable, in pieces)
+#   3. DC-Spin fine-tuning  4. the k-means baseline on the same encoder layer
+#   5. streaming-window curve on dev -> export both with the chosen window  6. probe on test
+# Usage: scripts/train_default.sh [STEP...]   (default: all steps). Times are in the README.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+st=.venv/bin/speechtok
+corpus=data/corpus
+hubert=data/models/hubert-tiny
+dcspin=models/dcspin-tiny-k100
+kmeans=models/hubert-tiny-km100
+steps=${*:-corpus hubert dcspin kmeans window probe}
+
+for step in $steps; do
+  case $step in
+    corpus)
+      [ -f $corpus/corpus.json ] || $st corpus synth --out $corpus --sentences 2000 \
+        --parallel-sentences 100 --seed 0 ;;
+    hubert)  # stop and rerun at will: it resumes from data/runs/hubert-tiny/checkpoint.pt
+      $st train hubert --corpus $corpus --targets models/mfcc-km100 --run data/runs/hubert-tiny \
+        --out $hubert --threads 2 ${HUBERT_ARGS:-} ;;
+    dcspin)
+      $st train dcspin --corpus $corpus --base $hubert --run data/runs/dcspin-tiny \
+        --out $dcspin --config scripts/dcspin-tiny.yaml --threads 2 ;;
+    kmeans)
+      $st train kmeans --corpus $corpus --encoder $hubert --K 100 --out $kmeans ;;
+    window)
+      $st streaming-curve --model $dcspin --corpus $corpus --split dev --backend torch \
+        --out data/streaming-curve
+      window=$(python3 -c "import json; w = json.load(open('data/streaming-curve/curve.json'))['chosen']; print(f\"{w['left_ms']},{w['chunk_ms']},{w['right_ms']}\")")
+      $st export $dcspin --window "$window"
+      $st export $kmeans --window "$window" ;;
+    probe)
+      $st probe --model $kmeans --model $dcspin --corpus $corpus --split test --out data/probe-default ;;
+    *) echo "unknown step $step" >&2; exit 2 ;;
+  esac
+done
