@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from lm_probe import cli as probe_cli
+from serving import cli as serving_cli
 from tokenizer import bench_runtime, model_cli
 from tokenizer.corpus import cli as corpus_cli
 from tokenizer.errors import SpeechtokError
@@ -21,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     model_cli.add_parsers(sub)
     probe_cli.add_parser(sub)
     bench_runtime.add_parser(sub)
+    serving_cli.add_parsers(sub)
     return parser
 
 

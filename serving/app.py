@@ -1,0 +1,52 @@
+"""The Ray Serve application: one ``TokenizerModel`` deployment per served model and the gRPC
+ingress. ``build_app`` is what ``speechtok serve`` runs; ``app_from_args`` is the import path
+for ``serve run`` / ``serve deploy`` configs (``deploy/serve_config.yaml``)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from ray.serve import Application
+
+from serving.config import ServeConfig
+from serving.ingress import GrpcIngress
+from serving.model_deployment import TokenizerModel
+from tokenizer.model_dir import load_model_dir
+from tokenizer.registry import default_name, resolve
+from tokenizer.runtime import MODEL_GRAPH
+
+
+def model_names(config: ServeConfig) -> dict[str, str]:
+    """Served name -> model directory; fails early on a model that cannot be served."""
+    specs = config.models or [default_name()]
+    out: dict[str, str] = {}
+    for spec in specs:
+        path = resolve(spec)
+        model = load_model_dir(path)
+        if MODEL_GRAPH not in model.config["tokenizer"].get("graphs", {}):
+            raise ValueError(
+                f"expected an exported model (run speechtok export {path}), "
+                f"found no ONNX graph in {path}"
+            )
+        out[model.config["name"]] = str(path.resolve())
+    return out
+
+
+def build_app(config: ServeConfig) -> Application:
+    names = model_names(config)
+    default = next(iter(names))
+    models = {
+        name: TokenizerModel.options(  # type: ignore[attr-defined]
+            name=f"model-{re.sub(r'[^A-Za-z0-9_-]', '-', name)}",
+            num_replicas=config.model_replicas,
+            ray_actor_options={"num_cpus": config.model_cpus},
+        ).bind(path, config.threads, config.max_batch, config.batch_wait_ms)
+        for name, path in names.items()
+    }
+    return GrpcIngress.bind(config, models, default)  # type: ignore[attr-defined]
+
+
+def app_from_args(args: dict[str, Any]) -> Application:
+    """``serve run deploy/serve_config.yaml``: ``args`` are ServeConfig fields."""
+    return build_app(ServeConfig(**args))

@@ -1,0 +1,186 @@
+"""``speechtok serve`` (the service on Ray Serve) and ``speechtok client`` (call it)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import signal
+import sys
+import threading
+from pathlib import Path
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    s = sub.add_parser("serve", help="run the gRPC service (Ray Serve) until Ctrl-C")
+    s.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        help="model directory or shipped name to serve (repeatable; default: the default model)",
+    )
+    s.add_argument("--host", help="interface to bind (default 127.0.0.1: loopback only)")
+    s.add_argument("--port", type=int, help="port (default 50051)")
+    s.add_argument("--config", type=Path, help="YAML with ServeConfig fields")
+    s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    s.add_argument("--num-cpus", type=int, help="CPUs Ray may use (default: all)")
+    s.set_defaults(func=run_serve)
+
+    c = sub.add_parser("client", help="call a running service")
+    csub = c.add_subparsers(dest="client_command", required=True)
+    t = csub.add_parser("tokenize", help="tokenize files through the service (JSON lines)")
+    t.add_argument("--addr", default="127.0.0.1:50051")
+    t.add_argument("--model", default="", help="served model name (default: the default)")
+    t.add_argument("--format", choices=["jsonl"], default="jsonl")
+    t.add_argument("--dedup", action="store_true")
+    t.add_argument("--full-utterance", action="store_true")
+    t.add_argument("--stream", action="store_true", help="stream each file (bidirectional)")
+    t.add_argument("--chunk-ms", type=float, default=100.0, help="stream chunk size")
+    t.add_argument("--api-key", help="API key (default: $SPEECHTOK_API_KEY)")
+    t.add_argument("--tls", action="store_true")
+    t.add_argument("--root-cert", help="PEM roots for --tls (default: system roots)")
+    t.add_argument("--timeout", type=float, default=120.0)
+    t.add_argument("files", nargs="+", type=Path)
+    t.set_defaults(func=run_client_tokenize)
+    i = csub.add_parser("info", help="GetModelInfo as JSON (or every model with --all)")
+    i.add_argument("--addr", default="127.0.0.1:50051")
+    i.add_argument("--model", default="")
+    i.add_argument("--all", action="store_true")
+    i.add_argument("--api-key")
+    i.set_defaults(func=run_client_info)
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    import ray
+    from ray import serve
+
+    from serving.app import build_app
+    from serving.config import ServeConfig
+    from tokenizer.train.runconfig import load_run_config
+
+    config = load_run_config(ServeConfig(), args.config, args.set)
+    flags = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+    if args.model:
+        flags["models"] = args.model
+    config = dataclasses.replace(config, **flags)
+    app = build_app(config)
+    ray.init(
+        num_cpus=args.num_cpus,
+        include_dashboard=False,
+        log_to_driver=False,
+        configure_logging=False,
+    )
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        serve.start(proxy_location="Disabled")
+        handle = serve.run(app, name="speechtok", route_prefix=None)
+        address = handle.ready.remote().result()
+        print(
+            json.dumps(
+                {
+                    "serving": address,
+                    "models": config.models or ["(default)"],
+                    "auth": bool(config.api_keys),
+                    "tls": bool(config.tls_cert),
+                }
+            ),
+            flush=True,
+        )
+        print(f"speechtok: gRPC service on {address}; Ctrl-C stops it", file=sys.stderr, flush=True)
+        stop.wait()
+    finally:
+        serve.shutdown()
+        ray.shutdown()
+    return 0
+
+
+def _status_exit(e: Exception) -> int:
+    import grpc
+
+    if isinstance(e, grpc.RpcError):
+        print(f"speechtok: error: {e.code().name}: {e.details()}", file=sys.stderr)
+        return 1
+    raise e
+
+
+def run_client_tokenize(args: argparse.Namespace) -> int:
+    from serving.client import Client
+
+    with Client(
+        args.addr,
+        api_key=args.api_key,
+        tls=args.tls,
+        root_cert=args.root_cert,
+        timeout=args.timeout,
+    ) as client:
+        for path in args.files:
+            try:
+                if args.stream:
+                    line = _streamed(client, path, args)
+                else:
+                    r = client.tokenize(path, args.model, args.dedup, args.full_utterance)
+                    line = {"path": str(path)}
+                    if args.dedup:
+                        line["durations"] = list(r.durations)
+                    line.update(
+                        units=list(r.units),
+                        frame_rate=r.frame_rate,
+                        model=r.model,
+                        fingerprint=r.fingerprint,
+                    )
+            except Exception as e:
+                return _status_exit(e)
+            print(json.dumps(line), flush=True)
+    return 0
+
+
+def _streamed(client: object, path: Path, args: argparse.Namespace) -> dict[str, object]:
+    from serving.client import Client
+    from tokenizer.tokenizers import dedup
+
+    assert isinstance(client, Client)
+    units: list[int] = []
+    meta = None
+    for answer in client.stream_file(path, args.chunk_ms, args.model):
+        if answer.offset != len(units):
+            raise RuntimeError(f"expected units at offset {len(units)}, found {answer.offset}")
+        units += answer.units
+        meta = answer
+    assert meta is not None
+    line: dict[str, object] = {"path": str(path)}
+    out = units
+    if args.dedup:
+        import numpy as np
+
+        u, d = dedup(np.asarray(units, dtype=np.int32))
+        out, line["durations"] = u.tolist(), d.tolist()
+    info = client.model_info(args.model)
+    line.update(
+        units=out, frame_rate=info.frame_rate, model=meta.model, fingerprint=meta.fingerprint
+    )
+    return line
+
+
+def run_client_info(args: argparse.Namespace) -> int:
+    from google.protobuf.json_format import MessageToDict
+
+    from serving.client import Client
+
+    with Client(args.addr, api_key=args.api_key) as client:
+        try:
+            if args.all:
+                for m in client.list_models().models:
+                    print(json.dumps(MessageToDict(m, preserving_proto_field_name=True)))
+            else:
+                print(
+                    json.dumps(
+                        MessageToDict(
+                            client.model_info(args.model), preserving_proto_field_name=True
+                        )
+                    )
+                )
+        except Exception as e:
+            return _status_exit(e)
+    return 0

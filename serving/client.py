@@ -1,0 +1,178 @@
+"""Client SDK for speechtok.v1: a blocking ``Client`` and an asyncio ``AsyncClient``.
+
+Idempotent calls (Tokenize, GetModelInfo, ListModels) retry on UNAVAILABLE with backoff; every
+call has a deadline. ``stream_file`` / ``stream`` send 16 kHz float32 PCM chunks (from a file
+or any iterator) and yield the server's answers as units become final.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import AsyncIterator, Iterable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import grpc
+import numpy as np
+
+from serving.pb import tokenizer_pb2 as pb
+from serving.pb import tokenizer_pb2_grpc as pb_grpc
+
+T = TypeVar("T")
+API_KEY_ENV = "SPEECHTOK_API_KEY"
+
+
+def _channel_args(
+    api_key: str | None, tls: bool, root_cert: str | None
+) -> tuple[grpc.ChannelCredentials | None, list[tuple[str, str]]]:
+    metadata = [("authorization", f"Bearer {api_key}")] if api_key else []
+    creds = None
+    if tls:
+        creds = grpc.ssl_channel_credentials(Path(root_cert).read_bytes() if root_cert else None)
+    return creds, metadata
+
+
+def _request(
+    audio: bytes | str | Path, model: str, dedup: bool, full_utterance: bool
+) -> pb.TokenizeRequest:
+    data = Path(audio).read_bytes() if isinstance(audio, str | Path) else bytes(audio)
+    return pb.TokenizeRequest(
+        audio=pb.Audio(file=data),
+        options=pb.TokenizeOptions(model=model, dedup=dedup, full_utterance=full_utterance),
+    )
+
+
+def _stream_messages(chunks: Iterable[np.ndarray], model: str) -> Iterator[pb.StreamRequest]:
+    yield pb.StreamRequest(
+        config=pb.StreamConfig(model=model, sample_rate=16000, encoding=pb.PCM_F32LE, channels=1)
+    )
+    for chunk in chunks:
+        yield pb.StreamRequest(audio=np.ascontiguousarray(chunk, dtype="<f4").tobytes())
+
+
+def file_chunks(path: str | Path, chunk_ms: float) -> Iterator[np.ndarray]:
+    """A file decoded to 16 kHz mono float32, in chunks of ``chunk_ms``."""
+    from tokenizer.audio import decode_audio
+
+    audio = decode_audio(path)
+    step = max(1, round(chunk_ms * 16))
+    for at in range(0, len(audio), step):
+        yield audio[at : at + step]
+
+
+class Client:
+    def __init__(
+        self,
+        addr: str,
+        api_key: str | None = None,
+        tls: bool = False,
+        root_cert: str | None = None,
+        timeout: float = 120.0,
+        retries: int = 3,
+    ) -> None:
+        api_key = api_key if api_key is not None else os.environ.get(API_KEY_ENV)
+        creds, self.metadata = _channel_args(api_key, tls, root_cert)
+        self.channel = grpc.secure_channel(addr, creds) if creds else grpc.insecure_channel(addr)
+        self.stub = pb_grpc.TokenizerStub(self.channel)
+        self.timeout, self.retries = timeout, retries
+
+    def _call(self, method: Any, request: Any) -> Any:
+        for attempt in range(self.retries + 1):
+            try:
+                return method(request, timeout=self.timeout, metadata=self.metadata)
+            except grpc.RpcError as e:
+                if e.code() != grpc.StatusCode.UNAVAILABLE or attempt == self.retries:
+                    raise
+                time.sleep(0.2 * 2**attempt)
+        raise AssertionError("unreachable")
+
+    def tokenize(
+        self,
+        audio: bytes | str | Path,
+        model: str = "",
+        dedup: bool = False,
+        full_utterance: bool = False,
+    ) -> pb.TokenizeResponse:
+        """Units of an encoded file (path or bytes, sent as they are; the server decodes)."""
+        return self._call(self.stub.Tokenize, _request(audio, model, dedup, full_utterance))
+
+    def stream(self, chunks: Iterable[np.ndarray], model: str = "") -> Iterator[pb.StreamResponse]:
+        """Stream 16 kHz mono float chunks; yields answers as units become final."""
+        yield from self.stub.StreamTokenize(
+            _stream_messages(chunks, model), timeout=self.timeout, metadata=self.metadata
+        )
+
+    def stream_file(
+        self, path: str | Path, chunk_ms: float = 100.0, model: str = ""
+    ) -> Iterator[pb.StreamResponse]:
+        return self.stream(file_chunks(path, chunk_ms), model)
+
+    def model_info(self, model: str = "") -> pb.ModelInfo:
+        return self._call(self.stub.GetModelInfo, pb.ModelInfoRequest(model=model))
+
+    def list_models(self) -> pb.ListModelsResponse:
+        return self._call(self.stub.ListModels, pb.ListModelsRequest())
+
+    def close(self) -> None:
+        self.channel.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class AsyncClient:
+    def __init__(
+        self,
+        addr: str,
+        api_key: str | None = None,
+        tls: bool = False,
+        root_cert: str | None = None,
+        timeout: float = 120.0,
+        retries: int = 3,
+    ) -> None:
+        api_key = api_key if api_key is not None else os.environ.get(API_KEY_ENV)
+        creds, self.metadata = _channel_args(api_key, tls, root_cert)
+        self.channel = (
+            grpc.aio.secure_channel(addr, creds) if creds else grpc.aio.insecure_channel(addr)
+        )
+        self.stub = pb_grpc.TokenizerStub(self.channel)
+        self.timeout, self.retries = timeout, retries
+
+    async def _call(self, method: Any, request: Any) -> Any:
+        for attempt in range(self.retries + 1):
+            try:
+                return await method(request, timeout=self.timeout, metadata=self.metadata)
+            except grpc.aio.AioRpcError as e:
+                if e.code() != grpc.StatusCode.UNAVAILABLE or attempt == self.retries:
+                    raise
+                await asyncio.sleep(0.2 * 2**attempt)
+        raise AssertionError("unreachable")
+
+    async def tokenize(
+        self,
+        audio: bytes | str | Path,
+        model: str = "",
+        dedup: bool = False,
+        full_utterance: bool = False,
+    ) -> pb.TokenizeResponse:
+        return await self._call(self.stub.Tokenize, _request(audio, model, dedup, full_utterance))
+
+    async def stream(
+        self, chunks: Iterable[np.ndarray], model: str = ""
+    ) -> AsyncIterator[pb.StreamResponse]:
+        call = self.stub.StreamTokenize(
+            _stream_messages(chunks, model), timeout=self.timeout, metadata=self.metadata
+        )
+        async for answer in call:
+            yield answer
+
+    async def model_info(self, model: str = "") -> pb.ModelInfo:
+        return await self._call(self.stub.GetModelInfo, pb.ModelInfoRequest(model=model))
+
+    async def close(self) -> None:
+        await self.channel.close()

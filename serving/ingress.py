@@ -1,0 +1,102 @@
+"""The gRPC ingress: a Ray Serve deployment that runs its own ``grpc.aio`` server.
+
+Ray Serve's built-in gRPC proxy binds every interface and has no host setting or interceptors,
+so the service brings its own server: bound to ``config.host`` (loopback by default), with
+API-key auth, optional TLS, the standard health service and reflection (``grpcurl`` works).
+It lives inside Serve, so ``serve run``/``serve deploy`` and KubeRay run it like any
+deployment; one replica per host:port.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from ray import serve
+
+from serving.auth import ApiKeyInterceptor
+from serving.config import ServeConfig
+from serving.pb import tokenizer_pb2 as pb
+from serving.pb import tokenizer_pb2_grpc as pb_grpc
+from serving.servicer import Model, TokenizerServicer
+
+log = logging.getLogger(__name__)
+SERVICE = pb.DESCRIPTOR.services_by_name["Tokenizer"].full_name
+
+
+def api_keys(config: ServeConfig) -> list[str]:
+    env = os.environ.get(config.api_keys_env, "")
+    return [*config.api_keys, *(k.strip() for k in env.split(",") if k.strip())]
+
+
+@serve.deployment(
+    num_replicas=1,
+    ray_actor_options={"num_cpus": 0.5},
+    graceful_shutdown_timeout_s=5.0,
+    graceful_shutdown_wait_loop_s=0.5,
+)
+class GrpcIngress:
+    async def __init__(  # type: ignore[misc]  # Ray actors may have an async __init__
+        self, config: ServeConfig, models: dict[str, Any], default: str
+    ) -> None:
+        served = {}
+        for name, handle in models.items():
+            served[name] = Model(handle, await handle.info.remote())
+        keys = api_keys(config)
+        options = [
+            ("grpc.max_receive_message_length", config.max_message_mb << 20),
+            ("grpc.max_send_message_length", config.max_message_mb << 20),
+            ("grpc.so_reuseport", 0),
+        ]
+        self.server = grpc.aio.server(
+            interceptors=[ApiKeyInterceptor(keys)] if keys else [], options=options
+        )
+        self.servicer = TokenizerServicer(config, served, default)
+        pb_grpc.add_TokenizerServicer_to_server(self.servicer, self.server)
+        self.health = (
+            health.aio.HealthServicer() if hasattr(health, "aio") else health.HealthServicer()
+        )
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        reflection.enable_server_reflection(
+            (
+                SERVICE,
+                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                reflection.SERVICE_NAME,
+            ),
+            self.server,
+        )
+        address = f"{config.host}:{config.port}"
+        if config.tls_cert and config.tls_key:
+            creds = grpc.ssl_server_credentials(
+                [(Path(config.tls_key).read_bytes(), Path(config.tls_cert).read_bytes())]
+            )
+            bound = self.server.add_secure_port(address, creds)
+        else:
+            bound = self.server.add_insecure_port(address)
+        if not bound:
+            raise RuntimeError(f"expected to bind {address}, found it taken or unavailable")
+        await self.server.start()
+        for service in ("", SERVICE):
+            await self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
+        self.address = address
+        log.info(
+            "speechtok gRPC on %s (models %s, auth %s, tls %s)",
+            address,
+            sorted(served),
+            bool(keys),
+            bool(config.tls_cert),
+        )
+
+    def ready(self) -> str:
+        return self.address
+
+    def open_streams(self) -> int:
+        return self.servicer.streams
+
+    async def __del__(self) -> None:
+        await self.server.stop(grace=1.0)
