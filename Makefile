@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
-EXTRAS ?= dev,probe,train,cpu
+EXTRAS ?= dev,probe,train,cpu,serve
 STAMPS := $(VENV)/.stamps
 
 # Debian packages: free TTS voices (no MBROLA), WordNet sentences, sox, and Boost/cmake for KenLM.

@@ -1,18 +1,60 @@
-"""Shared fixtures: one tiny synthesized corpus per test session (seconds to build)."""
+"""Shared fixtures: one tiny synthesized corpus per test session (seconds to build) and one
+exported random-init encoder tokenizer (ONNX graphs with canonical windows)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 
 from tokenizer.corpus.synth import SynthConfig, build_corpus
+from tokenizer.encoder.config import tiny
+from tokenizer.encoder.model import Encoder
+from tokenizer.encoder_tokenizer import save_encoder_tokenizer
+from tokenizer.export import export_model
+from tokenizer.windows import WindowSpec
 
 TINY = SynthConfig(sentences=24, parallel_sentences=2, seed=7)
+SPEC = WindowSpec(320, 160, 160)
+
+
+def speech_like(n: int, seed: int) -> np.ndarray:
+    """A gliding, amplitude-modulated tone with noise: voice-like enough for equality tests."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n) / 16000
+    x = np.sin(2 * np.pi * (150 + 80 * np.sin(3 * t)) * t) * (0.3 + 0.2 * np.sin(5 * t))
+    return (x + 0.05 * rng.standard_normal(n)).astype(np.float32)
 
 
 @pytest.fixture(scope="session")
 def tiny_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("corpus")
     build_corpus(out, TINY, jobs=2)
+    return out
+
+
+@pytest.fixture(scope="session")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random-init Spin-shaped tokenizer (units need not mean anything to test equality)."""
+    torch.manual_seed(0)
+    out = tmp_path_factory.mktemp("exported") / "m"
+    rng = np.random.default_rng(0)
+    quantizer = {
+        "head.weight": rng.standard_normal((64, 256)).astype(np.float32) * 0.1,
+        "head.bias": np.zeros(64, np.float32),
+        "codebook": rng.standard_normal((32, 64)).astype(np.float32),
+    }
+    save_encoder_tokenizer(
+        out,
+        name="rand",
+        kind="spin",
+        encoder=Encoder(tiny()).eval(),
+        layer=None,
+        quantizer=quantizer,
+        train_info={},
+        card="",
+    )
+    export_model(out, SPEC)
     return out

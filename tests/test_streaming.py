@@ -13,51 +13,18 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tokenizer.encoder.config import tiny
-from tokenizer.encoder.model import Encoder
-from tokenizer.encoder_tokenizer import EncoderTokenizer, save_encoder_tokenizer
+from tokenizer.encoder_tokenizer import EncoderTokenizer
 from tokenizer.errors import AudioError, InvalidInputError
-from tokenizer.export import export_model
 from tokenizer.model_dir import ModelDirError, load_model_dir
 from tokenizer.runtime import OnnxTokenizer
 from tokenizer.streaming import StreamSession
 from tokenizer.tokenizers import load_tokenizer
 from tokenizer.windows import WindowSpec, n_frames
 
-SPEC = WindowSpec(320, 160, 160)
+from .conftest import SPEC
+from .conftest import speech_like as _speech_like
+
 CLI = [sys.executable, "-m", "tokenizer.cli"]
-
-
-def _speech_like(n: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    t = np.arange(n) / 16000
-    x = np.sin(2 * np.pi * (150 + 80 * np.sin(3 * t)) * t) * (0.3 + 0.2 * np.sin(5 * t))
-    return (x + 0.05 * rng.standard_normal(n)).astype(np.float32)
-
-
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A random-init Spin-shaped tokenizer (units need not mean anything to test equality)."""
-    torch.manual_seed(0)
-    out = tmp_path_factory.mktemp("exported") / "m"
-    rng = np.random.default_rng(0)
-    quantizer = {
-        "head.weight": rng.standard_normal((64, 256)).astype(np.float32) * 0.1,
-        "head.bias": np.zeros(64, np.float32),
-        "codebook": rng.standard_normal((32, 64)).astype(np.float32),
-    }
-    save_encoder_tokenizer(
-        out,
-        name="rand",
-        kind="spin",
-        encoder=Encoder(tiny()).eval(),
-        layer=None,
-        quantizer=quantizer,
-        train_info={},
-        card="",
-    )
-    export_model(out, SPEC)
-    return out
 
 
 @given(st.integers(0, 40_000))

@@ -1,0 +1,271 @@
+"""The real service end to end: Ray Serve + the gRPC ingress on loopback, real ONNX Runtime.
+
+One service per module (Ray starts once, ~15 s); the tests stop it themselves."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pytest
+import soundfile as sf
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from serving.client import AsyncClient, Client
+from serving.config import ServeConfig
+from serving.pb import tokenizer_pb2 as pb
+from serving.pb import tokenizer_pb2_grpc as pb_grpc
+from tokenizer.audio import decode_audio
+from tokenizer.corpus.manifest import load_corpus
+from tokenizer.runtime import OnnxTokenizer
+
+from .conftest import speech_like
+
+KEY = "test-key"
+CLI = [sys.executable, "-m", "tokenizer.cli"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def service(exported: Path) -> Iterator[tuple[str, object]]:
+    import ray
+    from ray import serve
+
+    from serving.app import build_app
+
+    config = ServeConfig(
+        models=[str(exported)],
+        port=_free_port(),
+        api_keys=[KEY],
+        max_request_seconds=5.0,
+        max_streams=3,
+        idle_timeout_s=2.0,
+        threads=1,
+        model_cpus=0.5,
+    )
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        serve.start(proxy_location="Disabled")
+        handle = serve.run(build_app(config), name="speechtok-test", route_prefix=None)
+        address = handle.ready.remote().result()
+        assert address.startswith("127.0.0.1:")
+        yield address, handle
+    finally:
+        serve.shutdown()
+        ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def files(tiny_corpus: Path) -> list[Path]:
+    root, utts = load_corpus(tiny_corpus)
+    return [u.audio_path(root) for u in sorted(utts, key=lambda u: u.id)[:6]]
+
+
+def _code(fn: object) -> grpc.StatusCode:
+    with pytest.raises(grpc.RpcError) as e:
+        fn()  # type: ignore[operator]
+    return e.value.code()
+
+
+def test_unary_and_streams_equal_offline_while_batched(
+    service: tuple[str, object], exported: Path, files: list[Path]
+) -> None:
+    address, _ = service
+    offline = OnnxTokenizer.load(exported)
+    expected = [offline.tokenize(decode_audio(f)) for f in files]
+
+    async def run() -> tuple[list[list[int]], list[list[int]]]:
+        client = AsyncClient(address, api_key=KEY)
+        rng = np.random.default_rng(0)
+
+        async def streamed(f: Path) -> list[int]:
+            audio = decode_audio(f)
+            cuts = np.sort(rng.integers(0, len(audio), 12))
+            chunks = [c for c in np.split(audio, cuts) if len(c)]
+            units: list[int] = []
+            async for answer in client.stream(chunks):
+                assert answer.offset == len(units)
+                units += answer.units
+            return units
+
+        async def unary(f: Path) -> list[int]:
+            return list((await client.tokenize(f)).units)
+
+        # Everything at once: windows of streams and requests share model batches.
+        results = await asyncio.gather(
+            *[unary(f) for f in files], *[streamed(f) for f in files[:3]]
+        )  # max_streams = 3
+        await client.close()
+        return list(results[: len(files)]), list(results[len(files) :])
+
+    unary_units, stream_units = asyncio.run(run())
+    assert unary_units == [e.tolist() for e in expected]
+    assert stream_units == [e.tolist() for e in expected[:3]]
+
+
+def test_answers_carry_model_and_fingerprint(
+    service: tuple[str, object], exported: Path, files: list[Path]
+) -> None:
+    address, _ = service
+    offline = OnnxTokenizer.load(exported)
+    with Client(address, api_key=KEY) as client:
+        r = client.tokenize(files[0], dedup=True)
+        assert (r.model, r.fingerprint) == ("rand", offline.fingerprint)
+        assert sum(r.durations) == len(offline.tokenize(decode_audio(files[0])))
+        info = client.model_info()
+        assert (info.name, info.k, info.default, info.window.chunk_ms) == ("rand", 32, True, 160)
+        assert [m.name for m in client.list_models().models] == ["rand"]
+
+
+def test_error_statuses_and_the_service_survives(
+    service: tuple[str, object], files: list[Path]
+) -> None:
+    address, handle = service
+    channel = grpc.insecure_channel(address)
+    stub = pb_grpc.TokenizerStub(channel)
+    md = [("x-api-key", KEY)]
+    good = files[0].read_bytes()
+
+    def tokenize(audio: pb.Audio, model: str = "", metadata: list | None = None) -> object:
+        request = pb.TokenizeRequest(audio=audio, options=pb.TokenizeOptions(model=model))
+        return stub.Tokenize(request, metadata=md if metadata is None else metadata, timeout=30)
+
+    def stream(messages: list[pb.StreamRequest]) -> list[pb.StreamResponse]:
+        return list(stub.StreamTokenize(iter(messages), metadata=md, timeout=30))
+
+    cfg = pb.StreamRequest(config=pb.StreamConfig(sample_rate=16000, encoding=pb.PCM_S16LE))
+    invalid = grpc.StatusCode.INVALID_ARGUMENT
+    assert _code(lambda: tokenize(pb.Audio(file=b"RIFF....WAVEfmt garbage"))) == invalid
+    assert _code(lambda: tokenize(pb.Audio())) == invalid
+    assert (
+        _code(lambda: tokenize(pb.Audio(pcm=pb.Pcm(data=b"\0\0" * 100, sample_rate=16000))))
+        == invalid
+    )  # ENCODING_UNSPECIFIED
+    assert (
+        _code(
+            lambda: tokenize(
+                pb.Audio(pcm=pb.Pcm(data=b"\0" * 3, sample_rate=16000, encoding=pb.PCM_S16LE))
+            )
+        )
+        == invalid
+    )
+    assert (
+        _code(
+            lambda: tokenize(
+                pb.Audio(pcm=pb.Pcm(data=b"\0\0" * 100, sample_rate=10, encoding=pb.PCM_S16LE))
+            )
+        )
+        == invalid
+    )
+    long_pcm = pb.Pcm(data=b"\0\0" * 16000 * 6, sample_rate=16000, encoding=pb.PCM_S16LE)
+    assert _code(lambda: tokenize(pb.Audio(pcm=long_pcm))) == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert _code(lambda: tokenize(pb.Audio(file=good), model="nope")) == grpc.StatusCode.NOT_FOUND
+    unauth = grpc.StatusCode.UNAUTHENTICATED
+    assert _code(lambda: tokenize(pb.Audio(file=good), metadata=[])) == unauth
+    assert _code(lambda: tokenize(pb.Audio(file=good), metadata=[("x-api-key", "no")])) == unauth
+    assert _code(lambda: list(stub.StreamTokenize(iter([cfg]), timeout=30))) == unauth
+    # Streams: config first, 16 kHz, whole samples, known model.
+    audio = pb.StreamRequest(audio=b"\0\0" * 800)
+    assert _code(lambda: stream([audio])) == invalid
+    bad_rate = pb.StreamRequest(config=pb.StreamConfig(sample_rate=8000, encoding=pb.PCM_S16LE))
+    assert _code(lambda: stream([bad_rate, audio])) == invalid
+    assert _code(lambda: stream([cfg, pb.StreamRequest(audio=b"\0" * 3)])) == invalid
+    assert _code(lambda: stream([cfg, cfg])) == invalid
+    unknown = pb.StreamRequest(
+        config=pb.StreamConfig(model="nope", sample_rate=16000, encoding=pb.PCM_S16LE)
+    )
+    assert _code(lambda: stream([unknown])) == grpc.StatusCode.NOT_FOUND
+    assert (
+        _code(lambda: stub.Synthesize(pb.SynthesizeRequest(units=[1]), metadata=md))
+        == grpc.StatusCode.UNIMPLEMENTED
+    )
+    # The health check needs no key; the service still answers after all of the above.
+    health = health_pb2_grpc.HealthStub(channel)
+    status = health.Check(health_pb2.HealthCheckRequest(service="speechtok.v1.Tokenizer"))
+    assert status.status == health_pb2.HealthCheckResponse.SERVING
+    assert len(tokenize(pb.Audio(file=good)).units) > 0  # type: ignore[attr-defined]
+    assert handle.open_streams.remote().result() == 0  # type: ignore[attr-defined]
+
+
+def test_stream_limits_idle_and_disconnects(service: tuple[str, object]) -> None:
+    address, handle = service
+    channel = grpc.insecure_channel(address)
+    stub = pb_grpc.TokenizerStub(channel)
+    md = [("authorization", f"Bearer {KEY}")]
+    cfg = pb.StreamRequest(config=pb.StreamConfig(sample_rate=16000, encoding=pb.PCM_F32LE))
+    chunk = pb.StreamRequest(audio=speech_like(8000, 0).tobytes())
+    release = threading.Event()
+
+    def held() -> Iterator[pb.StreamRequest]:
+        yield cfg
+        yield chunk
+        release.wait(20)
+
+    calls = [stub.StreamTokenize(held(), metadata=md, timeout=30) for _ in range(3)]
+    for call in calls:
+        next(call)  # each stream is open and has answered once
+    assert handle.open_streams.remote().result() == 3  # type: ignore[attr-defined]
+    fourth = stub.StreamTokenize(iter([cfg]), metadata=md, timeout=30)
+    assert _code(lambda: list(fourth)) == grpc.StatusCode.RESOURCE_EXHAUSTED
+    for call in calls:
+        call.cancel()  # clients disconnect mid-stream: their sessions are freed
+    release.set()
+    for _ in range(50):
+        if handle.open_streams.remote().result() == 0:  # type: ignore[attr-defined]
+            break
+        threading.Event().wait(0.1)
+    assert handle.open_streams.remote().result() == 0  # type: ignore[attr-defined]
+
+    def idle() -> Iterator[pb.StreamRequest]:
+        yield cfg
+        threading.Event().wait(4)  # longer than idle_timeout_s = 2
+
+    assert (
+        _code(lambda: list(stub.StreamTokenize(idle(), metadata=md, timeout=30)))
+        == grpc.StatusCode.DEADLINE_EXCEEDED
+    )
+
+
+def test_client_cli_prints_what_tokenize_prints(
+    service: tuple[str, object], exported: Path, tmp_path: Path
+) -> None:
+    address, _ = service
+    wav = tmp_path / "a.wav"
+    sf.write(wav, speech_like(30_000, 5), 16000, subtype="PCM_16")
+    local = subprocess.run(
+        [*CLI, "tokenize", "--model", str(exported), "--dedup", str(wav)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    env_args = ["--addr", address, "--api-key", KEY, "--dedup"]
+    unary = subprocess.run(
+        [*CLI, "client", "tokenize", *env_args, str(wav)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    streamed = subprocess.run(
+        [*CLI, "client", "tokenize", *env_args, "--stream", "--chunk-ms", "45", str(wav)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert json.loads(unary) == json.loads(local) == json.loads(streamed)
+    bad = subprocess.run(
+        [*CLI, "client", "tokenize", "--addr", address, str(wav)], capture_output=True, text=True
+    )
+    assert bad.returncode == 1 and "UNAUTHENTICATED" in bad.stderr
