@@ -40,7 +40,7 @@ def build_app(config: ServeConfig) -> Application:
         name: TokenizerModel.options(  # type: ignore[attr-defined]
             name=f"model-{re.sub(r'[^A-Za-z0-9_-]', '-', name)}",
             num_replicas=config.model_replicas,
-            ray_actor_options={"num_cpus": config.model_cpus},
+            ray_actor_options={"num_cpus": config.model_cpus, "num_gpus": config.model_gpus},
         ).bind(path, config.threads, config.max_batch, config.batch_wait_ms)
         for name, path in names.items()
     }

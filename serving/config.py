@@ -37,3 +37,5 @@ class ServeConfig:
     """ONNX Runtime intra-op threads per model replica."""
     model_cpus: float = 1.0
     """Ray CPUs reserved per model replica."""
+    model_gpus: float = 0.0
+    """Ray GPUs per model replica (with onnxruntime-gpu the CUDA EP is used)."""

@@ -48,6 +48,13 @@ class GrpcIngress:
         for name, handle in models.items():
             served[name] = Model(handle, await handle.info.remote())
         keys = api_keys(config)
+        if config.host not in ("127.0.0.1", "::1", "localhost") and not keys:
+            log.warning(
+                "speechtok gRPC binds %s without API keys: anyone who can reach it may "
+                "call it; set api_keys or %s",
+                config.host,
+                config.api_keys_env,
+            )
         options = [
             ("grpc.max_receive_message_length", config.max_message_mb << 20),
             ("grpc.max_send_message_length", config.max_message_mb << 20),
