@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -49,6 +49,15 @@ def _stream_messages(chunks: Iterable[np.ndarray], model: str) -> Iterator[pb.St
         config=pb.StreamConfig(model=model, sample_rate=16000, encoding=pb.PCM_F32LE, channels=1)
     )
     for chunk in chunks:
+        yield pb.StreamRequest(audio=np.ascontiguousarray(chunk, dtype="<f4").tobytes())
+
+
+async def _async_messages(
+    chunks: AsyncIterable[np.ndarray], model: str
+) -> AsyncIterator[pb.StreamRequest]:
+    for first in _stream_messages([], model):
+        yield first
+    async for chunk in chunks:
         yield pb.StreamRequest(audio=np.ascontiguousarray(chunk, dtype="<f4").tobytes())
 
 
@@ -163,11 +172,15 @@ class AsyncClient:
         return await self._call(self.stub.Tokenize, _request(audio, model, dedup, full_utterance))
 
     async def stream(
-        self, chunks: Iterable[np.ndarray], model: str = ""
+        self, chunks: Iterable[np.ndarray] | AsyncIterable[np.ndarray], model: str = ""
     ) -> AsyncIterator[pb.StreamResponse]:
-        call = self.stub.StreamTokenize(
-            _stream_messages(chunks, model), timeout=self.timeout, metadata=self.metadata
+        """Stream 16 kHz mono float chunks (sync or async iterable); yields answers."""
+        messages: Any = (
+            _async_messages(chunks, model)
+            if isinstance(chunks, AsyncIterable)
+            else _stream_messages(chunks, model)
         )
+        call = self.stub.StreamTokenize(messages, timeout=self.timeout, metadata=self.metadata)
         async for answer in call:
             yield answer
 

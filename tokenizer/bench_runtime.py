@@ -41,6 +41,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     par.add_argument("--corpus", required=True, type=Path)
     par.add_argument("--split", default="test")
     par.set_defaults(func=run_bench_parity)
+    from serving import bench as serving_bench
+
+    serving_bench.add_parser(bsub)
 
 
 def _audio(args: argparse.Namespace) -> list[np.ndarray]:

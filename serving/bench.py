@@ -1,0 +1,196 @@
+"""``speechtok bench serving``: the service (Ray Serve + gRPC on loopback) against the same ONNX
+Runtime in process, in one run — unary throughput at concurrency 1 / 8 / 32 and its ratio to
+in-process, then N concurrent real-time streams with p50 / p95 per-chunk latency (time from
+sending the chunk that completes a window to receiving that window's units)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def add_parser(bsub: argparse._SubParsersAction) -> None:
+    p = bsub.add_parser("serving", help="served vs in-process throughput; concurrent streams")
+    p.add_argument("--model", help="exported model (default: the default model)")
+    p.add_argument("--corpus", type=Path, help="audio source (default: synthesized)")
+    p.add_argument("--split", default="test")
+    p.add_argument("--seconds", type=float, default=60.0, help="audio per throughput run")
+    p.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
+    p.add_argument("--streams", type=int, nargs="+", default=[16, 64])
+    p.add_argument("--stream-seconds", type=float, default=10.0)
+    p.add_argument("--chunk-ms", type=float, default=100.0)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=run_bench_serving)
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def _unary(addr: str, files: list[bytes], concurrency: int) -> float:
+    from serving.client import AsyncClient
+
+    client = AsyncClient(addr)
+    queue: asyncio.Queue[bytes] = asyncio.Queue()
+    for f in files:
+        queue.put_nowait(f)
+
+    async def worker() -> None:
+        while not queue.empty():
+            await client.tokenize(queue.get_nowait())
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    wall = time.perf_counter() - start
+    await client.close()
+    return wall
+
+
+async def _streams(
+    addr: str, audio: np.ndarray, n: int, chunk_ms: float, window: Any
+) -> list[float]:
+    """Per-window latencies (s) of ``n`` concurrent streams sent in real time."""
+    from serving.client import AsyncClient
+
+    client = AsyncClient(addr, timeout=600)
+    step = int(chunk_ms * 16)
+    latencies: list[float] = []
+
+    async def one(delay: float) -> None:
+        await asyncio.sleep(delay)
+        sent: list[tuple[int, float]] = []  # (samples sent so far, time)
+
+        async def chunks() -> Any:
+            start = time.perf_counter()
+            for i, at in enumerate(range(0, len(audio), step)):
+                await asyncio.sleep(max(0.0, start + i * chunk_ms / 1000 - time.perf_counter()))
+                sent.append((min(len(audio), at + step), time.perf_counter()))
+                yield audio[at : at + step]
+
+        async for answer in client.stream(chunks(), ""):
+            now = time.perf_counter()
+            if answer.final or not answer.units:
+                continue
+            last = answer.offset + len(answer.units) - 1
+            need = window.full_end(last // window.frames[1])  # samples that completed it
+            when = next(t for s, t in sent if s >= need)
+            latencies.append(now - when)
+
+    await asyncio.gather(*(one(i * chunk_ms / 1000 / n) for i in range(n)))
+    await client.close()
+    return latencies
+
+
+def run_bench_serving(args: argparse.Namespace) -> int:
+    import io
+
+    import ray
+    import soundfile as sf
+    from ray import serve
+
+    from serving.app import build_app
+    from serving.config import ServeConfig
+    from tokenizer.audio import decode_audio
+    from tokenizer.bench_runtime import _audio
+    from tokenizer.registry import resolve
+    from tokenizer.runtime import OnnxTokenizer
+
+    path = resolve(args.model)
+    audios = _audio(args)
+
+    files = []
+    for a in audios:
+        buf = io.BytesIO()
+        sf.write(buf, a, 16000, format="WAV", subtype="FLOAT")
+        files.append(buf.getvalue())
+    seconds = sum(len(a) for a in audios) / 16000
+    local = OnnxTokenizer.load(path, threads=args.threads)
+    start = time.perf_counter()
+    for f in files:
+        local.tokenize(decode_audio(f))
+    in_process = seconds / (time.perf_counter() - start)
+    config = ServeConfig(
+        models=[str(path)],
+        port=_port(),
+        threads=args.threads,
+        max_streams=max(args.streams) + 8,
+        model_cpus=1.0,
+    )
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    rows: list[dict[str, Any]] = []
+    try:
+        serve.start(proxy_location="Disabled")
+        addr = (
+            serve.run(build_app(config), name="speechtok-bench", route_prefix=None)
+            .ready.remote()
+            .result()
+        )
+        asyncio.run(_unary(addr, files[:4], 4))  # warm-up
+        for c in args.concurrency:
+            wall = asyncio.run(_unary(addr, files, c))
+            rows.append(
+                {
+                    "test": f"unary, concurrency {c}",
+                    "x_realtime": seconds / wall,
+                    "ratio_to_in_process": seconds / wall / in_process,
+                }
+            )
+            print(f"  unary c={c}: {seconds / wall:.1f}x real time", file=sys.stderr)
+        stream_audio = np.concatenate(audios)[: int(args.stream_seconds * 16000)]
+        assert local.window is not None
+        for n in args.streams:
+            lat = (
+                np.array(asyncio.run(_streams(addr, stream_audio, n, args.chunk_ms, local.window)))
+                * 1000
+            )
+            rows.append(
+                {
+                    "test": f"{n} real-time streams ({args.chunk_ms:g} ms chunks)",
+                    "p50_ms": float(np.percentile(lat, 50)),
+                    "p95_ms": float(np.percentile(lat, 95)),
+                    "windows": len(lat),
+                }
+            )
+            print(f"  {n} streams: p95 {rows[-1]['p95_ms']:.1f} ms", file=sys.stderr)
+    finally:
+        serve.shutdown()
+        ray.shutdown()
+    result = {
+        "model": local.name,
+        "fingerprint": local.fingerprint,
+        "audio_s": round(seconds, 1),
+        "in_process_x_realtime": in_process,
+        "rows": rows,
+    }
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(
+        f"model {local.name} ({local.fingerprint[:12]}); in process (ONNX Runtime, "
+        f"{args.threads} threads): {in_process:.1f}x real time on {seconds:.0f} s of audio\n"
+    )
+    print("| test | x real time | vs in process | p50 ms | p95 ms |\n|---|---|---|---|---|")
+    for r in rows:
+        cells = [
+            _cell(r, "x_realtime", "{:.1f}"),
+            _cell(r, "ratio_to_in_process", "{:.0%}"),
+            _cell(r, "p50_ms", "{:.1f}"),
+            _cell(r, "p95_ms", "{:.1f}"),
+        ]
+        print(f"| {r['test']} | " + " | ".join(cells) + " |")
+    return 0
+
+
+def _cell(row: dict[str, Any], key: str, fmt: str) -> str:
+    return fmt.format(row[key]) if key in row else "—"
