@@ -11,7 +11,7 @@ APT_PACKAGES := espeak-ng libespeak-ng1 flite festival festvox-kallpc16k festvox
 	festvox-us-slt-hts wordnet-base sox cmake build-essential zlib1g-dev libbz2-dev liblzma-dev \
 	libboost-program-options-dev libboost-system-dev libboost-thread-dev libboost-test-dev
 
-.PHONY: setup apt venv kenlm lint typecheck test test-fast serve clean
+.PHONY: setup apt venv kenlm lint typecheck test test-fast serve proto clean
 
 setup: apt venv kenlm
 
@@ -52,12 +52,17 @@ test: setup lint typecheck
 test-fast: setup
 	$(VENV)/bin/pytest -m "not slow"
 
-# Main job. Until the gRPC service lands: synthesize a small sample corpus, check it, and
-# tokenize its test utterances with the shipped MFCC k-means baseline.
+# Main job: the gRPC service (Ray Serve) on the shipped default model, on 127.0.0.1:50051
+# until Ctrl-C. Try it from another shell: speechtok client tokenize some.wav
+# (HOST=0.0.0.0 to open it beyond loopback; then set SPEECHTOK_API_KEYS.)
+HOST ?= 127.0.0.1
+PORT ?= 50051
 serve: setup
-	$(VENV)/bin/speechtok corpus synth --out data/sample --sentences 20 --parallel-sentences 1 --force
-	$(VENV)/bin/speechtok corpus check data/sample
-	$(VENV)/bin/speechtok tokenize --model models/mfcc-km100 --dedup data/sample/audio/test/*.flac
+	$(VENV)/bin/speechtok serve --host $(HOST) --port $(PORT)
+
+# Proto stubs are checked in; regenerate after editing proto/ (tests compare them).
+proto: venv
+	scripts/gen_proto.sh
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

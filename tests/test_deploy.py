@@ -39,3 +39,20 @@ def test_rayservice_manifests_embed_the_serve_config() -> None:
         workers = service["spec"]["rayClusterConfig"]["workerGroupSpecs"][0]
         limits = workers["template"]["spec"]["containers"][0]["resources"]["limits"]
         assert ("nvidia.com/gpu" in limits) == bool(gpus)
+
+
+def test_checked_in_proto_stubs_are_current(tmp_path: Path) -> None:
+    """Regenerating the stubs from proto/ (pinned grpcio-tools) gives the checked-in files."""
+    import subprocess
+    import sys
+
+    root = DEPLOY.parent
+    subprocess.run(
+        [str(root / "scripts" / "gen_proto.sh"), str(tmp_path)],
+        check=True,
+        cwd=root,
+        env={"PYTHON": sys.executable, "PATH": "/usr/bin:/bin"},
+    )
+    for name in ("tokenizer_pb2.py", "tokenizer_pb2.pyi", "tokenizer_pb2_grpc.py"):
+        fresh = (tmp_path / "serving" / "pb" / name).read_text()
+        assert fresh == (root / "serving" / "pb" / name).read_text(), name
