@@ -27,7 +27,9 @@ class ApiKeyInterceptor(grpc.aio.ServerInterceptor):
         self.keys = [k.encode() for k in keys]
 
     def _ok(self, key: str | None) -> bool:
-        return key is not None and any(hmac.compare_digest(key.encode(), k) for k in self.keys)
+        if not key:
+            return False
+        return any(hmac.compare_digest(key.encode(), k) for k in self.keys if k)
 
     async def intercept_service(
         self,

@@ -80,7 +80,11 @@ class Client:
         root_cert: str | None = None,
         timeout: float = 120.0,
         retries: int = 3,
+        stream_timeout: float | None = None,
     ) -> None:
+        """``timeout``: deadline of unary calls (s); ``stream_timeout``: of whole streams
+        (None: no deadline, a live stream may run for hours)."""
+        self.stream_timeout = stream_timeout
         api_key = api_key if api_key is not None else os.environ.get(API_KEY_ENV)
         creds, self.metadata = _channel_args(api_key, tls, root_cert)
         self.channel = grpc.secure_channel(addr, creds) if creds else grpc.insecure_channel(addr)
@@ -110,7 +114,7 @@ class Client:
     def stream(self, chunks: Iterable[np.ndarray], model: str = "") -> Iterator[pb.StreamResponse]:
         """Stream 16 kHz mono float chunks; yields answers as units become final."""
         yield from self.stub.StreamTokenize(
-            _stream_messages(chunks, model), timeout=self.timeout, metadata=self.metadata
+            _stream_messages(chunks, model), timeout=self.stream_timeout, metadata=self.metadata
         )
 
     def stream_file(
@@ -143,7 +147,11 @@ class AsyncClient:
         root_cert: str | None = None,
         timeout: float = 120.0,
         retries: int = 3,
+        stream_timeout: float | None = None,
     ) -> None:
+        """``timeout``: deadline of unary calls (s); ``stream_timeout``: of whole streams
+        (None: no deadline, a live stream may run for hours)."""
+        self.stream_timeout = stream_timeout
         api_key = api_key if api_key is not None else os.environ.get(API_KEY_ENV)
         creds, self.metadata = _channel_args(api_key, tls, root_cert)
         self.channel = (
@@ -180,7 +188,9 @@ class AsyncClient:
             if isinstance(chunks, AsyncIterable)
             else _stream_messages(chunks, model)
         )
-        call = self.stub.StreamTokenize(messages, timeout=self.timeout, metadata=self.metadata)
+        call = self.stub.StreamTokenize(
+            messages, timeout=self.stream_timeout, metadata=self.metadata
+        )
         async for answer in call:
             yield answer
 

@@ -23,7 +23,15 @@ class ServeConfig:
     tls_key: str = ""
     max_request_seconds: float = 600.0
     """Longest audio per unary request (RESOURCE_EXHAUSTED beyond)."""
+    max_full_utterance_seconds: float = 60.0
+    """Longest audio for ``full_utterance`` requests (attention memory grows with length^2)."""
+    max_sample_rate: int = 48000
+    """Highest accepted input rate (Hz): bounds the memory a small compressed file can take."""
+    max_channels: int = 8
     max_stream_seconds: float = 3600.0
+    """Most audio per stream (RESOURCE_EXHAUSTED beyond)."""
+    stream_deadline_s: float = 7200.0
+    """Wall-clock life of a stream, however active (DEADLINE_EXCEEDED beyond)."""
     max_streams: int = 64
     """Concurrent streams per ingress (RESOURCE_EXHAUSTED beyond)."""
     idle_timeout_s: float = 30.0

@@ -30,8 +30,9 @@ SERVICE = pb.DESCRIPTOR.services_by_name["Tokenizer"].full_name
 
 
 def api_keys(config: ServeConfig) -> list[str]:
-    env = os.environ.get(config.api_keys_env, "")
-    return [*config.api_keys, *(k.strip() for k in env.split(",") if k.strip())]
+    """Configured keys plus those in the environment; empty keys never count."""
+    env = os.environ.get(config.api_keys_env, "").split(",")
+    return [k.strip() for k in [*config.api_keys, *env] if k.strip()]
 
 
 @serve.deployment(
@@ -78,7 +79,12 @@ class GrpcIngress:
             self.server,
         )
         address = f"{config.host}:{config.port}"
-        if config.tls_cert and config.tls_key:
+        if bool(config.tls_cert) != bool(config.tls_key):
+            raise ValueError(
+                f"expected both tls_cert and tls_key (or neither), found only "
+                f"{'tls_cert' if config.tls_cert else 'tls_key'}"
+            )
+        if config.tls_cert:
             creds = grpc.ssl_server_credentials(
                 [(Path(config.tls_key).read_bytes(), Path(config.tls_cert).read_bytes())]
             )

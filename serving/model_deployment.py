@@ -41,7 +41,7 @@ class TokenizerModel:
             "fingerprint": self.tok.fingerprint,
         }
 
-    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.005)
+    @serve.batch  # sizes set from the config in __init__
     async def encode_window(self, audios: list[np.ndarray]) -> list[np.ndarray]:
         """Units of window-sized audio, many windows per ONNX Runtime call."""
         return self.tok.encode_windows(audios)
@@ -50,8 +50,10 @@ class TokenizerModel:
         return list(await asyncio.gather(*(self.encode_window(a) for a in audios)))
 
     async def tokenize(self, audio: np.ndarray, full_utterance: bool) -> np.ndarray:
-        if full_utterance:
-            return self.tok.encode_batch([audio])[0]
+        if len(audio) < 400:  # shorter than one frame: no units
+            return np.zeros(0, np.int32)
+        if full_utterance:  # one long call: off the event loop that batches everyone's windows
+            return (await asyncio.to_thread(self.tok.encode_batch, [audio]))[0]
         windows = self.window.plan(len(audio))
         units = await self.encode_windows([audio[w.start : w.end] for w in windows])
         parts = [window_units(u, w) for u, w in zip(units, windows, strict=True)]

@@ -35,6 +35,24 @@ class Abort(Exception):
         self.code, self.message = code, message
 
 
+async def abort_for(e: Exception, context: grpc.aio.ServicerContext) -> None:
+    """End the call with the status ``e`` deserves; unexpected errors are logged and answered
+    INTERNAL without internals."""
+    if isinstance(e, Abort):
+        await context.abort(e.code, e.message)
+    if isinstance(e, AudioTooLongError):
+        await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(e))
+    if isinstance(e, InvalidInputError):
+        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
+    if isinstance(e, asyncio.CancelledError | grpc.aio.AbortError):
+        raise e
+    log.exception("unexpected error in a call")
+    await context.abort(
+        grpc.StatusCode.INTERNAL,
+        f"the server failed on this request ({type(e).__name__}); it was logged",
+    )
+
+
 class Model:
     """A served model: its deployment handle and what it told us about itself."""
 
@@ -47,8 +65,9 @@ class TokenizerServicer(pb_grpc.TokenizerServicer):
     def __init__(self, config: ServeConfig, models: dict[str, Model], default: str) -> None:
         self.config, self.models, self.default = config, models, default
         self.streams = 0
-        self.unary_limits = AudioLimits(max_seconds=config.max_request_seconds)
-        self.stream_limits = AudioLimits(max_seconds=config.max_stream_seconds)
+        common = {"max_sample_rate": config.max_sample_rate, "max_channels": config.max_channels}
+        self.unary_limits = AudioLimits(max_seconds=config.max_request_seconds, **common)
+        self.stream_limits = AudioLimits(max_seconds=config.max_stream_seconds, **common)
 
     # -- helpers ----------------------------------------------------------------------------
     def _model(self, name: str) -> Model:
@@ -63,12 +82,8 @@ class TokenizerServicer(pb_grpc.TokenizerServicer):
     async def _guard(self, context: grpc.aio.ServicerContext, fn: Callable[[], Awaitable[T]]) -> T:
         try:
             return await fn()
-        except Abort as e:
-            await context.abort(e.code, e.message)
-        except AudioTooLongError as e:
-            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(e))
-        except InvalidInputError as e:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
+        except Exception as e:
+            await abort_for(e, context)
         raise AssertionError("unreachable")  # context.abort raises
 
     def _decode(self, audio: pb.Audio, limits: AudioLimits) -> np.ndarray:
@@ -125,7 +140,14 @@ class TokenizerServicer(pb_grpc.TokenizerServicer):
     ) -> pb.TokenizeResponse:
         async def run() -> pb.TokenizeResponse:
             model = self._model(request.options.model)
-            audio = self._decode(request.audio, self.unary_limits)
+            audio = await asyncio.to_thread(self._decode, request.audio, self.unary_limits)
+            longest = self.config.max_full_utterance_seconds
+            if request.options.full_utterance and len(audio) > longest * 16000:
+                raise Abort(
+                    grpc.StatusCode.RESOURCE_EXHAUSTED,
+                    f"expected at most {longest:g} s of audio with full_utterance, found "
+                    f"{len(audio) / 16000:.1f} s; use canonical windows for long audio",
+                )
             units = await model.handle.tokenize.remote(audio, request.options.full_utterance)
             durations: list[int] = []
             if request.options.dedup:
@@ -154,7 +176,8 @@ class TokenizerServicer(pb_grpc.TokenizerServicer):
         self.streams += 1
         try:
             it = aiter(request_iterator)
-            first = await self._next(it, context)
+            deadline = asyncio.get_running_loop().time() + self.config.stream_deadline_s
+            first = await self._next(it, deadline)
             if first is None or first.WhichOneof("message") != "config":
                 raise Abort(
                     grpc.StatusCode.INVALID_ARGUMENT,
@@ -173,7 +196,7 @@ class TokenizerServicer(pb_grpc.TokenizerServicer):
             session = StreamSession(model.window, max_samples=max_samples)
             meta = {"model": model.info["name"], "fingerprint": model.info["fingerprint"]}
             while True:
-                msg = await self._next(it, context)
+                msg = await self._next(it, deadline)
                 if msg is None:
                     break
                 if msg.WhichOneof("message") != "audio":
@@ -203,21 +226,29 @@ class TokenizerServicer(pb_grpc.TokenizerServicer):
             yield pb.StreamResponse(
                 units=final.units.tolist(), offset=final.offset, final=True, **meta
             )
-        except Abort as e:
-            await context.abort(e.code, e.message)
-        except InvalidInputError as e:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
+        except Exception as e:
+            await abort_for(e, context)
         finally:
             self.streams -= 1
 
     async def _next(
-        self, it: AsyncIterator[pb.StreamRequest], context: grpc.aio.ServicerContext
+        self, it: AsyncIterator[pb.StreamRequest], deadline: float
     ) -> pb.StreamRequest | None:
+        """The next message, None at the end; DEADLINE_EXCEEDED after ``idle_timeout_s`` of
+        silence or past the stream's wall-clock deadline."""
+        left = deadline - asyncio.get_running_loop().time()
+        wait = min(self.config.idle_timeout_s, left)
         try:
-            return await asyncio.wait_for(anext(it), self.config.idle_timeout_s)
+            return await asyncio.wait_for(anext(it), max(wait, 0.0))
         except StopAsyncIteration:
             return None
         except TimeoutError as e:
+            if wait < self.config.idle_timeout_s:
+                raise Abort(
+                    grpc.StatusCode.DEADLINE_EXCEEDED,
+                    f"expected streams to end within {self.config.stream_deadline_s:g} s, "
+                    f"found this one still open; it was closed",
+                ) from e
             raise Abort(
                 grpc.StatusCode.DEADLINE_EXCEEDED,
                 f"expected stream data at least every {self.config.idle_timeout_s:g} s, "
@@ -228,8 +259,7 @@ class TokenizerServicer(pb_grpc.TokenizerServicer):
         self, request: pb.ModelInfoRequest, context: grpc.aio.ServicerContext
     ) -> pb.ModelInfo:
         async def run() -> pb.ModelInfo:
-            name = request.model or self.default
-            return self._model_info(name, self._model(name))
+            return self._model_info(request.model or self.default, self._model(request.model))
 
         return await self._guard(context, run)
 

@@ -49,7 +49,8 @@ def service(exported: Path) -> Iterator[tuple[str, object]]:
     config = ServeConfig(
         models=[str(exported)],
         port=_free_port(),
-        api_keys=[KEY],
+        api_keys=[KEY, ""],  # an empty key must never authenticate
+        max_full_utterance_seconds=1.0,
         max_request_seconds=5.0,
         max_streams=3,
         idle_timeout_s=2.0,
@@ -176,6 +177,14 @@ def test_error_statuses_and_the_service_survives(
     unauth = grpc.StatusCode.UNAUTHENTICATED
     assert _code(lambda: tokenize(pb.Audio(file=good), metadata=[])) == unauth
     assert _code(lambda: tokenize(pb.Audio(file=good), metadata=[("x-api-key", "no")])) == unauth
+    assert _code(lambda: tokenize(pb.Audio(file=good), metadata=[("x-api-key", "")])) == unauth
+    full = pb.TokenizeRequest(
+        audio=pb.Audio(file=good), options=pb.TokenizeOptions(full_utterance=True)
+    )
+    assert (
+        _code(lambda: stub.Tokenize(full, metadata=md, timeout=30))
+        == grpc.StatusCode.RESOURCE_EXHAUSTED
+    )  # longer than max_full_utterance_seconds
     assert _code(lambda: list(stub.StreamTokenize(iter([cfg]), timeout=30))) == unauth
     # Streams: config first, 16 kHz, whole samples, known model.
     audio = pb.StreamRequest(audio=b"\0\0" * 800)

@@ -28,7 +28,7 @@ from torch import Tensor
 from tokenizer.encoder.config import EncoderConfig
 from tokenizer.encoder.model import Encoder
 from tokenizer.errors import AudioError
-from tokenizer.model_dir import ModelDir, ModelDirError, save_model_dir
+from tokenizer.model_dir import ModelDir, ModelDirError, card_facts, save_model_dir
 from tokenizer.windows import Windowed, WindowSpec
 
 KINDS = ("hubert", "spin", "dcspin", "kmeans")
@@ -187,7 +187,7 @@ def save_encoder_kmeans(
 ) -> ModelDir:
     """The HuBERT + k-means baseline on ``encoder``'s ``layer``."""
     where = "final output" if layer is None else f"layer {layer}"
-    facts = "\n".join(f"- {k}: {v}" for k, v in train_info.items() if k != "command")
+    facts = card_facts(train_info)
     card = (
         f"# {name}\n\nk-means (K={len(centroids)}) on the {where} of encoder "
         f"`{encoder.name}` ({encoder.fingerprint[:12]}): the HuBERT + k-means tokenizer as "

@@ -75,8 +75,10 @@ def extract(x: np.ndarray, config: FeatureConfig) -> np.ndarray:
 def _delta(x: np.ndarray, width: int = 2) -> np.ndarray:
     """Regression deltas over +-width frames, edges repeated (as Kaldi and HTK do)."""
     padded = np.pad(x, ((width, width), (0, 0)), mode="edge")
-    num = sum(k * (padded[width + k : len(x) + width + k] - padded[width - k : len(x) + width - k])
-              for k in range(1, width + 1))  # fmt: skip
+    num = sum(
+        k * (padded[width + k : len(x) + width + k] - padded[width - k : len(x) + width - k])
+        for k in range(1, width + 1)
+    )
     return num / (2 * sum(k * k for k in range(1, width + 1)))
 
 

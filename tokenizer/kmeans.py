@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from tokenizer.features import FRAME_RATE, FeatureConfig, extract
-from tokenizer.model_dir import ModelDir, save_model_dir
+from tokenizer.model_dir import ModelDir, card_facts, save_model_dir
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -43,9 +43,13 @@ def fit_kmeans(feats: np.ndarray, config: KmeansConfig) -> dict[str, np.ndarray]
     if not config.standardize:
         mean, std = np.zeros_like(mean), np.ones_like(std)
     km = MiniBatchKMeans(
-        n_clusters=config.K, batch_size=10_000, n_init=config.n_init, max_iter=200,
-        random_state=config.seed, compute_labels=False,
-    )  # fmt: skip
+        n_clusters=config.K,
+        batch_size=10_000,
+        n_init=config.n_init,
+        max_iter=200,
+        random_state=config.seed,
+        compute_labels=False,
+    )
     km.fit((feats - mean) / std)
     return {
         "centroids": km.cluster_centers_.astype(np.float32),
@@ -79,9 +83,12 @@ class FeatureKmeansTokenizer:
 
 
 def save_kmeans_tokenizer(
-    path: str | Path, name: str, features: FeatureConfig, tensors: dict[str, np.ndarray],
+    path: str | Path,
+    name: str,
+    features: FeatureConfig,
+    tensors: dict[str, np.ndarray],
     train_info: dict[str, Any],
-) -> ModelDir:  # fmt: skip
+) -> ModelDir:
     config = {
         "name": name,
         "kind": FeatureKmeansTokenizer.kind,
@@ -89,7 +96,7 @@ def save_kmeans_tokenizer(
         "K": len(tensors["centroids"]),
         "train": train_info,
     }
-    facts = "\n".join(f"- {k}: {v}" for k, v in train_info.items() if k != "command")
+    facts = card_facts(train_info)
     card = (
         f"# {name}\n\nk-means tokenizer: {features.type} features ({features.dim} dims, 50 Hz) "
         f"-> K={config['K']} units (nearest centroid after standardisation).\n\n"

@@ -193,7 +193,9 @@ def simulate_stream(tok: Tokenizer, audio: np.ndarray, chunking: str, seed: int)
         )
     if chunking == "random":
         rng = np.random.default_rng(seed)
-        sizes = rng.integers(1, 16_001, size=len(audio) + 1)
+
+        def size() -> int:
+            return int(rng.integers(1, 16_001))
     else:
         try:
             ms = float(chunking)
@@ -203,14 +205,17 @@ def simulate_stream(tok: Tokenizer, audio: np.ndarray, chunking: str, seed: int)
             raise InvalidInputError(
                 f"expected --simulate-stream CHUNK_MS > 0 or 'random', found {chunking!r}"
             )
-        sizes = np.full(len(audio) + 1, max(1, round(ms * 16)))
+        fixed = max(1, round(ms * 16))
+
+        def size() -> int:
+            return fixed
+
     session = StreamSession(window)
     parts, at = [], 0
-    for size in sizes:
-        if at >= len(audio):
-            break
-        parts.append(session.feed(audio[at : at + int(size)], tok.encode_windows).units)
-        at += int(size)
+    while at < len(audio):
+        n = size()
+        parts.append(session.feed(audio[at : at + n], tok.encode_windows).units)
+        at += n
     parts.append(session.flush(tok.encode_windows).units)
     return np.concatenate(parts)
 

@@ -93,3 +93,8 @@ def load_model_dir(path: str | Path) -> ModelDir:
                 f"says, found other bytes: the graph was modified"
             )
     return ModelDir(path, config, tensors, actual)
+
+
+def card_facts(train_info: dict[str, Any]) -> str:
+    """The training facts of a model card: every field but the command, one bullet each."""
+    return "\n".join(f"- {k}: {v}" for k, v in train_info.items() if k != "command")

@@ -185,9 +185,15 @@ def change_gender(
             floor, ceiling = config.pitch_floor, config.pitch_ceiling
             duration_factor = 1.0
             out = call(
-                sound, "Change gender", floor, ceiling, formant_ratio, new_median,
-                pitch_range_ratio, duration_factor,
-            )  # fmt: skip
+                sound,
+                "Change gender",
+                floor,
+                ceiling,
+                formant_ratio,
+                new_median,
+                pitch_range_ratio,
+                duration_factor,
+            )
         finally:
             run("random_initializeSafelyAndUnpredictably ()")
     y = np.asarray(out.values[0], dtype=np.float32)

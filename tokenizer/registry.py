@@ -34,8 +34,15 @@ def shipped() -> list[dict[str, Any]]:
     out = []
     for d in sorted(p for p in root.iterdir() if (p / CONFIG).is_file()) if root.is_dir() else []:
         config = json.loads((d / CONFIG).read_text())
-        out.append({"name": d.name, "kind": config["kind"], "K": config["K"], "path": str(d),
-                    "default": d.name == default})  # fmt: skip
+        out.append(
+            {
+                "name": d.name,
+                "kind": config["kind"],
+                "K": config["K"],
+                "path": str(d),
+                "default": d.name == default,
+            }
+        )
     return out
 
 

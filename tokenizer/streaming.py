@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tokenizer.errors import AudioError, InvalidInputError
+from tokenizer.errors import AudioError, AudioTooLongError, InvalidInputError
 from tokenizer.windows import Encode, Window, WindowSpec, window_units
 
 
@@ -55,7 +55,7 @@ class StreamSession:
         if not np.all(np.isfinite(audio)):
             raise AudioError("expected finite audio samples, found NaN or Inf")
         if self.max_samples is not None and self.received + len(audio) > self.max_samples:
-            raise AudioError(
+            raise AudioTooLongError(
                 f"expected at most {self.max_samples} samples in a stream, found "
                 f"{self.received + len(audio)}"
             )

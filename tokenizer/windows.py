@@ -21,17 +21,13 @@ from typing import Any
 import numpy as np
 
 from tokenizer.errors import InvalidInputError
+from tokenizer.features import HOP, n_frames
+from tokenizer.features import WINDOW as FIELD
 
-HOP = 320
-FIELD = 400
 FRAME_MS = 20
 
 Encode = Callable[[list[np.ndarray]], list[np.ndarray]]
 """Full-utterance units of each of several audio arrays (a backend's batch call)."""
-
-
-def n_frames(n_samples: int) -> int:
-    return max(0, (n_samples - FIELD) // HOP + 1)
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,8 @@ import torch
 from tokenizer.errors import InvalidInputError
 
 CHECKPOINT = "checkpoint.pt"
+TUNING = frozenset({"checkpoint_every", "log_every", "perturb_jobs"})
+"""Run-config fields that may change between pieces of a run (they do not change the result)."""
 LOG = "log.jsonl"
 
 
@@ -34,8 +36,12 @@ def load_checkpoint(run: Path, expected_config: dict[str, Any]) -> dict[str, Any
     if not path.is_file():
         return None
     state: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=False)
-    if state["config"] != expected_config:
-        changed = sorted(k for k in expected_config if state["config"].get(k) != expected_config[k])
+    changed = sorted(
+        k
+        for k in set(expected_config) | set(state["config"])
+        if k not in TUNING and state["config"].get(k) != expected_config.get(k)
+    )
+    if changed:
         raise CheckpointError(
             f"expected the run config of the checkpoint in {run} to resume, found changes in "
             f"{changed}; use a new --run folder for a different config"

@@ -20,9 +20,7 @@ from tqdm import tqdm
 from tokenizer.audio import decode_audio
 from tokenizer.corpus.manifest import Utterance
 from tokenizer.errors import CorpusError
-
-HOP = 320
-FIELD = 400
+from tokenizer.windows import FIELD, HOP, n_frames
 
 
 @dataclass(frozen=True)
@@ -46,10 +44,6 @@ def load_audio(root: Path, utts: Sequence[Utterance], desc: str = "audio") -> li
     if not out:
         raise CorpusError(f"expected training utterances under {root}, found none")
     return out
-
-
-def n_frames(n_samples: int) -> int:
-    return max(0, (n_samples - FIELD) // HOP + 1)
 
 
 def crop_batch(

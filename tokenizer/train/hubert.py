@@ -13,12 +13,9 @@ the plain recipe (masked frames only, conv gradients x0.1) sat on the ln(K) plat
 from __future__ import annotations
 
 import dataclasses
-import signal
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 from typing import Any, Literal
 
 import numpy as np
@@ -31,10 +28,10 @@ from tokenizer.encoder import config as presets
 from tokenizer.encoder.model import Encoder
 from tokenizer.encoder_tokenizer import save_encoder_tokenizer
 from tokenizer.errors import InvalidInputError
-from tokenizer.model_dir import ModelDir
+from tokenizer.model_dir import ModelDir, card_facts
 from tokenizer.tokenizers import Tokenizer
-from tokenizer.train.checkpoint import load_checkpoint, log_line, save_checkpoint
 from tokenizer.train.data import crop_batch, load_audio, n_frames
+from tokenizer.train.loop import Schedule, resume, train_loop
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -105,7 +102,7 @@ def span_mask(
 
 
 def compute_targets(
-    targets: Tokenizer, root: Path, utts: list[Utterance], audio: list[np.ndarray]
+    targets: Tokenizer, utts: list[Utterance], audio: list[np.ndarray]
 ) -> list[np.ndarray]:
     out = []
     for u, a in tqdm(
@@ -115,7 +112,7 @@ def compute_targets(
         file=sys.stderr,
         leave=False,
     ):
-        units = targets.tokenize(a.astype(np.float32) / 32767.0)
+        units = targets.tokenize(a.astype(np.float32) / 32767.0, full_utterance=True)
         if len(units) != n_frames(len(a)):
             raise InvalidInputError(
                 f"expected target units on the 50 Hz encoder grid ({n_frames(len(a))} frames "
@@ -123,30 +120,6 @@ def compute_targets(
             )
         out.append(units.astype(np.int64))
     return out
-
-
-def lr_factor(step: int, config: HubertConfig) -> float:
-    if step < config.warmup_steps:
-        return (step + 1) / config.warmup_steps
-    return max(0.0, (config.steps - step) / max(1, config.steps - config.warmup_steps))
-
-
-class StopFlag:
-    """Set by SIGINT/SIGTERM so training stops at the next step boundary with a checkpoint."""
-
-    def __init__(self) -> None:
-        self.stop = False
-
-    def __enter__(self) -> StopFlag:
-        self._old = {s: signal.signal(s, self._set) for s in (signal.SIGINT, signal.SIGTERM)}
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for s, handler in self._old.items():
-            signal.signal(s, handler)
-
-    def _set(self, signum: int, frame: FrameType | None) -> None:
-        self.stop = True
 
 
 def train_hubert(
@@ -167,8 +140,6 @@ def train_hubert(
         "targets": targets.fingerprint,
         "utterances": [u.id for u in utts],
     }
-    audio = load_audio(root, utts)
-    labels = compute_targets(targets, root, utts, audio)
     torch.manual_seed(config.seed)
     model = HubertPretrainer(config, targets.K)
     opt = torch.optim.AdamW(
@@ -178,43 +149,26 @@ def train_hubert(
         eps=1e-6,
         weight_decay=config.weight_decay,
     )
-    step = 0
-    state = load_checkpoint(run, run_config)
-    if state is not None:
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        step = state["step"]
-    started = time.perf_counter()
+    start = resume(run, run_config, model, opt)  # before the slow part: fail fast on a mismatch
+    audio = load_audio(root, utts)
+    labels = compute_targets(targets, utts, audio)
     max_samples = int(config.max_seconds * 16000)
-    bar = tqdm(total=config.steps, initial=step, desc="hubert", unit="step", file=sys.stderr)
-    window: list[dict[str, float]] = []
-    with StopFlag() as flag:
-        last = config.steps if until_step is None else min(config.steps, until_step)
-        while step < last and not flag.stop:
-            if max_minutes is not None and time.perf_counter() - started > max_minutes * 60:
-                break
-            t0 = time.perf_counter()
-            for group in opt.param_groups:
-                group["lr"] = config.lr * lr_factor(step, config)
-            stats = _step(model, opt, audio, labels, config, step, max_samples)
-            step += 1
-            stats["s_per_step"] = time.perf_counter() - t0
-            window.append(stats)
-            bar.update(1)
-            if step % config.log_every == 0 or step == config.steps:
-                record = {
-                    "step": step,
-                    "lr": opt.param_groups[0]["lr"],
-                    **{k: float(np.mean([w[k] for w in window])) for k in window[0]},
-                }
-                record["elapsed_s"] = round(time.perf_counter() - started, 1)
-                log_line(run, record)
-                bar.set_postfix(loss=f"{record['loss']:.3f}", acc=f"{record['acc_masked']:.3f}")
-                window = []
-            if step % config.checkpoint_every == 0:
-                _save(run, model, opt, step, run_config)
-    bar.close()
-    _save(run, model, opt, step, run_config)
+    schedule = Schedule(
+        config.steps, config.lr, config.warmup_steps, config.checkpoint_every, config.log_every
+    )
+    step = train_loop(
+        run,
+        run_config,
+        model,
+        opt,
+        schedule,
+        lambda step: _step(model, opt, audio, labels, config, step, max_samples),
+        start,
+        "hubert",
+        ("acc", "acc_masked"),
+        max_minutes,
+        until_step,
+    )
     return model, step
 
 
@@ -261,24 +215,6 @@ def _step(
     }
 
 
-def _save(
-    run: Path,
-    model: HubertPretrainer,
-    opt: torch.optim.Optimizer,
-    step: int,
-    run_config: dict[str, Any],
-) -> None:
-    save_checkpoint(
-        run,
-        {
-            "model": model.state_dict(),
-            "optimizer": opt.state_dict(),
-            "step": step,
-            "config": run_config,
-        },
-    )
-
-
 def export_hubert(
     model: HubertPretrainer, out: Path, name: str, train_info: dict[str, Any]
 ) -> ModelDir:
@@ -288,7 +224,7 @@ def export_hubert(
         "proj.bias": model.proj.bias.detach().numpy(),
         "label_embeddings": model.label_embeddings.detach().numpy(),
     }
-    facts = "\n".join(f"- {k}: {v}" for k, v in train_info.items() if k != "command")
+    facts = card_facts(train_info)
     card = (
         f"# {name}\n\nHuBERT-style encoder pretrained from scratch by masked prediction; its "
         f"units are the prediction head's argmax over K={len(quantizer['label_embeddings'])} "

@@ -20,7 +20,6 @@ import hashlib
 import json
 import multiprocessing
 import sys
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,11 +34,10 @@ from tokenizer.corpus.manifest import Utterance
 from tokenizer.encoder.model import Encoder
 from tokenizer.encoder_tokenizer import EncoderTokenizer, save_encoder_tokenizer
 from tokenizer.errors import InvalidInputError
-from tokenizer.model_dir import ModelDir
+from tokenizer.model_dir import ModelDir, card_facts
 from tokenizer.perturb import perturb_speaker, rng_for
-from tokenizer.train.checkpoint import load_checkpoint, log_line, save_checkpoint
 from tokenizer.train.data import load_audio, n_frames
-from tokenizer.train.hubert import StopFlag
+from tokenizer.train.loop import Schedule, resume, train_loop
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -235,9 +233,12 @@ def train_spin(
         "base": base.fingerprint,
         "utterances": [u.id for u in utts],
     }
-    audio = load_audio(root, utts)
     torch.manual_seed(config.seed)
     model = SpinModel(base.encoder, config)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=config.lr, betas=(0.9, 0.98), weight_decay=0.0)
+    start = resume(run, run_config, model, opt)  # before the cache: fail fast on a mismatch
+    audio = load_audio(root, utts)
     cache_key = {
         "base": base.fingerprint,
         "frozen": model.frozen,
@@ -248,71 +249,21 @@ def train_spin(
     build_cache(run / "cache", cache_key, base.encoder, model.frozen, utts, audio, config)
     cache = FrozenCache(run / "cache", config.views)
     frames = [n_frames(len(a)) for a in audio]
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=config.lr, betas=(0.9, 0.98), weight_decay=0.0)
-    step = 0
-    state = load_checkpoint(run, run_config)
-    if state is not None:
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        step = state["step"]
-    started = time.perf_counter()
-    bar = tqdm(
-        total=config.steps,
-        initial=step,
-        desc="dcspin" if config.K2 else "spin",
-        unit="step",
-        file=sys.stderr,
+    schedule = Schedule(
+        config.steps, config.lr, config.warmup_steps, config.checkpoint_every, config.log_every
     )
-    window: list[dict[str, float]] = []
-    with StopFlag() as flag:
-        last = config.steps if until_step is None else min(config.steps, until_step)
-        while step < last and not flag.stop:
-            if max_minutes is not None and time.perf_counter() - started > max_minutes * 60:
-                break
-            t0 = time.perf_counter()
-            lr = config.lr * min(1.0, (step + 1) / config.warmup_steps)
-            lr *= (
-                max(0.0, (config.steps - step) / max(1, config.steps - config.warmup_steps))
-                if step >= config.warmup_steps
-                else 1.0
-            )
-            for group in opt.param_groups:
-                group["lr"] = lr
-            stats = _spin_step(model, opt, cache, frames, config, step)
-            step += 1
-            stats["s_per_step"] = time.perf_counter() - t0
-            window.append(stats)
-            bar.update(1)
-            if step % config.log_every == 0 or step == config.steps:
-                record = {
-                    "step": step,
-                    "lr": lr,
-                    **{k: float(np.mean([w[k] for w in window])) for k in window[0]},
-                    "elapsed_s": round(time.perf_counter() - started, 1),
-                }
-                log_line(run, record)
-                bar.set_postfix(loss=f"{record['loss']:.3f}", agree=f"{record['agree']:.3f}")
-                window = []
-            if step % config.checkpoint_every == 0:
-                save_checkpoint(
-                    run,
-                    {
-                        "model": model.state_dict(),
-                        "optimizer": opt.state_dict(),
-                        "step": step,
-                        "config": run_config,
-                    },
-                )
-    bar.close()
-    save_checkpoint(
+    step = train_loop(
         run,
-        {
-            "model": model.state_dict(),
-            "optimizer": opt.state_dict(),
-            "step": step,
-            "config": run_config,
-        },
+        run_config,
+        model,
+        opt,
+        schedule,
+        lambda step: _spin_step(model, opt, cache, frames, config, step),
+        start,
+        "dcspin" if config.K2 else "spin",
+        ("agree", "agree"),
+        max_minutes,
+        until_step,
     )
     return model, step
 
@@ -375,7 +326,7 @@ def export_spin(
                 "aux_codebook": model.aux.codebook.detach().numpy(),
             }
         )
-    facts = "\n".join(f"- {k}: {v}" for k, v in train_info.items() if k != "command")
+    facts = card_facts(train_info)
     what = (
         f"DC-Spin (primary codebook K1={config.K1} gives the tokens, auxiliary K2={config.K2})"
         if model.aux is not None

@@ -1,0 +1,131 @@
+"""The training loop every run shares: resume from the run's checkpoint, a linear-warmup /
+linear-decay learning rate, logging to ``RUN/log.jsonl`` and a progress bar, periodic and final
+checkpoints, and stopping at the last step, ``until_step``, after ``max_minutes``, or on
+SIGINT/SIGTERM (at a step boundary, with a checkpoint)."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from tokenizer.train.checkpoint import load_checkpoint, log_line, save_checkpoint
+
+
+def lr_factor(step: int, warmup_steps: int, steps: int) -> float:
+    """Linear warm-up over ``warmup_steps``, then linear decay to 0 at ``steps``."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    return max(0.0, (steps - step) / max(1, steps - warmup_steps))
+
+
+class StopFlag:
+    """Set by SIGINT/SIGTERM so training stops at the next step boundary with a checkpoint."""
+
+    def __init__(self) -> None:
+        self.stop = False
+
+    def __enter__(self) -> StopFlag:
+        self._old = {s: signal.signal(s, self._set) for s in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for s, handler in self._old.items():
+            signal.signal(s, handler)
+
+    def _set(self, signum: int, frame: FrameType | None) -> None:
+        self.stop = True
+
+
+@dataclass(frozen=True)
+class Schedule:
+    steps: int
+    lr: float
+    warmup_steps: int
+    checkpoint_every: int
+    log_every: int
+
+
+def resume(
+    run: Path, run_config: dict[str, Any], model: nn.Module, opt: torch.optim.Optimizer
+) -> int:
+    """Load the run's checkpoint into ``model`` and ``opt``; the step to continue from."""
+    state = load_checkpoint(run, run_config)
+    if state is None:
+        return 0
+    model.load_state_dict(state["model"])
+    opt.load_state_dict(state["optimizer"])
+    return int(state["step"])
+
+
+def train_loop(
+    run: Path,
+    run_config: dict[str, Any],
+    model: nn.Module,
+    opt: torch.optim.Optimizer,
+    schedule: Schedule,
+    step_fn: Callable[[int], dict[str, float]],
+    start: int,
+    desc: str,
+    postfix: tuple[str, str],
+    max_minutes: float | None = None,
+    until_step: int | None = None,
+) -> int:
+    """Run ``step_fn(step)`` (one optimizer step, returning stats) from ``start``; the step
+    reached."""
+    step, started = start, time.perf_counter()
+    bar = tqdm(total=schedule.steps, initial=step, desc=desc, unit="step", file=sys.stderr)
+    window: list[dict[str, float]] = []
+
+    def save() -> None:
+        save_checkpoint(
+            run,
+            {
+                "model": model.state_dict(),
+                "optimizer": opt.state_dict(),
+                "step": step,
+                "config": run_config,
+            },
+        )
+
+    last = schedule.steps if until_step is None else min(schedule.steps, until_step)
+    with StopFlag() as flag:
+        while step < last and not flag.stop:
+            if max_minutes is not None and time.perf_counter() - started > max_minutes * 60:
+                break
+            t0 = time.perf_counter()
+            lr = schedule.lr * lr_factor(step, schedule.warmup_steps, schedule.steps)
+            for group in opt.param_groups:
+                group["lr"] = lr
+            stats = step_fn(step)
+            step += 1
+            stats["s_per_step"] = time.perf_counter() - t0
+            window.append(stats)
+            bar.update(1)
+            if step % schedule.log_every == 0 or step == schedule.steps:
+                record = {
+                    "step": step,
+                    "lr": lr,
+                    **{k: float(np.mean([w[k] for w in window])) for k in window[0]},
+                    "elapsed_s": round(time.perf_counter() - started, 1),
+                }
+                log_line(run, record)
+                bar.set_postfix(
+                    loss=f"{record['loss']:.3f}", **{postfix[0]: f"{record[postfix[1]]:.3f}"}
+                )
+                window = []
+            if step % schedule.checkpoint_every == 0:
+                save()
+    bar.close()
+    save()
+    return step
