@@ -53,6 +53,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lm-split", default="train")
     p.add_argument("--ngram-order", type=int, default=4)
     p.add_argument("--parallel-sentences", type=int, default=20)
+    p.add_argument(
+        "--full-utterance",
+        action="store_true",
+        help="tokenize in one pass per utterance instead of by canonical windows",
+    )
     p.add_argument("--no-perturb", action="store_true", help="skip perturbation consistency")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--jobs", type=int, default=2)
@@ -116,7 +121,9 @@ def run_probe(args: argparse.Namespace) -> int:
         jobs=args.jobs,
     )
     splits = select_splits(utts, config)
-    sources: list[UnitSource] = [from_tokenizer(load_tokenizer(m)) for m in args.model]
+    sources: list[UnitSource] = [
+        from_tokenizer(load_tokenizer(m), args.full_utterance) for m in args.model
+    ]
     for spec in args.units:
         name, sep, file = spec.partition("=")
         if not sep:

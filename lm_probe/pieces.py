@@ -29,11 +29,17 @@ def piece_stats(
 
     model = io.BytesIO()
     spm.SentencePieceTrainer.train(
-        sentence_iterator=iter([_text(u) for u in train if len(u)]), model_writer=model,
-        vocab_size=vocab_size, model_type="bpe", character_coverage=1.0,
-        hard_vocab_limit=False, add_dummy_prefix=False, max_sentence_length=100_000,
-        minloglevel=2, num_threads=1,
-    )  # fmt: skip
+        sentence_iterator=iter([_text(u) for u in train if len(u)]),
+        model_writer=model,
+        vocab_size=vocab_size,
+        model_type="bpe",
+        character_coverage=1.0,
+        hard_vocab_limit=False,
+        add_dummy_prefix=False,
+        max_sentence_length=100_000,
+        minloglevel=2,
+        num_threads=1,
+    )
     sp = spm.SentencePieceProcessor(model_proto=model.getvalue())
     texts = [_text(u) for u in test if len(u)]
     n_pieces = sum(len(sp.encode(t)) for t in texts)

@@ -44,11 +44,19 @@ def per_voice_pnmi(path: Path, results: Sequence[ProbeResult]) -> None:
     width = 0.8 / max(1, len(results))
     fig, ax = plt.subplots(figsize=(max(6, 0.5 * len(voices) + 2), 4))
     for i, r in enumerate(results):
-        ax.bar(np.arange(len(voices)) + i * width,
-               [r.per_voice_pnmi.get(v, np.nan) for v in voices], width,
-               label=r.summary["name"])  # fmt: skip
-    ax.set_xticks(np.arange(len(voices)) + width * (len(results) - 1) / 2, voices, rotation=60,
-                  ha="right", fontsize=7)  # fmt: skip
+        ax.bar(
+            np.arange(len(voices)) + i * width,
+            [r.per_voice_pnmi.get(v, np.nan) for v in voices],
+            width,
+            label=r.summary["name"],
+        )
+    ax.set_xticks(
+        np.arange(len(voices)) + width * (len(results) - 1) / 2,
+        voices,
+        rotation=60,
+        ha="right",
+        fontsize=7,
+    )
     ax.set_ylabel("PNMI")
     ax.set_title("PNMI per voice")
     ax.legend(fontsize=7)

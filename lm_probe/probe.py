@@ -197,7 +197,7 @@ def _speaker(
 ) -> dict[str, Any]:
     out: dict[str, Any] = {"perturb_agreement": None, "pnmi_perturbed": None}
     if perturbed is not None and source.tokenizer is not None:
-        u_pert = {u.id: source.tokenizer.tokenize(perturbed[u.id]) for u in test}
+        u_pert = {u.id: source.tokenize(perturbed[u.id]) for u in test}
         same, total = np.sum([frame_agreement(u_test[k], u_pert[k]) for k in u_pert], axis=0)
         out["perturb_agreement"] = float(same / total)
         out["pnmi_perturbed"] = _pnmi(u_pert, test, source.frame_rate)

@@ -81,12 +81,16 @@ def cross_voice(
         for a, b in itertools.combinations(group, 2):
             dd.append(normalised_distance(dedup(units[a.id])[0], dedup(units[b.id])[0]))
             if a.alignment and b.alignment:
-                ph.append(normalised_distance(
-                    phone_units(units[a.id], a.alignment, frame_rate),
-                    phone_units(units[b.id], b.alignment, frame_rate),
-                ))  # fmt: skip
-                la, lb = ([codes.setdefault(s.phone, len(codes)) for s in x.alignment or []]
-                          for x in (a, b))  # fmt: skip
+                ph.append(
+                    normalised_distance(
+                        phone_units(units[a.id], a.alignment, frame_rate),
+                        phone_units(units[b.id], b.alignment, frame_rate),
+                    )
+                )
+                la, lb = (
+                    [codes.setdefault(s.phone, len(codes)) for s in x.alignment or []]
+                    for x in (a, b)
+                )
                 lab.append(normalised_distance(la, lb))
     nan = float("nan")
     return {

@@ -29,6 +29,12 @@ class UnitSource:
     frame_rate: float
     tokenizer: Tokenizer | None = None
     table: dict[str, np.ndarray] | None = None
+    full_utterance: bool = False
+    """Tokenize each utterance in one pass instead of by the model's canonical windows."""
+
+    def tokenize(self, audio: np.ndarray) -> np.ndarray:
+        assert self.tokenizer is not None
+        return self.tokenizer.tokenize(audio, full_utterance=self.full_utterance)
 
     def units_for(
         self,
@@ -39,7 +45,7 @@ class UnitSource:
         out = {}
         for u in utts:
             if self.tokenizer is not None:
-                out[u.id] = self.tokenizer.tokenize(decode_audio(u.audio_path(root)))
+                out[u.id] = self.tokenize(decode_audio(u.audio_path(root)))
             else:
                 assert self.table is not None
                 if u.id not in self.table:
@@ -52,8 +58,8 @@ class UnitSource:
         return out
 
 
-def from_tokenizer(tok: Tokenizer) -> UnitSource:
-    return UnitSource(tok.name, tok.K, tok.frame_rate, tokenizer=tok)
+def from_tokenizer(tok: Tokenizer, full_utterance: bool = False) -> UnitSource:
+    return UnitSource(tok.name, tok.K, tok.frame_rate, tokenizer=tok, full_utterance=full_utterance)
 
 
 def read_units_file(
@@ -69,8 +75,10 @@ def read_units_file(
             continue
         rec = json.loads(line)
         if "units" not in rec or not ("id" in rec or "path" in rec):
-            raise InvalidInputError(f"expected 'units' and 'id' or 'path' on line {n} of {path}, "
-                                    f"found keys {sorted(rec)}")  # fmt: skip
+            raise InvalidInputError(
+                f"expected 'units' and 'id' or 'path' on line {n} of {path}, "
+                f"found keys {sorted(rec)}"
+            )
         uid = (
             rec.get("id")
             or by_location.get(str(Path(rec["path"]).resolve()))

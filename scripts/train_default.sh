@@ -27,13 +27,15 @@ for step in $steps; do
     kmeans)
       $st train kmeans --corpus $corpus --encoder $hubert --K 100 --out $kmeans ;;
     window)
-      $st streaming-curve --model $dcspin --corpus $corpus --split dev --backend torch \
+      $st streaming-curve --model $dcspin --corpus $corpus --split dev --max-utterances 40 \
+        --backend torch \
         --out data/streaming-curve
       window=$(python3 -c "import json; w = json.load(open('data/streaming-curve/curve.json'))['chosen']; print(f\"{w['left_ms']},{w['chunk_ms']},{w['right_ms']}\")")
       $st export $dcspin --window "$window"
       $st export $kmeans --window "$window" ;;
     probe)
-      $st probe --model $kmeans --model $dcspin --corpus $corpus --split test --out data/probe-default ;;
+      $st probe --model $kmeans --model $dcspin --corpus $corpus --split test --lm-split dev \
+        --out data/probe-default ;;
     *) echo "unknown step $step" >&2; exit 2 ;;
   esac
 done

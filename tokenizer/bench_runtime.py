@@ -112,6 +112,11 @@ def run_bench_runtime(args: argparse.Namespace) -> int:
 
     path = resolve(args.model)
     model = load_model_dir(path)
+    if "encoder" not in model.config["tokenizer"]:
+        raise InvalidInputError(
+            f"expected an encoder model to benchmark, found "
+            f"{model.config['kind']} on acoustic features in {path}"
+        )
     torch.set_num_threads(args.threads)
     eager = EncoderTokenizer(model)
     onnx = OnnxTokenizer(model, threads=args.threads)

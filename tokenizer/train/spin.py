@@ -142,7 +142,12 @@ def build_cache(
         out = np.lib.format.open_memmap(
             folder / f"view{view}.npy", mode="w+", dtype=np.float16, shape=(int(offsets[-1]), dim)
         )
-        for i, x in enumerate(_view_audio(utts, audio, view, config)):
+        views = _view_audio(utts, audio, view, config)
+        for i, x in enumerate(
+            tqdm(
+                views, desc=f"frozen layers, view {view}", unit="utt", file=sys.stderr, leave=False
+            )
+        ):
             h = _frozen_output(encoder, frozen, x)
             out[offsets[i] : offsets[i] + len(h)] = h.astype(np.float16)
         out.flush()

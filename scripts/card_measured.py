@@ -1,0 +1,32 @@
+"""Append the measured numbers to the shipped models' cards: the probe's side-by-side table
+(report.md), the streaming-window curve (curve.md) and the commands that produced them.
+Usage: python scripts/card_measured.py PROBE_DIR CURVE_DIR MODEL_DIR...
+A previous "## Measured" section is replaced."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+MARK = "\n## Measured\n"
+
+
+def main(probe: Path, curve: Path, models: list[Path]) -> None:
+    report = (probe / "report.md").read_text().strip()
+    report = "\n".join(line for line in report.splitlines() if not line.startswith(("# ", "![")))
+    section = (
+        f"{MARK}\nOn the corpus's `test` split (held-out sentences; half of them read by held-out "
+        f"voices), canonical windows as served, by `scripts/train_default.sh probe`:\n\n"
+        f"{report.strip()}\n\n### Streaming windows\n\nAgreement of canonical-window units "
+        f"with full-utterance units on 40 `dev` utterances (`scripts/train_default.sh window`):\n\n"
+        f"{(curve / 'curve.md').read_text().strip()}\n"
+    )
+    for model in models:
+        card = model / "README.md"
+        text = card.read_text()
+        text = text.split(MARK)[0].rstrip() + "\n" + section
+        card.write_text(text)
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]), Path(sys.argv[2]), [Path(p) for p in sys.argv[3:]])
