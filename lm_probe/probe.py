@@ -149,15 +149,17 @@ def probe_source(
 def _streaming(
     source: UnitSource, root: Path, test: list[Utterance], u_test: dict[str, np.ndarray]
 ) -> list[dict[str, Any]]:
-    """Agreement of the model's canonical-window units (what it serves, ``u_test``) with its
+    """Agreement of the model's canonical-window units (what it serves) with its
     full-utterance units."""
     tok = source.tokenizer
     if not isinstance(tok, Windowed) or tok.window is None:
         return []
     same = total = 0
     for u in test:
-        full = tok.tokenize(decode_audio(u.audio_path(root)), full_utterance=True)
-        same += int(np.sum(full == u_test[u.id]))
+        audio = decode_audio(u.audio_path(root))
+        full = tok.tokenize(audio, full_utterance=True)
+        windowed = tok.tokenize(audio) if source.full_utterance else u_test[u.id]
+        same += int(np.sum(full == windowed))
         total += len(full)
     return [
         {
