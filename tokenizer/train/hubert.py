@@ -208,7 +208,7 @@ def _step(
         hit = logits.argmax(-1) == target
     return {
         "loss": loss.item(),
-        "loss_masked": float(loss_m),
+        "loss_masked": loss_m.item(),
         "acc_masked": float((hit & m).sum() / m.sum().clamp(min=1)),
         "acc_unmasked": float((hit & u).sum() / u.sum().clamp(min=1)),
         "audio_s": float(batch.lengths.sum()) / 16000,
