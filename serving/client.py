@@ -12,7 +12,7 @@ import os
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import grpc
 import numpy as np
@@ -24,14 +24,34 @@ T = TypeVar("T")
 API_KEY_ENV = "SPEECHTOK_API_KEY"
 
 
-def _channel_args(
-    api_key: str | None, tls: bool, root_cert: str | None
-) -> tuple[grpc.ChannelCredentials | None, list[tuple[str, str]]]:
-    metadata = [("authorization", f"Bearer {api_key}")] if api_key else []
-    creds = None
-    if tls:
-        creds = grpc.ssl_channel_credentials(Path(root_cert).read_bytes() if root_cert else None)
-    return creds, metadata
+class _Settings:
+    """What both clients keep: the stub, call metadata (the API key), deadlines, retries."""
+
+    _aio: ClassVar[bool]
+
+    def __init__(
+        self,
+        addr: str,
+        api_key: str | None = None,
+        tls: bool = False,
+        root_cert: str | None = None,
+        timeout: float = 120.0,
+        retries: int = 3,
+        stream_timeout: float | None = None,
+    ) -> None:
+        """``api_key``: default ``$SPEECHTOK_API_KEY``; ``timeout``: deadline of unary calls
+        (s); ``stream_timeout``: of whole streams (None: none; a live stream may run for
+        hours)."""
+        api_key = api_key if api_key is not None else os.environ.get(API_KEY_ENV)
+        self.metadata = [("authorization", f"Bearer {api_key}")] if api_key else []
+        module: Any = grpc.aio if self._aio else grpc
+        if tls:
+            roots = Path(root_cert).read_bytes() if root_cert else None
+            self.channel = module.secure_channel(addr, grpc.ssl_channel_credentials(roots))
+        else:
+            self.channel = module.insecure_channel(addr)
+        self.stub = pb_grpc.TokenizerStub(self.channel)
+        self.timeout, self.retries, self.stream_timeout = timeout, retries, stream_timeout
 
 
 def _request(
@@ -71,25 +91,8 @@ def file_chunks(path: str | Path, chunk_ms: float) -> Iterator[np.ndarray]:
         yield audio[at : at + step]
 
 
-class Client:
-    def __init__(
-        self,
-        addr: str,
-        api_key: str | None = None,
-        tls: bool = False,
-        root_cert: str | None = None,
-        timeout: float = 120.0,
-        retries: int = 3,
-        stream_timeout: float | None = None,
-    ) -> None:
-        """``timeout``: deadline of unary calls (s); ``stream_timeout``: of whole streams
-        (None: no deadline, a live stream may run for hours)."""
-        self.stream_timeout = stream_timeout
-        api_key = api_key if api_key is not None else os.environ.get(API_KEY_ENV)
-        creds, self.metadata = _channel_args(api_key, tls, root_cert)
-        self.channel = grpc.secure_channel(addr, creds) if creds else grpc.insecure_channel(addr)
-        self.stub = pb_grpc.TokenizerStub(self.channel)
-        self.timeout, self.retries = timeout, retries
+class Client(_Settings):
+    _aio = False
 
     def _call(self, method: Any, request: Any) -> Any:
         for attempt in range(self.retries + 1):
@@ -138,27 +141,8 @@ class Client:
         self.close()
 
 
-class AsyncClient:
-    def __init__(
-        self,
-        addr: str,
-        api_key: str | None = None,
-        tls: bool = False,
-        root_cert: str | None = None,
-        timeout: float = 120.0,
-        retries: int = 3,
-        stream_timeout: float | None = None,
-    ) -> None:
-        """``timeout``: deadline of unary calls (s); ``stream_timeout``: of whole streams
-        (None: no deadline, a live stream may run for hours)."""
-        self.stream_timeout = stream_timeout
-        api_key = api_key if api_key is not None else os.environ.get(API_KEY_ENV)
-        creds, self.metadata = _channel_args(api_key, tls, root_cert)
-        self.channel = (
-            grpc.aio.secure_channel(addr, creds) if creds else grpc.aio.insecure_channel(addr)
-        )
-        self.stub = pb_grpc.TokenizerStub(self.channel)
-        self.timeout, self.retries = timeout, retries
+class AsyncClient(_Settings):
+    _aio = True
 
     async def _call(self, method: Any, request: Any) -> Any:
         for attempt in range(self.retries + 1):

@@ -14,7 +14,7 @@ from ray import serve
 from tokenizer.model_dir import load_model_dir
 from tokenizer.registry import resolve
 from tokenizer.runtime import OnnxTokenizer
-from tokenizer.windows import window_units
+from tokenizer.windows import join_units
 
 
 @serve.deployment(
@@ -56,5 +56,4 @@ class TokenizerModel:
             return (await asyncio.to_thread(self.tok.encode_batch, [audio]))[0]
         windows = self.window.plan(len(audio))
         units = await self.encode_windows([audio[w.start : w.end] for w in windows])
-        parts = [window_units(u, w) for u, w in zip(units, windows, strict=True)]
-        return np.concatenate(parts).astype(np.int32) if parts else np.zeros(0, np.int32)
+        return join_units(windows, units)

@@ -222,8 +222,7 @@ def run_bench_parity(args: argparse.Namespace) -> int:
 
     model = load_model_dir(resolve(args.model))
     eager, onnx = EncoderTokenizer(model), OnnxTokenizer(model)
-    root, utts = load_corpus(args.corpus)
-    utts = [u for u in utts if u.split == args.split]
+    root, utts = load_corpus(args.corpus, args.split)
     frames = same = near_ties = windowed_same = windowed_total = 0
     max_diff = 0.0
     for u in utts:

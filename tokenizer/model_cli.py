@@ -15,7 +15,7 @@ import numpy as np
 from tqdm import tqdm
 
 from tokenizer.audio import decode_audio
-from tokenizer.corpus.manifest import CORPUS_INFO, load_corpus
+from tokenizer.corpus.manifest import load_corpus, synth_command
 from tokenizer.encoder_tokenizer import EncoderTokenizer, save_encoder_kmeans
 from tokenizer.errors import InvalidInputError
 from tokenizer.features import FeatureConfig, extract
@@ -103,8 +103,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 
 def run_train_kmeans(args: argparse.Namespace) -> int:
-    root, utts = load_corpus(args.corpus)
-    utts = [u for u in utts if u.split == args.split]
+    root, utts = load_corpus(args.corpus, args.split)
     feat_cfg = FeatureConfig(type=args.features)
     start = time.perf_counter()
     encoder = _encoder_tokenizer(args.encoder) if args.encoder else None
@@ -125,13 +124,8 @@ def run_train_kmeans(args: argparse.Namespace) -> int:
         "command": "speechtok " + shlex.join(sys.argv[1:]),
         "wall_s": round(time.perf_counter() - start, 1),
     }
-    if (args.corpus / CORPUS_INFO).is_file():
-        corpus = json.loads((args.corpus / CORPUS_INFO).read_text())["config"]
-        info["corpus_built_with"] = (
-            f"speechtok corpus synth --sentences {corpus['sentences']} "
-            f"--parallel-sentences {corpus['parallel_sentences']} "
-            f"--seed {corpus['seed']}"
-        )
+    if built_with := synth_command(args.corpus):
+        info["corpus_built_with"] = built_with
     name = args.name or args.out.name
     if encoder is None:
         model = save_kmeans_tokenizer(args.out, name, feat_cfg, tensors, info)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tokenizer.errors import AudioError, AudioTooLongError, InvalidInputError
-from tokenizer.windows import Encode, Window, WindowSpec, window_units
+from tokenizer.windows import Encode, Window, WindowSpec, join_units
 
 
 @dataclass(frozen=True)
@@ -79,8 +79,7 @@ class StreamSession:
 
     def emit(self, jobs: list[WindowJob], units: list[np.ndarray]) -> Final:
         """Newly final units from the jobs' window units (jobs in the order they came)."""
-        parts = [window_units(u, j.window) for j, u in zip(jobs, units, strict=True)]
-        out = np.concatenate(parts).astype(np.int32) if parts else np.zeros(0, np.int32)
+        out = join_units([j.window for j in jobs], units)
         offset = self.emitted
         self.emitted += len(out)
         return Final(out, offset)

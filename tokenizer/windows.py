@@ -14,7 +14,7 @@ whole file tokenized offline with the same windows.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -120,9 +120,10 @@ class WindowSpec:
         return cls(left, chunk, right)
 
 
-def window_units(units: np.ndarray, w: Window) -> np.ndarray:
-    """The chunk's units out of a window's units."""
-    return units[w.keep_from : w.keep_from + w.keep]
+def join_units(windows: Sequence[Window], units: Sequence[np.ndarray]) -> np.ndarray:
+    """Consecutive windows' units -> their chunks' units, in order (int32)."""
+    parts = [u[w.keep_from : w.keep_from + w.keep] for w, u in zip(windows, units, strict=True)]
+    return np.concatenate(parts).astype(np.int32) if parts else np.zeros(0, np.int32)
 
 
 def tokenize_windowed(
@@ -130,12 +131,10 @@ def tokenize_windowed(
 ) -> np.ndarray:
     """Units of ``audio`` by canonical windows, ``batch_size`` windows per backend call."""
     windows = spec.plan(len(audio))
-    out: list[np.ndarray] = []
+    units: list[np.ndarray] = []
     for i in range(0, len(windows), batch_size):
-        group = windows[i : i + batch_size]
-        units = encode([audio[w.start : w.end] for w in group])
-        out += [window_units(u, w) for u, w in zip(units, group, strict=True)]
-    return np.concatenate(out).astype(np.int32) if out else np.zeros(0, np.int32)
+        units += encode([audio[w.start : w.end] for w in windows[i : i + batch_size]])
+    return join_units(windows, units)
 
 
 class Windowed:

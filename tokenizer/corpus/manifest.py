@@ -50,10 +50,15 @@ class Utterance:
 
     def to_json(self) -> str:
         d: dict[str, Any] = {
-            "id": self.id, "audio": self.audio, "speaker": self.speaker, "engine": self.engine,
-            "split": self.split, "sentence": self.sentence, "text": self.text,
+            "id": self.id,
+            "audio": self.audio,
+            "speaker": self.speaker,
+            "engine": self.engine,
+            "split": self.split,
+            "sentence": self.sentence,
+            "text": self.text,
             "duration": self.duration,
-        }  # fmt: skip
+        }
         d = {k: v for k, v in d.items() if v is not None}
         if self.alignment is not None:
             d["alignment"] = [[p, round(s, 5), round(e, 5)] for p, s, e in self.alignment]
@@ -81,10 +86,14 @@ def utterance_from_dict(d: Mapping[str, Any], where: str) -> Utterance:
         id=str(d.get("id") or Path(audio).stem),
         audio=audio,
         duration=None if d.get("duration") is None else float(d["duration"]),
-        speaker=d.get("speaker"), split=d.get("split"), text=d.get("text"),
-        sentence=d.get("sentence"), engine=d.get("engine"), alignment=alignment,
+        speaker=d.get("speaker"),
+        split=d.get("split"),
+        text=d.get("text"),
+        sentence=d.get("sentence"),
+        engine=d.get("engine"),
+        alignment=alignment,
         extra={k: v for k, v in d.items() if k not in _KNOWN | {"alignment"}},
-    )  # fmt: skip
+    )
 
 
 def write_manifest(path: str | Path, utterances: Iterable[Utterance]) -> None:
@@ -167,7 +176,22 @@ def attach_frame_labels(
         u.alignment = table[u.id]
 
 
-def load_corpus(folder: str | Path) -> tuple[Path, list[Utterance]]:
-    """The root and utterances of a corpus directory (``DIR/manifest.jsonl``)."""
+def load_corpus(folder: str | Path, split: str | None = None) -> tuple[Path, list[Utterance]]:
+    """The root and utterances of a corpus directory (``DIR/manifest.jsonl``), all or one
+    split's."""
     root = Path(folder)
-    return root, read_manifest(root / MANIFEST)
+    utts = read_manifest(root / MANIFEST)
+    return root, utts if split is None else [u for u in utts if u.split == split]
+
+
+def synth_command(folder: str | Path) -> str | None:
+    """The ``speechtok corpus synth`` arguments that built a synthesized corpus (for model
+    cards), or None for other corpora."""
+    path = Path(folder) / CORPUS_INFO
+    if not path.is_file():
+        return None
+    c = json.loads(path.read_text())["config"]
+    return (
+        f"speechtok corpus synth --sentences {c['sentences']} "
+        f"--parallel-sentences {c['parallel_sentences']} --seed {c['seed']}"
+    )

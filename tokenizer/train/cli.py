@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tokenizer.corpus.manifest import CORPUS_INFO, load_corpus
+from tokenizer.corpus.manifest import load_corpus, synth_command
 from tokenizer.train.runconfig import load_run_config
 
 log = logging.getLogger(__name__)
@@ -74,27 +74,36 @@ def train_info(args: argparse.Namespace, config: Any, step: int, wall_s: float) 
         "command": "speechtok " + shlex.join(sys.argv[1:]),
         "wall_s_last_call": round(wall_s, 1),
     }
-    if (args.corpus / CORPUS_INFO).is_file():
-        corpus = json.loads((args.corpus / CORPUS_INFO).read_text())["config"]
-        info["corpus_built_with"] = (
-            f"speechtok corpus synth --sentences {corpus['sentences']} "
-            f"--parallel-sentences {corpus['parallel_sentences']} "
-            f"--seed {corpus['seed']}"
-        )
+    if built_with := synth_command(args.corpus):
+        info["corpus_built_with"] = built_with
     return info
 
 
-def run_train_hubert(args: argparse.Namespace) -> int:
+def _setup(args: argparse.Namespace) -> Any:
+    """Torch threads and the run config (defaults <- --config YAML <- --set)."""
     import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    return load_run_config(args.config_class(), args.config, args.set)
+
+
+def _report(args: argparse.Namespace, step: int, steps: int, fingerprint: str) -> int:
+    print(
+        json.dumps(
+            {"model": str(args.out), "step": step, "steps": steps, "fingerprint": fingerprint}
+        )
+    )
+    return 0
+
+
+def run_train_hubert(args: argparse.Namespace) -> int:
 
     from tokenizer.tokenizers import load_tokenizer
     from tokenizer.train.hubert import export_hubert, train_hubert
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    config = load_run_config(args.config_class(), args.config, args.set)
-    root, utts = load_corpus(args.corpus)
-    utts = [u for u in utts if u.split == args.split]
+    config = _setup(args)
+    root, utts = load_corpus(args.corpus, args.split)
     targets = load_tokenizer(args.targets)
     start = time.perf_counter()
     model, step = train_hubert(
@@ -103,30 +112,17 @@ def run_train_hubert(args: argparse.Namespace) -> int:
     info = train_info(args, config, step, time.perf_counter() - start)
     info["targets"] = {"name": targets.name, "fingerprint": targets.fingerprint}
     out = export_hubert(model, args.out, args.name or args.out.name, info)
-    print(
-        json.dumps(
-            {
-                "model": str(args.out),
-                "step": step,
-                "steps": config.steps,
-                "fingerprint": out.fingerprint,
-            }
-        )
-    )
-    return 0
+    return _report(args, step, config.steps, out.fingerprint)
 
 
 def run_train_spin(args: argparse.Namespace) -> int:
-    import torch
 
     from tokenizer.encoder_tokenizer import EncoderTokenizer
     from tokenizer.errors import InvalidInputError
     from tokenizer.tokenizers import load_tokenizer
     from tokenizer.train.spin import export_spin, train_spin
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    config = load_run_config(args.config_class(), args.config, args.set)
+    config = _setup(args)
     if (config.K2 > 0) != (args.kind == "dcspin"):
         raise InvalidInputError(
             f"expected K2 > 0 for dcspin and K2 = 0 for spin, found K2={config.K2} for {args.kind}"
@@ -136,21 +132,10 @@ def run_train_spin(args: argparse.Namespace) -> int:
         raise InvalidInputError(
             f"expected a hubert model as --base, found kind {base.kind!r} in {args.base}"
         )
-    root, utts = load_corpus(args.corpus)
-    utts = [u for u in utts if u.split == args.split]
+    root, utts = load_corpus(args.corpus, args.split)
     start = time.perf_counter()
     model, step = train_spin(args.run, base, utts, root, config, args.max_minutes, args.until_step)
     info = train_info(args, config, step, time.perf_counter() - start)
     info["base"] = {"name": base.name, "fingerprint": base.fingerprint}
     out = export_spin(model, args.out, args.name or args.out.name, config, info)
-    print(
-        json.dumps(
-            {
-                "model": str(args.out),
-                "step": step,
-                "steps": config.steps,
-                "fingerprint": out.fingerprint,
-            }
-        )
-    )
-    return 0
+    return _report(args, step, config.steps, out.fingerprint)

@@ -31,18 +31,15 @@ from tokenizer.errors import InvalidInputError
 from tokenizer.model_dir import ModelDir, card_facts
 from tokenizer.tokenizers import Tokenizer
 from tokenizer.train.data import crop_batch, load_audio, n_frames
-from tokenizer.train.loop import Schedule, resume, train_loop
+from tokenizer.train.loop import TrainConfig, resume, train_loop
 
 
 @dataclass(frozen=True, kw_only=True)
-class HubertConfig:
+class HubertConfig(TrainConfig):
     preset: Literal["tiny", "base"] = "tiny"
     """Encoder shape (``tokenizer.encoder.config`` presets)."""
     steps: int = 3000
-    """Total optimizer steps; the learning rate decays linearly to 0 at the last one."""
     batch_size: int = 8
-    max_seconds: float = 3.0
-    """Longer utterances are cropped (random frame-aligned offset)."""
     lr: float = 5e-4
     warmup_steps: int = 200
     weight_decay: float = 0.01
@@ -54,9 +51,6 @@ class HubertConfig:
     temperature: float = 0.1
     dropout: float = 0.1
     """Dropout in the transformer during pretraining (removed for inference)."""
-    seed: int = 0
-    checkpoint_every: int = 100
-    log_every: int = 10
 
 
 class HubertPretrainer(nn.Module):
@@ -153,15 +147,12 @@ def train_hubert(
     audio = load_audio(root, utts)
     labels = compute_targets(targets, utts, audio)
     max_samples = int(config.max_seconds * 16000)
-    schedule = Schedule(
-        config.steps, config.lr, config.warmup_steps, config.checkpoint_every, config.log_every
-    )
     step = train_loop(
         run,
         run_config,
         model,
         opt,
-        schedule,
+        config,
         lambda step: _step(model, opt, audio, labels, config, step, max_samples),
         start,
         "hubert",

@@ -47,13 +47,20 @@ class StopFlag:
         self.stop = True
 
 
-@dataclass(frozen=True)
-class Schedule:
-    steps: int
-    lr: float
-    warmup_steps: int
-    checkpoint_every: int
-    log_every: int
+@dataclass(frozen=True, kw_only=True)
+class TrainConfig:
+    """What every run config has: the schedule, the batches, the seed, the cadence."""
+
+    steps: int = 1000
+    """Total optimizer steps; the learning rate decays linearly to 0 at the last one."""
+    batch_size: int = 16
+    max_seconds: float = 3.0
+    """Longer utterances are cropped (random frame-aligned offset)."""
+    lr: float = 1e-4
+    warmup_steps: int = 100
+    seed: int = 0
+    checkpoint_every: int = 100
+    log_every: int = 10
 
 
 def resume(
@@ -73,7 +80,7 @@ def train_loop(
     run_config: dict[str, Any],
     model: nn.Module,
     opt: torch.optim.Optimizer,
-    schedule: Schedule,
+    schedule: TrainConfig,
     step_fn: Callable[[int], dict[str, float]],
     start: int,
     desc: str,

@@ -37,22 +37,17 @@ from tokenizer.errors import InvalidInputError
 from tokenizer.model_dir import ModelDir, card_facts
 from tokenizer.perturb import perturb_speaker, rng_for
 from tokenizer.train.data import load_audio, n_frames
-from tokenizer.train.loop import Schedule, resume, train_loop
+from tokenizer.train.loop import TrainConfig, resume, train_loop
 
 
 @dataclass(frozen=True, kw_only=True)
-class SpinConfig:
+class SpinConfig(TrainConfig):
     K1: int = 100
     """Primary codebook size: the vocabulary of the tokens."""
     K2: int = 0
     """Auxiliary codebook size (DC-Spin); 0 trains plain Spin."""
     train_layers: int = 2
     """Top encoder layers that train; the rest are frozen and cached."""
-    steps: int = 1000
-    batch_size: int = 16
-    max_seconds: float = 3.0
-    lr: float = 1e-4
-    warmup_steps: int = 100
     head_dim: int = 256
     temperature: float = 0.1
     sinkhorn_eps: float = 0.02
@@ -61,9 +56,6 @@ class SpinConfig:
     """Precomputed speaker-perturbed copies per utterance; each step pairs the original with
     one of them."""
     perturb_jobs: int = 2
-    seed: int = 0
-    checkpoint_every: int = 100
-    log_every: int = 10
 
 
 @torch.no_grad()
@@ -254,15 +246,12 @@ def train_spin(
     build_cache(run / "cache", cache_key, base.encoder, model.frozen, utts, audio, config)
     cache = FrozenCache(run / "cache", config.views)
     frames = [n_frames(len(a)) for a in audio]
-    schedule = Schedule(
-        config.steps, config.lr, config.warmup_steps, config.checkpoint_every, config.log_every
-    )
     step = train_loop(
         run,
         run_config,
         model,
         opt,
-        schedule,
+        config,
         lambda step: _spin_step(model, opt, cache, frames, config, step),
         start,
         "dcspin" if config.K2 else "spin",
