@@ -59,6 +59,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="tokenize in one pass per utterance instead of by canonical windows",
     )
     p.add_argument("--no-perturb", action="store_true", help="skip perturbation consistency")
+    p.add_argument(
+        "--vocoder",
+        help="resynthesize test utterances with this vocoder (directory or shipped name) and "
+        "measure re-tokenized unit agreement, MCD and F0 correlation",
+    )
+    p.add_argument("--resynth-utterances", type=int, default=40)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--out", required=True, type=Path)
@@ -119,6 +125,8 @@ def run_probe(args: argparse.Namespace) -> int:
         perturb=not args.no_perturb,
         seed=args.seed,
         jobs=args.jobs,
+        vocoder=args.vocoder,
+        resynth_utterances=args.resynth_utterances,
     )
     splits = select_splits(utts, config)
     sources: list[UnitSource] = [

@@ -50,6 +50,10 @@ class ProbeConfig:
     seed: int = 0
     jobs: int = 2
     """Worker processes for the perturbed copies."""
+    vocoder: str | None = None
+    """Vocoder (directory or shipped name) for the resynthesis metrics; None skips them."""
+    resynth_utterances: int = 40
+    """First N test utterances (by id) resynthesized."""
 
 
 @dataclass
@@ -143,6 +147,7 @@ def probe_source(
     summary["streaming"] = _streaming(source, root, test, u_test)
     if not summary["streaming"]:
         summary["notes"].append("streaming: skipped, the tokenizer has no streaming window")
+    summary["resynthesis"] = _resynthesis(source, root, test, config, summary["notes"], progress)
     return ProbeResult(summary, (table.counts, table.phones, table.units), per_voice)
 
 
@@ -168,6 +173,39 @@ def _streaming(
             "agreement": same / total if total else None,
         }
     ]
+
+
+def _resynthesis(
+    source: UnitSource,
+    root: Path,
+    test: list[Utterance],
+    config: ProbeConfig,
+    notes: list[str],
+    progress: Progress | None,
+) -> dict[str, Any] | None:
+    if config.vocoder is None:
+        return None
+    from lm_probe.resynthesis import resynthesis
+    from vocoder.runtime import Vocoder
+
+    vocoder = Vocoder.load(config.vocoder)
+    if source.tokenizer is None or source.tokenizer.K != vocoder.K:
+        notes.append(
+            f"resynthesis: skipped, {vocoder.name} speaks {vocoder.K} units of "
+            f"{vocoder.units_model['name']}"
+        )
+        return None
+    if source.tokenizer.fingerprint != vocoder.units_model["fingerprint"]:
+        notes.append(f"resynthesis: {vocoder.name} was trained on another model's units")
+    utts = sorted(test, key=lambda u: u.id)[: config.resynth_utterances]
+    return resynthesis(
+        source.tokenizer,
+        vocoder,
+        root,
+        utts,
+        source.full_utterance,
+        (lambda n: progress("resynthesis", n)) if progress else None,
+    )
 
 
 def _ngram(

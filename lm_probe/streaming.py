@@ -27,8 +27,7 @@ def agreement(
 ) -> float:
     """Fraction of frames whose windowed unit equals the full-utterance unit."""
     same = total = 0
-    for audio, ref in zip(audios, full, strict=True):
-        units = tokenize_windowed(audio, spec, encode)
+    for units, ref in zip(tokenize_windowed(audios, spec, encode), full, strict=True):
         same += int(np.sum(units == ref))
         total += len(ref)
     return same / total if total else float("nan")

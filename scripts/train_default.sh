@@ -3,6 +3,7 @@
 #   1. corpus  2. HuBERT pretraining on MFCC k-means targets (resumable, in pieces)
 #   3. DC-Spin fine-tuning  4. the k-means baseline on the same encoder layer
 #   5. streaming-window curve on dev -> export both with the chosen window  6. probe on test
+#   7. the unit HiFi-GAN vocoder for the default model (resumable)
 # Usage: scripts/train_default.sh [STEP...]   (default: all steps). Times are in the README.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,7 +12,8 @@ corpus=data/corpus
 hubert=data/models/hubert-tiny
 dcspin=models/dcspin-tiny-k100
 kmeans=models/hubert-tiny-km100
-steps=${*:-corpus hubert dcspin kmeans window probe}
+vocoder=models/vocoder-dcspin-tiny
+steps=${*:-corpus hubert dcspin kmeans window probe vocoder}
 
 for step in $steps; do
   case $step in
@@ -36,6 +38,9 @@ for step in $steps; do
     probe)
       $st probe --model $kmeans --model $dcspin --corpus $corpus --split test --lm-split dev \
         --out data/probe-default ;;
+    vocoder)  # stop and rerun at will: it resumes from data/runs/vocoder-tiny/checkpoint.pt
+      $st vocoder train --units-model $dcspin --corpus $corpus --run data/runs/vocoder-tiny \
+        --out $vocoder --config scripts/vocoder-tiny.yaml --threads 2 ${VOCODER_ARGS:-} ;;
     *) echo "unknown step $step" >&2; exit 2 ;;
   esac
 done

@@ -12,8 +12,9 @@ from ray.serve import Application
 from serving.config import ServeConfig
 from serving.ingress import GrpcIngress
 from serving.model_deployment import TokenizerModel
+from serving.vocoder_deployment import VocoderModel
 from tokenizer.model_dir import load_model_dir
-from tokenizer.registry import default_name, resolve
+from tokenizer.registry import DEFAULT_VOCODER_FILE, default_name, models_root, resolve
 from tokenizer.runtime import MODEL_GRAPH
 
 
@@ -33,18 +34,46 @@ def model_names(config: ServeConfig) -> dict[str, str]:
     return out
 
 
+def vocoder_names(config: ServeConfig) -> dict[str, str]:
+    """Served vocoder name -> directory (the first is the default)."""
+    specs: list[str | None] = list(config.vocoders) if config.vocoders is not None else []
+    if config.vocoders is None:
+        specs = [None] if (models_root() / DEFAULT_VOCODER_FILE).is_file() else []
+    out = {}
+    for spec in specs:
+        path = resolve(spec, DEFAULT_VOCODER_FILE)
+        model = load_model_dir(path)
+        if model.config.get("kind") != "vocoder":
+            raise ValueError(
+                f"expected a vocoder model directory, found {model.config.get('kind')!r} in {path}"
+            )
+        out[model.config["name"]] = str(path.resolve())
+    return out
+
+
+def _deployment_name(prefix: str, name: str) -> str:
+    return f"{prefix}-{re.sub(r'[^A-Za-z0-9_-]', '-', name)}"
+
+
 def build_app(config: ServeConfig) -> Application:
     names = model_names(config)
     default = next(iter(names))
     models = {
         name: TokenizerModel.options(  # type: ignore[attr-defined]
-            name=f"model-{re.sub(r'[^A-Za-z0-9_-]', '-', name)}",
+            name=_deployment_name("model", name),
             num_replicas=config.model_replicas,
             ray_actor_options={"num_cpus": config.model_cpus, "num_gpus": config.model_gpus},
         ).bind(path, config.threads, config.max_batch, config.batch_wait_ms)
         for name, path in names.items()
     }
-    return GrpcIngress.bind(config, models, default)  # type: ignore[attr-defined]
+    vocoders = {
+        name: VocoderModel.options(  # type: ignore[attr-defined]
+            name=_deployment_name("vocoder", name),
+            ray_actor_options={"num_cpus": config.model_cpus / 2},
+        ).bind(path, config.threads)
+        for name, path in vocoder_names(config).items()
+    }
+    return GrpcIngress.bind(config, models, default, vocoders)  # type: ignore[attr-defined]
 
 
 def app_from_args(args: dict[str, Any]) -> Application:

@@ -42,6 +42,14 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--timeout", type=float, default=120.0)
     t.add_argument("files", nargs="+", type=Path)
     t.set_defaults(func=run_client_tokenize)
+    y = csub.add_parser("synthesize", help="Synthesize: units -> WAV through the service")
+    y.add_argument("--addr", default="127.0.0.1:50051")
+    y.add_argument("--model", default="", help="served vocoder name (default: the default)")
+    y.add_argument("--units", required=True, type=Path, help="as for speechtok synthesize")
+    y.add_argument("--speaker", default="", help="speaker name or index (default: 0)")
+    y.add_argument("--api-key")
+    y.add_argument("--out", required=True, type=Path)
+    y.set_defaults(func=run_client_synthesize)
     i = csub.add_parser("info", help="GetModelInfo as JSON (or every model with --all)")
     i.add_argument("--addr", default="127.0.0.1:50051")
     i.add_argument("--model", default="")
@@ -161,6 +169,23 @@ def _streamed(client: object, path: Path, args: argparse.Namespace) -> dict[str,
         units=out, frame_rate=info.frame_rate, model=meta.model, fingerprint=meta.fingerprint
     )
     return line
+
+
+def run_client_synthesize(args: argparse.Namespace) -> int:
+    import soundfile as sf
+
+    from serving.client import Client
+    from vocoder.cli import read_units
+
+    units, durations = read_units(args.units)
+    with Client(args.addr, api_key=args.api_key) as client:
+        try:
+            audio, r = client.synthesize(units.tolist(), args.speaker, durations, model=args.model)
+        except Exception as e:
+            return _status_exit(e)
+    sf.write(args.out, audio, r.audio.sample_rate, subtype="PCM_16")
+    print(json.dumps({"out": str(args.out), "seconds": r.audio_seconds, "vocoder": r.model}))
+    return 0
 
 
 def run_client_info(args: argparse.Namespace) -> int:

@@ -128,6 +128,28 @@ class Client(_Settings):
     def model_info(self, model: str = "") -> pb.ModelInfo:
         return self._call(self.stub.GetModelInfo, pb.ModelInfoRequest(model=model))
 
+    def synthesize(
+        self,
+        units: Iterable[int],
+        speaker: str | int = "",
+        durations: Iterable[int] | None = None,
+        deduplicated: bool = False,
+        model: str = "",
+    ) -> tuple[np.ndarray, pb.SynthesizeResponse]:
+        """16 kHz float32 speech of units (one per frame, or deduplicated with or without
+        durations), and the answer (vocoder name and fingerprint)."""
+        r = self._call(
+            self.stub.Synthesize,
+            pb.SynthesizeRequest(
+                units=list(units),
+                model=model,
+                durations=list(durations or []),
+                deduplicated=deduplicated,
+                speaker=str(speaker),
+            ),
+        )
+        return np.frombuffer(r.audio.data, dtype="<f4").copy(), r
+
     def list_models(self) -> pb.ListModelsResponse:
         return self._call(self.stub.ListModels, pb.ListModelsRequest())
 

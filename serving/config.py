@@ -10,6 +10,9 @@ from dataclasses import dataclass, field
 class ServeConfig:
     models: list[str] = field(default_factory=list)
     """Model directories or shipped names to serve (empty: the default model)."""
+    vocoders: list[str] | None = None
+    """Vocoder directories or shipped names for ``Synthesize`` (None: the default vocoder if
+    one is shipped; empty: none)."""
     host: str = "127.0.0.1"
     """Interface the gRPC server binds; loopback unless an operator opens it."""
     port: int = 50051

@@ -23,7 +23,7 @@ from serving.auth import ApiKeyInterceptor
 from serving.config import ServeConfig
 from serving.pb import tokenizer_pb2 as pb
 from serving.pb import tokenizer_pb2_grpc as pb_grpc
-from serving.servicer import Model, TokenizerServicer
+from serving.servicer import Model, ServedVocoder, TokenizerServicer
 
 log = logging.getLogger(__name__)
 SERVICE = pb.DESCRIPTOR.services_by_name["Tokenizer"].full_name
@@ -43,11 +43,18 @@ def api_keys(config: ServeConfig) -> list[str]:
 )
 class GrpcIngress:
     async def __init__(  # type: ignore[misc]  # Ray actors may have an async __init__
-        self, config: ServeConfig, models: dict[str, Any], default: str
+        self,
+        config: ServeConfig,
+        models: dict[str, Any],
+        default: str,
+        vocoders: dict[str, Any] | None = None,
     ) -> None:
         served = {}
         for name, handle in models.items():
             served[name] = Model(handle, await handle.info.remote())
+        voiced = {}
+        for name, handle in (vocoders or {}).items():
+            voiced[name] = ServedVocoder(handle, await handle.info.remote())
         keys = api_keys(config)
         if config.host not in ("127.0.0.1", "::1", "localhost") and not keys:
             log.warning(
@@ -64,7 +71,7 @@ class GrpcIngress:
         self.server = grpc.aio.server(
             interceptors=[ApiKeyInterceptor(keys)] if keys else [], options=options
         )
-        self.servicer = TokenizerServicer(config, served, default)
+        self.servicer = TokenizerServicer(config, served, default, voiced)
         pb_grpc.add_TokenizerServicer_to_server(self.servicer, self.server)
         self.health = (
             health.aio.HealthServicer() if hasattr(health, "aio") else health.HealthServicer()
@@ -98,9 +105,10 @@ class GrpcIngress:
             await self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
         self.address = address
         log.info(
-            "speechtok gRPC on %s (models %s, auth %s, tls %s)",
+            "speechtok gRPC on %s (models %s, vocoders %s, auth %s, tls %s)",
             address,
             sorted(served),
+            sorted(voiced),
             bool(keys),
             bool(config.tls_cert),
         )

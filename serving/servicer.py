@@ -20,6 +20,7 @@ from tokenizer.errors import AudioTooLongError, InvalidInputError
 from tokenizer.streaming import StreamSession
 from tokenizer.tokenizers import dedup
 from tokenizer.windows import WindowSpec
+from vocoder.runtime import check_request
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -61,9 +62,23 @@ class Model:
         self.window = WindowSpec(**info["window"])
 
 
+class ServedVocoder:
+    """A served vocoder: its deployment handle and its name, fingerprint, K and speakers."""
+
+    def __init__(self, handle: Any, info: dict[str, Any]) -> None:
+        self.handle, self.info = handle, info
+
+
 class TokenizerServicer(pb_grpc.TokenizerServicer):
-    def __init__(self, config: ServeConfig, models: dict[str, Model], default: str) -> None:
+    def __init__(
+        self,
+        config: ServeConfig,
+        models: dict[str, Model],
+        default: str,
+        vocoders: dict[str, ServedVocoder] | None = None,
+    ) -> None:
         self.config, self.models, self.default = config, models, default
+        self.vocoders = vocoders or {}
         self.streams = 0
         common = {"max_sample_rate": config.max_sample_rate, "max_channels": config.max_channels}
         self.unary_limits = AudioLimits(max_seconds=config.max_request_seconds, **common)
@@ -273,9 +288,39 @@ class TokenizerServicer(pb_grpc.TokenizerServicer):
     async def Synthesize(
         self, request: pb.SynthesizeRequest, context: grpc.aio.ServicerContext
     ) -> pb.SynthesizeResponse:
-        await context.abort(
-            grpc.StatusCode.UNIMPLEMENTED,
-            "expected a vocoder deployment for Synthesize, found none: the unit "
-            "vocoder is not served yet",
-        )
-        raise AssertionError("unreachable")
+        async def run() -> pb.SynthesizeResponse:
+            name = request.model or next(iter(self.vocoders), "")
+            if name not in self.vocoders:
+                raise Abort(
+                    grpc.StatusCode.NOT_FOUND,
+                    f"expected a served vocoder ({', '.join(sorted(self.vocoders)) or 'none'}), "
+                    f"found {name!r}",
+                )
+            voc = self.vocoders[name]
+            units, speaker, durations = check_request(
+                list(request.units),
+                request.speaker,
+                list(request.durations) or None,
+                voc.info["K"],
+                voc.info["speakers"],
+            )
+            audio = await voc.handle.synthesize.remote(
+                units.tolist(),
+                speaker,
+                None if durations is None else durations.tolist(),
+                request.deduplicated,
+            )
+            rate = voc.info["sample_rate"]
+            return pb.SynthesizeResponse(
+                audio=pb.Pcm(
+                    data=np.asarray(audio, "<f4").tobytes(),
+                    sample_rate=rate,
+                    encoding=pb.PCM_F32LE,
+                    channels=1,
+                ),
+                model=name,
+                fingerprint=voc.info["fingerprint"],
+                audio_seconds=len(audio) / rate,
+            )
+
+        return await self._guard(context, run)

@@ -58,3 +58,36 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     export_model(out, SPEC)
     return out
+
+
+TINY_GENERATOR = {"channels": 32, "unit_dim": 16, "speaker_dim": 8, "duration_channels": 16}
+
+
+@pytest.fixture(scope="session")
+def tiny_vocoder(
+    tiny_corpus: Path, exported: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, Path]:
+    """A unit HiFi-GAN trained for 40 steps (36 mel-only, 4 with the GAN) on the tiny corpus:
+    (its model directory, its run folder)."""
+    from tokenizer.tokenizers import load_tokenizer
+    from vocoder.config import VocoderTrainConfig
+    from vocoder.export import save_vocoder
+    from vocoder.train import train_vocoder
+
+    root = tmp_path_factory.mktemp("vocoder")
+    config = VocoderTrainConfig(
+        steps=40,
+        gan_start_step=36,
+        warmup_steps=2,
+        lr=2e-3,
+        batch_size=4,
+        segment_frames=16,
+        sample_every=20,
+        log_every=4,
+        checkpoint_every=20,
+        generator=TINY_GENERATOR,
+    )
+    tok = load_tokenizer(exported)
+    gen, info = train_vocoder(root / "run", tiny_corpus, tok, config)
+    save_vocoder(root / "voc", "tiny-voc", gen, tok, info)
+    return root / "voc", root / "run"

@@ -26,6 +26,7 @@ from serving.pb import tokenizer_pb2_grpc as pb_grpc
 from tokenizer.audio import decode_audio
 from tokenizer.corpus.manifest import load_corpus
 from tokenizer.runtime import OnnxTokenizer
+from vocoder.runtime import Vocoder
 
 from .conftest import speech_like
 
@@ -40,7 +41,7 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def service(exported: Path) -> Iterator[tuple[str, object]]:
+def service(exported: Path, tiny_vocoder: tuple[Path, Path]) -> Iterator[tuple[str, object]]:
     import ray
     from ray import serve
 
@@ -48,6 +49,7 @@ def service(exported: Path) -> Iterator[tuple[str, object]]:
 
     config = ServeConfig(
         models=[str(exported)],
+        vocoders=[str(tiny_vocoder[0])],
         port=_free_port(),
         api_keys=[KEY, ""],  # an empty key must never authenticate
         max_full_utterance_seconds=1.0,
@@ -197,9 +199,16 @@ def test_error_statuses_and_the_service_survives(
         config=pb.StreamConfig(model="nope", sample_rate=16000, encoding=pb.PCM_S16LE)
     )
     assert _code(lambda: stream([unknown])) == grpc.StatusCode.NOT_FOUND
+    for bad in (
+        pb.SynthesizeRequest(units=[]),
+        pb.SynthesizeRequest(units=[10_000]),
+        pb.SynthesizeRequest(units=[1, 2], durations=[1]),
+        pb.SynthesizeRequest(units=[1, 2], speaker="nobody"),
+    ):
+        assert _code(lambda b=bad: stub.Synthesize(b, metadata=md)) == invalid
     assert (
-        _code(lambda: stub.Synthesize(pb.SynthesizeRequest(units=[1]), metadata=md))
-        == grpc.StatusCode.UNIMPLEMENTED
+        _code(lambda: stub.Synthesize(pb.SynthesizeRequest(units=[1], model="x"), metadata=md))
+        == grpc.StatusCode.NOT_FOUND
     )
     # The health check needs no key; the service still answers after all of the above.
     health = health_pb2_grpc.HealthStub(channel)
@@ -207,6 +216,22 @@ def test_error_statuses_and_the_service_survives(
     assert status.status == health_pb2.HealthCheckResponse.SERVING
     assert len(tokenize(pb.Audio(file=good)).units) > 0  # type: ignore[attr-defined]
     assert handle.open_streams.remote().result() == 0  # type: ignore[attr-defined]
+
+
+def test_synthesize_equals_the_library(
+    service: tuple[str, object], tiny_vocoder: tuple[Path, Path]
+) -> None:
+    address, _ = service
+    voc = Vocoder(tiny_vocoder[0])
+    units = np.random.default_rng(1).integers(0, voc.K, 200)
+    with Client(address, api_key=KEY) as client:
+        audio, r = client.synthesize(units.tolist(), speaker=1)
+        assert np.array_equal(audio, voc.synthesize(units, 1))  # bit for bit
+        assert (r.model, r.fingerprint, r.audio.sample_rate) == ("tiny-voc", voc.fingerprint, 16000)
+        short, _ = client.synthesize([4, 2, 4], durations=[3, 1, 2])
+        assert np.array_equal(short, voc.synthesize([4, 2, 4], durations=[3, 1, 2]))
+        predicted, _ = client.synthesize([4, 2, 4], deduplicated=True)
+        assert np.array_equal(predicted, voc.synthesize([4, 2, 4], deduplicated=True))
 
 
 def test_stream_limits_idle_and_disconnects(service: tuple[str, object]) -> None:
@@ -221,7 +246,8 @@ def test_stream_limits_idle_and_disconnects(service: tuple[str, object]) -> None
     def held() -> Iterator[pb.StreamRequest]:
         yield cfg
         yield chunk
-        release.wait(20)
+        while not release.wait(0.5):  # keep it active: idle_timeout_s is short (2 s)
+            yield pb.StreamRequest(audio=speech_like(160, 1).tobytes())
 
     calls = [stub.StreamTokenize(held(), metadata=md, timeout=30) for _ in range(3)]
     for call in calls:

@@ -42,8 +42,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     par.add_argument("--split", default="test")
     par.set_defaults(func=run_bench_parity)
     from serving import bench as serving_bench
+    from serving.batch import bench as batch_bench
 
     serving_bench.add_parser(bsub)
+    batch_bench.add_parser(bsub)
 
 
 def _audio(args: argparse.Namespace) -> list[np.ndarray]:
@@ -141,11 +143,11 @@ def run_bench_runtime(args: argparse.Namespace) -> int:
         ("onnxruntime, full utterance, batch 8", lambda: [onnx.encode_batch(b) for b in batches]),
         (
             "torch eager, canonical windows",
-            lambda: [tokenize_windowed(a, window, eager.encode_batch) for a in audios],
+            lambda: [tokenize_windowed([a], window, eager.encode_batch) for a in audios],
         ),
         (
             "onnxruntime, canonical windows",
-            lambda: [tokenize_windowed(a, window, onnx.encode_windows) for a in audios],
+            lambda: [tokenize_windowed([a], window, onnx.encode_windows) for a in audios],
         ),
         ("onnxruntime, stream of 100 ms chunks", stream),
     ]

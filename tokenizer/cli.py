@@ -9,9 +9,11 @@ from collections.abc import Sequence
 
 from lm_probe import cli as probe_cli
 from serving import cli as serving_cli
+from serving.batch import cli as batch_cli
 from tokenizer import bench_runtime, model_cli
 from tokenizer.corpus import cli as corpus_cli
 from tokenizer.errors import SpeechtokError
+from vocoder import cli as vocoder_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,10 +25,13 @@ def build_parser() -> argparse.ArgumentParser:
     probe_cli.add_parser(sub)
     bench_runtime.add_parser(sub)
     serving_cli.add_parsers(sub)
+    batch_cli.add_parser(sub)
+    vocoder_cli.add_parsers(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = batch_cli.default_subcommand(list(sys.argv[1:] if argv is None else argv))
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,

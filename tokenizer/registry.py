@@ -13,6 +13,7 @@ from tokenizer.model_dir import CONFIG, ModelDirError
 
 MODELS_ENV = "SPEECHTOK_MODELS"
 DEFAULT_FILE = "DEFAULT"
+DEFAULT_VOCODER_FILE = "DEFAULT_VOCODER"
 
 
 def models_root() -> Path:
@@ -20,8 +21,8 @@ def models_root() -> Path:
     return Path(env) if env else Path(__file__).resolve().parent.parent / "models"
 
 
-def default_name() -> str:
-    path = models_root() / DEFAULT_FILE
+def default_name(default_file: str = DEFAULT_FILE) -> str:
+    path = models_root() / default_file
     if not path.is_file():
         raise ModelDirError(f"expected the default model's name in {path}, found no such file")
     return path.read_text().strip()
@@ -30,7 +31,9 @@ def default_name() -> str:
 def shipped() -> list[dict[str, Any]]:
     """One record per shipped model: name, kind, K, path, default."""
     root = models_root()
-    default = default_name() if (root / DEFAULT_FILE).is_file() else None
+    defaults = {
+        default_name(f) for f in (DEFAULT_FILE, DEFAULT_VOCODER_FILE) if (root / f).is_file()
+    }
     out = []
     for d in sorted(p for p in root.iterdir() if (p / CONFIG).is_file()) if root.is_dir() else []:
         config = json.loads((d / CONFIG).read_text())
@@ -40,16 +43,17 @@ def shipped() -> list[dict[str, Any]]:
                 "kind": config["kind"],
                 "K": config["K"],
                 "path": str(d),
-                "default": d.name == default,
+                "default": d.name in defaults,
             }
         )
     return out
 
 
-def resolve(spec: str | Path | None) -> Path:
-    """A model directory from a path, a shipped model's name, or None (the default)."""
+def resolve(spec: str | Path | None, default_file: str = DEFAULT_FILE) -> Path:
+    """A model directory from a path, a shipped model's name, or None (the default tokenizer,
+    or the default vocoder with ``default_file=DEFAULT_VOCODER_FILE``)."""
     if spec is None:
-        spec = default_name()
+        spec = default_name(default_file)
     path = Path(spec)
     if path.is_dir():
         return path

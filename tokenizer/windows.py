@@ -127,14 +127,20 @@ def join_units(windows: Sequence[Window], units: Sequence[np.ndarray]) -> np.nda
 
 
 def tokenize_windowed(
-    audio: np.ndarray, spec: WindowSpec, encode: Encode, batch_size: int = 16
-) -> np.ndarray:
-    """Units of ``audio`` by canonical windows, ``batch_size`` windows per backend call."""
-    windows = spec.plan(len(audio))
+    audios: Sequence[np.ndarray], spec: WindowSpec, encode: Encode, batch_size: int = 16
+) -> list[np.ndarray]:
+    """Units of each of several audios by canonical windows; windows of all of them share
+    backend calls of ``batch_size`` windows (a window's units do not depend on its batch)."""
+    plans = [spec.plan(len(a)) for a in audios]
+    pieces = [a[w.start : w.end] for a, plan in zip(audios, plans, strict=True) for w in plan]
     units: list[np.ndarray] = []
-    for i in range(0, len(windows), batch_size):
-        units += encode([audio[w.start : w.end] for w in windows[i : i + batch_size]])
-    return join_units(windows, units)
+    for i in range(0, len(pieces), batch_size):
+        units += encode(pieces[i : i + batch_size])
+    out, at = [], 0
+    for plan in plans:
+        out.append(join_units(plan, units[at : at + len(plan)]))
+        at += len(plan)
+    return out
 
 
 class Windowed:
@@ -152,6 +158,12 @@ class Windowed:
 
     def tokenize(self, audio: np.ndarray, full_utterance: bool = False) -> np.ndarray:
         """Unit ids (int32), one per 20 ms frame of 16 kHz mono float audio."""
+        return self.tokenize_batch([audio], full_utterance)[0]
+
+    def tokenize_batch(
+        self, audios: Sequence[np.ndarray], full_utterance: bool = False
+    ) -> list[np.ndarray]:
+        """``tokenize`` of several audios, their windows batched together."""
         if self.window is None or full_utterance:
-            return self.encode_batch([audio])[0]
-        return tokenize_windowed(audio, self.window, self.encode_windows)
+            return [self.encode_batch([a])[0] for a in audios]
+        return tokenize_windowed(audios, self.window, self.encode_windows)

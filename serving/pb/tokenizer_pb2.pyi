@@ -151,15 +151,27 @@ class ListModelsResponse(_message.Message):
     def __init__(self, models: _Optional[_Iterable[_Union[ModelInfo, _Mapping]]] = ...) -> None: ...
 
 class SynthesizeRequest(_message.Message):
-    __slots__ = ("units", "model")
+    __slots__ = ("units", "model", "durations", "deduplicated", "speaker")
     UNITS_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
+    DURATIONS_FIELD_NUMBER: _ClassVar[int]
+    DEDUPLICATED_FIELD_NUMBER: _ClassVar[int]
+    SPEAKER_FIELD_NUMBER: _ClassVar[int]
     units: _containers.RepeatedScalarFieldContainer[int]
     model: str
-    def __init__(self, units: _Optional[_Iterable[int]] = ..., model: _Optional[str] = ...) -> None: ...
+    durations: _containers.RepeatedScalarFieldContainer[int]
+    deduplicated: bool
+    speaker: str
+    def __init__(self, units: _Optional[_Iterable[int]] = ..., model: _Optional[str] = ..., durations: _Optional[_Iterable[int]] = ..., deduplicated: _Optional[bool] = ..., speaker: _Optional[str] = ...) -> None: ...
 
 class SynthesizeResponse(_message.Message):
-    __slots__ = ("wav",)
-    WAV_FIELD_NUMBER: _ClassVar[int]
-    wav: bytes
-    def __init__(self, wav: _Optional[bytes] = ...) -> None: ...
+    __slots__ = ("audio", "model", "fingerprint", "audio_seconds")
+    AUDIO_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
+    AUDIO_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    audio: Pcm
+    model: str
+    fingerprint: str
+    audio_seconds: float
+    def __init__(self, audio: _Optional[_Union[Pcm, _Mapping]] = ..., model: _Optional[str] = ..., fingerprint: _Optional[str] = ..., audio_seconds: _Optional[float] = ...) -> None: ...

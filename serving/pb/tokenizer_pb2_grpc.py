@@ -89,8 +89,7 @@ class TokenizerServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Synthesize(self, request, context):
-        """Reserved for the unit vocoder; answers UNIMPLEMENTED until it lands.
-        """
+        """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')

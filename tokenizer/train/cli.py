@@ -24,7 +24,7 @@ def add_parsers(tsub: argparse._SubParsersAction) -> None:
     from tokenizer.train.hubert import HubertConfig
 
     hub = tsub.add_parser("hubert", help="pretrain a HuBERT-style encoder from scratch")
-    _common(hub)
+    add_run_args(hub)
     hub.add_argument(
         "--targets",
         required=True,
@@ -40,13 +40,13 @@ def add_parsers(tsub: argparse._SubParsersAction) -> None:
         ("dcspin", "DC-Spin: primary + auxiliary codebook"),
     ):
         p = tsub.add_parser(kind, help=f"fine-tune a base encoder into a {text} tokenizer")
-        _common(p)
+        add_run_args(p)
         p.add_argument("--base", required=True, help="base encoder model (kind hubert)")
         defaults = SpinConfig() if kind == "spin" else SpinConfig(K2=1024)
         p.set_defaults(func=run_train_spin, config_class=lambda d=defaults: d, kind=kind)
 
 
-def _common(p: argparse.ArgumentParser) -> None:
+def add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--corpus", required=True, type=Path)
     p.add_argument("--split", default="train")
     p.add_argument("--run", required=True, type=Path, help="training state folder (resumable)")
@@ -79,7 +79,7 @@ def train_info(args: argparse.Namespace, config: Any, step: int, wall_s: float) 
     return info
 
 
-def _setup(args: argparse.Namespace) -> Any:
+def run_setup(args: argparse.Namespace) -> Any:
     """Torch threads and the run config (defaults <- --config YAML <- --set)."""
     import torch
 
@@ -102,7 +102,7 @@ def run_train_hubert(args: argparse.Namespace) -> int:
     from tokenizer.tokenizers import load_tokenizer
     from tokenizer.train.hubert import export_hubert, train_hubert
 
-    config = _setup(args)
+    config = run_setup(args)
     root, utts = load_corpus(args.corpus, args.split)
     targets = load_tokenizer(args.targets)
     start = time.perf_counter()
@@ -122,7 +122,7 @@ def run_train_spin(args: argparse.Namespace) -> int:
     from tokenizer.tokenizers import load_tokenizer
     from tokenizer.train.spin import export_spin, train_spin
 
-    config = _setup(args)
+    config = run_setup(args)
     if (config.K2 > 0) != (args.kind == "dcspin"):
         raise InvalidInputError(
             f"expected K2 > 0 for dcspin and K2 = 0 for spin, found K2={config.K2} for {args.kind}"

@@ -123,7 +123,7 @@ def train_loop(
                 record = {
                     "step": step,
                     "lr": lr,
-                    **{k: float(np.mean([w[k] for w in window])) for k in window[0]},
+                    **{k: float(np.mean([w[k] for w in window if k in w])) for k in window[-1]},
                     "elapsed_s": round(time.perf_counter() - started, 1),
                 }
                 log_line(run, record)

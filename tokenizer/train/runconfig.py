@@ -81,6 +81,6 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
             return float(value)
         except ValueError:
             pass
-    if hint in (int, str, bool) and type(value) is hint:
+    if hint in (int, str, bool, dict) and type(value) is hint:
         return value
     raise RunConfigError(f"{where}: expected {getattr(hint, '__name__', hint)}, found {value!r}")

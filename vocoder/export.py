@@ -1,0 +1,97 @@
+"""A trained generator as a vocoder model directory: weights (weight norm folded in), two ONNX
+graphs, config and card.
+
+- ``generator.onnx``: ``units [B, T]`` int64 + ``speaker [B]`` int64 -> ``audio [B, 320 T]``
+  float32 (dynamic batch and length);
+- ``durations.onnx``: deduplicated ``units [B, N]`` + ``speaker [B]`` -> ``log_durations [B, N]``.
+
+The directory is a model directory like a tokenizer's (:mod:`tokenizer.model_dir`), kind
+``vocoder``: its fingerprint covers the generator config, the units model it was trained for,
+the weights and the graphs.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import io
+from pathlib import Path
+from typing import Any
+
+import onnx
+import torch
+
+from tokenizer.model_dir import ModelDir, card_facts, save_model_dir
+from tokenizer.tokenizers import Tokenizer
+from vocoder.model import Generator
+
+OPSET = 18
+GENERATOR_GRAPH = "generator.onnx"
+DURATION_GRAPH = "durations.onnx"
+
+
+def _export(module: torch.nn.Module, length_name: str, min_length: int) -> bytes:
+    batch = torch.export.Dim("batch", min=1, max=256)
+    length = torch.export.Dim(length_name, min=min_length, max=100_000)
+    example = (torch.zeros(2, 50, dtype=torch.long), torch.zeros(2, dtype=torch.long))
+    with torch.inference_mode():
+        program = torch.onnx.export(
+            module,
+            example,
+            dynamo=True,
+            opset_version=OPSET,
+            dynamic_shapes={"units": {0: batch, 1: length}, "speaker": {0: batch}},
+            input_names=["units", "speaker"],
+            optimize=True,
+            verbose=False,
+        )
+    assert program is not None
+    buf = io.BytesIO()
+    onnx.save_model(program.model_proto, buf)
+    return buf.getvalue()
+
+
+class _GeneratorGraph(torch.nn.Module):
+    def __init__(self, gen: Generator) -> None:
+        super().__init__()
+        self.gen = gen
+
+    def forward(self, units: torch.Tensor, speaker: torch.Tensor) -> torch.Tensor:
+        return self.gen(units, speaker)
+
+
+def save_vocoder(
+    path: str | Path, name: str, gen: Generator, units_tok: Tokenizer, info: dict[str, Any]
+) -> ModelDir:
+    """Fold weight norm, export both graphs and write the model directory."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    gen = copy.deepcopy(gen).eval().remove_weight_norm()
+    graphs = {
+        GENERATOR_GRAPH: _export(_GeneratorGraph(gen).eval(), "frames", 2),
+        DURATION_GRAPH: _export(gen.durations, "units_len", 2),
+    }
+    hashes = {}
+    for graph, data in graphs.items():
+        (path / graph).write_bytes(data)
+        hashes[graph] = hashlib.sha256(data).hexdigest()
+    config = {
+        "name": name,
+        "kind": "vocoder",
+        "K": gen.config.n_units,
+        "tokenizer": {
+            "generator": dataclasses.asdict(gen.config),
+            "units_model": {"name": units_tok.name, "fingerprint": units_tok.fingerprint},
+            "sample_rate": 16000,
+            "graphs": hashes,
+        },
+        "train": info,
+    }
+    tensors = {k: v.detach().numpy() for k, v in gen.state_dict().items()}
+    card = (
+        f"# {name}\n\nUnit HiFi-GAN vocoder for `{units_tok.name}` units "
+        f"({gen.config.n_units} units, {len(gen.config.speakers)} speakers, 16 kHz).\n\n"
+        f"## Training\n\n{card_facts(info)}\n\nReproduce: `{info.get('command', '')}`\n"
+    )
+    return save_model_dir(path, config, tensors, card)
