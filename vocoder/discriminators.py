@@ -17,6 +17,19 @@ from vocoder.model import SLOPE
 Outputs = tuple[list[torch.Tensor], list[list[torch.Tensor]]]
 
 
+def _stack(
+    convs: nn.ModuleList, post: nn.Module, x: torch.Tensor
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Leaky-ReLU conv layers then the score conv: (flattened scores, every layer's output)."""
+    fmaps = []
+    for conv in convs:
+        x = F.leaky_relu(conv(x), SLOPE)
+        fmaps.append(x)
+    x = post(x)
+    fmaps.append(x)
+    return x.flatten(1), fmaps
+
+
 class PeriodDiscriminator(nn.Module):
     def __init__(self, period: int, channels: tuple[int, ...] = (16, 64, 128, 256)) -> None:
         super().__init__()
@@ -33,14 +46,7 @@ class PeriodDiscriminator(nn.Module):
         b, t = x.shape
         if t % self.period:
             x = F.pad(x, (0, self.period - t % self.period), "reflect")
-        x = x.view(b, 1, -1, self.period)
-        fmaps = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), SLOPE)
-            fmaps.append(x)
-        x = self.post(x)
-        fmaps.append(x)
-        return x.flatten(1), fmaps
+        return _stack(self.convs, self.post, x.view(b, 1, -1, self.period))
 
 
 class ScaleDiscriminator(nn.Module):
@@ -54,14 +60,7 @@ class ScaleDiscriminator(nn.Module):
         self.post = weight_norm(nn.Conv1d(256, 1, 3, padding=1))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        x = x[:, None, :]
-        fmaps = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), SLOPE)
-            fmaps.append(x)
-        x = self.post(x)
-        fmaps.append(x)
-        return x.flatten(1), fmaps
+        return _stack(self.convs, self.post, x[:, None, :])
 
 
 class Discriminators(nn.Module):

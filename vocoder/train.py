@@ -26,6 +26,7 @@ from torch import nn
 
 from tokenizer.corpus.manifest import synth_command
 from tokenizer.tokenizers import Tokenizer
+from tokenizer.train.checkpoint import read_log
 from tokenizer.train.loop import resume, train_loop
 from vocoder.config import GeneratorConfig, VocoderTrainConfig
 from vocoder.data import build_cache, corpus_speakers, duration_batch, segment_batch
@@ -68,6 +69,8 @@ def train_vocoder(
         "corpus": str(corpus),
         "split": split,
     }
+    run.mkdir(parents=True, exist_ok=True)
+    (run / "config.json").write_text(json.dumps(run_config, indent=2) + "\n")
     started = time.perf_counter()
     data = build_cache(corpus, split, tok, speakers, config.full_utterance_units, run / "cache")
     cache_s = time.perf_counter() - started
@@ -148,6 +151,9 @@ def train_vocoder(
         "segment_frames": config.segment_frames,
         "batch_size": config.batch_size,
         "cache_s": round(cache_s, 1),
+        "last_logged": {
+            k: round(v, 4) for k, v in (read_log(run) or [{}])[-1].items() if k != "lr"
+        },
         "command": "speechtok " + shlex.join(sys.argv[1:]),
     }
     if built := synth_command(corpus):
@@ -160,14 +166,3 @@ def _write_samples(run: Path, step: int, real: torch.Tensor, fake: torch.Tensor)
     out.mkdir(parents=True, exist_ok=True)
     for name, x in (("real", real[0]), ("fake", fake[0])):
         sf.write(out / f"step-{step:06d}-{name}.wav", x.detach().numpy().astype(np.float32), 16000)
-
-
-def read_samples(run: Path) -> list[str]:
-    return sorted(p.name for p in (run / SAMPLES).glob("*.wav"))
-
-
-def run_facts(run: Path) -> dict[str, Any]:
-    """The last logged losses of a run (for the card)."""
-    path = run / "log.jsonl"
-    lines = path.read_text().splitlines() if path.is_file() else []
-    return json.loads(lines[-1]) if lines else {}

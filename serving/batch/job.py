@@ -22,6 +22,8 @@ import os
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -191,14 +193,19 @@ def run_batch(config: BatchConfig) -> Summary:
     pending = [i for i in range(len(inputs)) if i // config.shard_size not in done]
     run_seconds = pipeline_s = 0.0
     if pending:
-        run_seconds, pipeline_s = _run_pipeline(
-            config,
-            path,
-            inputs,
-            pending,
-            job,
-            {"model": probe.name, "fingerprint": probe.fingerprint, "frame_rate": probe.frame_rate},
-        )
+        with _ray(config.address):
+            run_seconds, pipeline_s = _stream_shards(
+                config,
+                path,
+                inputs,
+                pending,
+                job,
+                {
+                    "model": probe.name,
+                    "fingerprint": probe.fingerprint,
+                    "frame_rate": probe.frame_rate,
+                },
+            )
     all_shards = range(n_shards)
     errors = job.merge_errors(all_shards)
     frames = sum(
@@ -244,35 +251,22 @@ def _job_record(
     }
 
 
-def _start_ray(address: str | None) -> None:
+@contextmanager
+def _ray(address: str | None) -> Iterator[None]:
+    """Ray for the job: attached to ``address``, or started here (and stopped after)."""
     import ray
 
+    if ray.is_initialized():
+        yield
+        return
     if address:
         ray.init(address=address, log_to_driver=False)
     else:
         ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
-
-
-def _run_pipeline(
-    config: BatchConfig,
-    model: Path,
-    inputs: list[BatchInput],
-    pending: list[int],
-    job: JobDir,
-    facts: dict[str, Any],
-) -> tuple[float, float]:
-    """Tokenize the ``pending`` inputs and write their shards: (audio seconds, wall seconds
-    from the first input submitted to the last shard written)."""
-    import ray
-
-    ray_was_up = ray.is_initialized()
-    if not ray_was_up:
-        _start_ray(config.address)
     try:
-        return _stream_shards(config, model, inputs, pending, job, facts)
+        yield
     finally:
-        if not ray_was_up:
-            ray.shutdown()
+        ray.shutdown()
 
 
 def _stream_shards(
@@ -283,6 +277,8 @@ def _stream_shards(
     job: JobDir,
     facts: dict[str, Any],
 ) -> tuple[float, float]:
+    """Tokenize the ``pending`` inputs and write their shards: (audio seconds, wall seconds
+    from the first input submitted to the last shard written)."""
     import ray
 
     ctx = ray.data.DataContext.get_current()
