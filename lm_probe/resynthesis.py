@@ -5,7 +5,9 @@
   the agreement two independent sequences with these unit frequencies would reach (chance);
 - **unit edit rate** of the deduplicated path: deduplicated units spoken with *predicted*
   durations, re-tokenized and deduplicated, edit distance / length against the input;
-- **MCD**: mel-cepstral distortion (dB, MFCC c1..c12, frame by frame) against the original;
+- **MCD**: mel-cepstral distortion (dB; cepstra c1..c12 of log-amplitude mel spectra, speech
+  frames, frame by frame, no DTW) against the original; the cepstra are speechtok's MFCC, not
+  SPTK's mel-cepstrum, so compare MCDs measured here with each other, not with papers;
 - **F0 correlation**: Pearson correlation of Praat F0 over frames voiced in both.
 
 Speakers the vocoder does not know (the test split's held-out voices) are spoken as speaker 0.
@@ -31,11 +33,17 @@ MCD_SCALE = 10 / math.log(10) * math.sqrt(2)
 
 
 def mcd(reference: np.ndarray, other: np.ndarray) -> tuple[float, int]:
-    """Sum of per-frame MCD (dB) over the common frames, and their count."""
-    a, b = extract(reference, MFCC)[:, 1:], extract(other, MFCC)[:, 1:]
+    """Sum of per-frame MCD (dB) over the reference's speech frames (mean band energy within
+    60 dB of its loudest frame; digital silence would dominate otherwise), and their count.
+    Cepstra of log *amplitude* mel spectra (half the log-power MFCC), c1..c12, frame by frame."""
+    a, b = extract(reference, MFCC), extract(other, MFCC)
     n = min(len(a), len(b))
-    d = MCD_SCALE * np.sqrt(np.sum((a[:n] - b[:n]) ** 2, axis=1))
-    return float(d.sum()), n
+    a, b = a[:n], b[:n]
+    level = a[:, 0] / math.sqrt(MFCC.n_mels)  # c0 of an orthonormal DCT: mean log power
+    speech = level > level.max() - math.log(1e6)
+    diff = (a[speech, 1:] - b[speech, 1:]) / 2
+    d = MCD_SCALE * np.sqrt(np.sum(diff**2, axis=1))
+    return float(d.sum()), int(speech.sum())
 
 
 def f0(audio: np.ndarray) -> np.ndarray:

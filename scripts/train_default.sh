@@ -3,7 +3,7 @@
 #   1. corpus  2. HuBERT pretraining on MFCC k-means targets (resumable, in pieces)
 #   3. DC-Spin fine-tuning  4. the k-means baseline on the same encoder layer
 #   5. streaming-window curve on dev -> export both with the chosen window  6. probe on test
-#   7. the unit HiFi-GAN vocoder for the default model (resumable)
+#   7. the unit HiFi-GAN vocoder for the default model (resumable)  8. its resynthesis probe
 # Usage: scripts/train_default.sh [STEP...]   (default: all steps). Times are in the README.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,7 +13,7 @@ hubert=data/models/hubert-tiny
 dcspin=models/dcspin-tiny-k100
 kmeans=models/hubert-tiny-km100
 vocoder=models/vocoder-dcspin-tiny
-steps=${*:-corpus hubert dcspin kmeans window probe vocoder}
+steps=${*:-corpus hubert dcspin kmeans window probe vocoder resynth}
 
 for step in $steps; do
   case $step in
@@ -41,6 +41,12 @@ for step in $steps; do
     vocoder)  # stop and rerun at will: it resumes from data/runs/vocoder-tiny/checkpoint.pt
       $st vocoder train --units-model $dcspin --corpus $corpus --run data/runs/vocoder-tiny \
         --out $vocoder --config scripts/vocoder-tiny.yaml --threads 2 ${VOCODER_ARGS:-} ;;
+    resynth)  # every test utterance, served windows and full utterance
+      for mode in windows full; do
+        $st probe --model $dcspin --corpus $corpus --split test --lm-split dev --no-perturb \
+          --vocoder $vocoder --resynth-utterances 100 --out data/probe-vocoder-$mode \
+          $([ $mode = full ] && echo --full-utterance)
+      done ;;
     *) echo "unknown step $step" >&2; exit 2 ;;
   esac
 done

@@ -87,7 +87,7 @@ def test_onnx_vocoder_equals_torch_and_checks_input(tiny_vocoder: tuple[Path, Pa
         voc.synthesize([voc.K])
     with pytest.raises(InvalidInputError, match="speaker name or index"):
         voc.synthesize([1, 2], speaker="nobody")
-    with pytest.raises(InvalidInputError, match="one duration >= 1 per unit"):
+    with pytest.raises(InvalidInputError, match="one integer duration >= 1 per unit"):
         voc.synthesize([1, 2], durations=[1])
 
 

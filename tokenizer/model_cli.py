@@ -20,7 +20,7 @@ from tokenizer.encoder_tokenizer import EncoderTokenizer, save_encoder_kmeans
 from tokenizer.errors import InvalidInputError
 from tokenizer.features import FeatureConfig, extract
 from tokenizer.kmeans import KmeansConfig, fit_kmeans, save_kmeans_tokenizer
-from tokenizer.model_dir import ModelDirError
+from tokenizer.model_dir import ModelDirError, load_model_dir
 from tokenizer.registry import resolve, shipped
 from tokenizer.streaming import StreamSession
 from tokenizer.tokenizers import BACKENDS, Tokenizer, dedup, load_tokenizer
@@ -215,7 +215,27 @@ def simulate_stream(tok: Tokenizer, audio: np.ndarray, chunking: str, seed: int)
 
 
 def run_info(args: argparse.Namespace) -> int:
-    tok = load_tokenizer(args.model)
+    path = resolve(args.model)
+    if load_model_dir(path).config.get("kind") == "vocoder":
+        from vocoder.runtime import Vocoder
+
+        v = Vocoder(path)
+        print(
+            json.dumps(
+                {
+                    "name": v.name,
+                    "kind": "vocoder",
+                    "K": v.K,
+                    "speakers": v.speakers,
+                    "sample_rate": v.sample_rate,
+                    "units_model": v.units_model,
+                    "fingerprint": v.fingerprint,
+                    "path": str(path),
+                }
+            )
+        )
+        return 0
+    tok = load_tokenizer(path)
     print(
         json.dumps(
             {
@@ -226,7 +246,7 @@ def run_info(args: argparse.Namespace) -> int:
                 "K2": getattr(tok, "K2", None),
                 "frame_rate": tok.frame_rate,
                 "fingerprint": tok.fingerprint,
-                "path": str(resolve(args.model)),
+                "path": str(path),
             }
         )
     )

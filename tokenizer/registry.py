@@ -29,7 +29,8 @@ def default_name(default_file: str = DEFAULT_FILE) -> str:
 
 
 def shipped() -> list[dict[str, Any]]:
-    """One record per shipped model: name, kind, K, path, default."""
+    """One record per shipped model: name, kind, K, path, default (the default tokenizer, or
+    the default vocoder)."""
     root = models_root()
     defaults = {
         default_name(f) for f in (DEFAULT_FILE, DEFAULT_VOCODER_FILE) if (root / f).is_file()
