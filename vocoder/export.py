@@ -25,10 +25,9 @@ import torch
 from tokenizer.model_dir import ModelDir, card_facts, save_model_dir
 from tokenizer.tokenizers import Tokenizer
 from vocoder.model import Generator
+from vocoder.runtime import DURATION_GRAPH, GENERATOR_GRAPH
 
 OPSET = 18
-GENERATOR_GRAPH = "generator.onnx"
-DURATION_GRAPH = "durations.onnx"
 
 
 def _export(module: torch.nn.Module, length_name: str, min_length: int) -> bytes:

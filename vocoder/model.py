@@ -112,8 +112,3 @@ class DurationPredictor(nn.Module):
         x = self.norm1(F.relu(self.conv1(x)).transpose(1, 2)).transpose(1, 2)
         x = self.norm2(F.relu(self.conv2(x)).transpose(1, 2))
         return self.out(x).squeeze(-1)
-
-
-def expand_durations(log_durations: torch.Tensor) -> torch.Tensor:
-    """Predicted log durations -> whole frames, at least 1 each."""
-    return torch.clamp(torch.round(torch.exp(log_durations)), min=1).long()

@@ -24,7 +24,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -107,7 +107,6 @@ class Summary:
     skipped_shards: int
     shards: int
     out: str
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def decode_batch(batch: dict[str, np.ndarray]) -> dict[str, Any]:

@@ -51,7 +51,8 @@ def verify(outdir: str | Path) -> dict[str, Any]:
             continue
         ids = table.column("id").to_pylist()
         failed = [e["id"] for e in _errors(job, shard)]
-        in_order = [i for i in by_shard.get(shard, []) if i not in set(failed)]
+        failed_set = set(failed)
+        in_order = [i for i in by_shard.get(shard, []) if i not in failed_set]
         if sorted(ids + failed) != sorted(by_shard.get(shard, [])):
             problems.append(
                 f"expected shard {shard} to hold its {len(by_shard.get(shard, []))} inputs as rows "
