@@ -22,7 +22,10 @@ from tokenizer.corpus.manifest import (
     load_corpus,
     read_manifest,
 )
+from tokenizer.encoder.config import EncoderConfig
 from tokenizer.errors import InvalidInputError
+from tokenizer.model_dir import load_model_dir
+from tokenizer.registry import resolve
 from tokenizer.tokenizers import load_tokenizer
 from tokenizer.windows import Windowed, WindowSpec
 
@@ -185,7 +188,9 @@ def run_streaming_curve(args: argparse.Namespace) -> int:
     utts = sorted((u for u in utts if u.split == args.split), key=lambda u: u.id)
     utts = utts[: args.max_utterances]
     audios = [decode_audio(u.audio_path(root)) for u in utts]
-    grid = args.grid or streaming.DEFAULT_GRID
+    model = load_model_dir(resolve(args.model))
+    encoder = EncoderConfig.from_dict(model.config["tokenizer"]["encoder"])
+    grid = args.grid or streaming.grid_for(encoder.context_frames)
     start = time.perf_counter()
     with tqdm(total=len(grid), desc="windows", unit="window", file=sys.stderr) as bar:
         points = streaming.curve(audios, tok.encode_batch, grid, lambda p: bar.update(1))

@@ -10,7 +10,10 @@ from typing import Any
 
 import numpy as np
 
-from tokenizer.windows import Encode, WindowSpec, tokenize_windowed
+from tokenizer.windows import FRAME_MS, Encode, WindowSpec, tokenize_windowed
+
+MIN_AGREEMENT = 0.97
+MAX_LATENCY_MS = 400
 
 DEFAULT_GRID = [
     WindowSpec(left, chunk, right)
@@ -18,8 +21,24 @@ DEFAULT_GRID = [
 ]
 """Left context 0 / 0.32 / 0.96 s x chunk 160 / 320 ms x lookahead 0-240 ms."""
 
-MIN_AGREEMENT = 0.97
-MAX_LATENCY_MS = 400
+
+def grid_for(context_frames: tuple[int, int] | None) -> list[WindowSpec]:
+    """``DEFAULT_GRID``, plus for a bounded-context model (``EncoderConfig.context_frames``)
+    the windows whose left context and lookahead just cover what a frame depends on, and half
+    of that, with chunks of 160 ms, 320 ms and the longest that keeps 400 ms latency."""
+    if context_frames is None:
+        return list(DEFAULT_GRID)
+    left, right = (FRAME_MS * f for f in context_frames)
+    chunks = {160, 320, max(FRAME_MS, MAX_LATENCY_MS - right)}
+    extra = [
+        WindowSpec(lf, c, rf)
+        for lf, c, rf in itertools.product(
+            (left // 2 // FRAME_MS * FRAME_MS, left),
+            sorted(chunks),
+            (right // 2 // FRAME_MS * FRAME_MS, right),
+        )
+    ]
+    return list(DEFAULT_GRID) + [w for w in extra if w not in DEFAULT_GRID]
 
 
 def agreement(

@@ -1,24 +1,27 @@
 """Append the measured numbers to the shipped models' cards: the probe's side-by-side table
 (report.md), the streaming-window curve (curve.md) and the commands that produced them.
-Usage: python scripts/card_measured.py PROBE_DIR CURVE_DIR MODEL_DIR...
+Usage: python scripts/card_measured.py [--steps PROBE_STEP,CURVE_STEP] PROBE_DIR CURVE_DIR
+MODEL_DIR... (the ``scripts/train_default.sh`` steps that measured them; default
+``probe,window``).
 A previous "## Measured" section is replaced."""
 
 from __future__ import annotations
 
-import sys
+import argparse
 from pathlib import Path
 
 MARK = "\n## Measured\n"
 
 
-def main(probe: Path, curve: Path, models: list[Path]) -> None:
+def main(probe: Path, curve: Path, models: list[Path], steps: tuple[str, str]) -> None:
     report = (probe / "report.md").read_text().strip()
     report = "\n".join(line for line in report.splitlines() if not line.startswith(("# ", "![")))
     section = (
         f"{MARK}\nOn the corpus's `test` split (held-out sentences; half of them read by held-out "
-        f"voices), canonical windows as served, by `scripts/train_default.sh probe`:\n\n"
+        f"voices), canonical windows as served, by `scripts/train_default.sh {steps[0]}`:\n\n"
         f"{report.strip()}\n\n### Streaming windows\n\nAgreement of canonical-window units "
-        f"with full-utterance units on 40 `dev` utterances (`scripts/train_default.sh window`):\n\n"
+        f"with full-utterance units on 40 `dev` utterances "
+        f"(`scripts/train_default.sh {steps[1]}`):\n\n"
         f"{(curve / 'curve.md').read_text().strip()}\n"
     )
     for model in models:
@@ -29,4 +32,11 @@ def main(probe: Path, curve: Path, models: list[Path]) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]), Path(sys.argv[2]), [Path(p) for p in sys.argv[3:]])
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--steps", default="probe,window")
+    parser.add_argument("probe", type=Path)
+    parser.add_argument("curve", type=Path)
+    parser.add_argument("models", type=Path, nargs="+")
+    args = parser.parse_args()
+    probe_step, curve_step = args.steps.split(",")
+    main(args.probe, args.curve, args.models, (probe_step, curve_step))

@@ -4,6 +4,8 @@
 #   3. DC-Spin fine-tuning  4. the k-means baseline on the same encoder layer
 #   5. streaming-window curve on dev -> export both with the chosen window  6. probe on test
 #   7. the unit HiFi-GAN vocoder for the default model (resumable)  8. its resynthesis probe
+#   9. the streaming-exact student distilled from the DC-Spin model: train, window curve,
+#      export  10. probe of teacher and student side by side
 # Usage: scripts/train_default.sh [STEP...]   (default: all steps). Times are in the README.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,7 +15,12 @@ hubert=data/models/hubert-tiny
 dcspin=models/dcspin-tiny-k100
 kmeans=models/hubert-tiny-km100
 vocoder=models/vocoder-dcspin-tiny
-steps=${*:-corpus hubert dcspin kmeans window probe vocoder resynth}
+stream=models/dcspin-tiny-k100-stream
+steps=${*:-corpus hubert dcspin kmeans window probe vocoder resynth stream stream-probe}
+
+chosen() {  # the window a streaming-curve folder chose, as L,C,R
+  python3 -c "import json, sys; w = json.load(open(sys.argv[1] + '/curve.json'))['chosen']; print(f\"{w['left_ms']},{w['chunk_ms']},{w['right_ms']}\")" "$1"
+}
 
 for step in $steps; do
   case $step in
@@ -32,7 +39,7 @@ for step in $steps; do
       $st streaming-curve --model $dcspin --corpus $corpus --split dev --max-utterances 40 \
         --backend torch \
         --out data/streaming-curve
-      window=$(python3 -c "import json; w = json.load(open('data/streaming-curve/curve.json'))['chosen']; print(f\"{w['left_ms']},{w['chunk_ms']},{w['right_ms']}\")")
+      window=$(chosen data/streaming-curve)
       $st export $dcspin --window "$window"
       $st export $kmeans --window "$window" ;;
     probe)
@@ -47,6 +54,16 @@ for step in $steps; do
           --vocoder $vocoder --resynth-utterances 100 --out data/probe-vocoder-$mode \
           $([ $mode = full ] && echo --full-utterance)
       done ;;
+    stream)  # resumable: data/runs/distill-tiny/checkpoint.pt
+      $st train distill --teacher $dcspin --corpus $corpus --run data/runs/distill-tiny \
+        --out $stream --threads 2
+      $st streaming-curve --model $stream --corpus $corpus --split dev --max-utterances 40 \
+        --backend torch --out data/streaming-curve-stream
+      window=$(chosen data/streaming-curve-stream)
+      $st export $stream --window "$window" ;;
+    stream-probe)
+      $st probe --model $dcspin --model $stream --corpus $corpus --split test --lm-split dev \
+        --out data/probe-stream ;;
     *) echo "unknown step $step" >&2; exit 2 ;;
   esac
 done

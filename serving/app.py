@@ -63,7 +63,7 @@ def build_app(config: ServeConfig) -> Application:
             name=_deployment_name("model", name),
             num_replicas=config.model_replicas,
             ray_actor_options={"num_cpus": config.model_cpus, "num_gpus": config.model_gpus},
-        ).bind(path, config.threads, config.max_batch, config.batch_wait_ms)
+        ).bind(path, config.threads, config.max_batch, config.batch_wait_ms, config.spinning)
         for name, path in names.items()
     }
     vocoders = {

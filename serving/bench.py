@@ -28,6 +28,9 @@ def add_parser(bsub: argparse._SubParsersAction) -> None:
     p.add_argument("--stream-seconds", type=float, default=10.0)
     p.add_argument("--chunk-ms", type=float, default=100.0)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument(
+        "--spinning", action="store_true", help="let the served model's idle threads busy-wait"
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=run_bench_serving)
 
@@ -101,6 +104,7 @@ def run_bench_serving(args: argparse.Namespace) -> int:
 
     from serving.app import build_app
     from serving.config import ServeConfig
+    from serving.local_ray import start_local_ray
     from tokenizer.audio import decode_audio
     from tokenizer.bench_runtime import _audio
     from tokenizer.registry import resolve
@@ -124,10 +128,11 @@ def run_bench_serving(args: argparse.Namespace) -> int:
         models=[str(path)],
         port=_port(),
         threads=args.threads,
+        spinning=args.spinning,
         max_streams=max(args.streams) + 8,
         model_cpus=1.0,
     )
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    start_local_ray(2)
     rows: list[dict[str, Any]] = []
     try:
         serve.start(proxy_location="Disabled")

@@ -64,6 +64,7 @@ def run_serve(args: argparse.Namespace) -> int:
 
     from serving.app import build_app
     from serving.config import ServeConfig
+    from serving.local_ray import start_local_ray
     from tokenizer.train.runconfig import load_run_config
 
     config = load_run_config(ServeConfig(), args.config, args.set)
@@ -72,12 +73,7 @@ def run_serve(args: argparse.Namespace) -> int:
         flags["models"] = args.model
     config = dataclasses.replace(config, **flags)
     app = build_app(config)
-    ray.init(
-        num_cpus=args.num_cpus,
-        include_dashboard=False,
-        log_to_driver=False,
-        configure_logging=False,
-    )
+    start_local_ray(args.num_cpus)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

@@ -46,6 +46,10 @@ class ServeConfig:
     model_replicas: int = 1
     threads: int = 2
     """ONNX Runtime intra-op threads per model replica."""
+    spinning: bool = False
+    """Let ONNX Runtime's idle threads busy-wait for the next call (lower latency when the
+    replica has cores to itself; off by default, so they leave the cores to the ingress and
+    other replicas)."""
     model_cpus: float = 1.0
     """Ray CPUs reserved per model replica."""
     model_gpus: float = 0.0

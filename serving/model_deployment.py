@@ -21,9 +21,11 @@ from tokenizer.windows import join_units
     max_ongoing_requests=4096, graceful_shutdown_timeout_s=5.0, graceful_shutdown_wait_loop_s=0.5
 )
 class TokenizerModel:
-    def __init__(self, model: str, threads: int, max_batch: int, batch_wait_ms: float) -> None:
+    def __init__(
+        self, model: str, threads: int, max_batch: int, batch_wait_ms: float, spinning: bool
+    ) -> None:
         path = resolve(model)
-        self.tok = OnnxTokenizer(load_model_dir(path), threads=threads)
+        self.tok = OnnxTokenizer(load_model_dir(path), threads=threads, spinning=spinning)
         if self.tok.window is None:
             raise ValueError(f"expected a model with a streaming window, found none in {path}")
         self.window = self.tok.window

@@ -32,8 +32,15 @@ class OnnxTokenizer(Windowed):
     """Same units as the torch ``EncoderTokenizer`` of the same directory, from ONNX Runtime."""
 
     def __init__(
-        self, model: ModelDir, providers: list[str] | None = None, threads: int | None = None
+        self,
+        model: ModelDir,
+        providers: list[str] | None = None,
+        threads: int | None = None,
+        spinning: bool = True,
     ) -> None:
+        """``spinning=False`` lets ONNX Runtime's idle threads sleep instead of busy-waiting for
+        the next call: slower to wake, but they leave the cores to other processes (a server
+        sharing its cores with its ingress)."""
         cfg = model.config["tokenizer"]
         graphs = cfg.get("graphs", {})
         if MODEL_GRAPH not in graphs:
@@ -54,6 +61,8 @@ class OnnxTokenizer(Windowed):
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if not spinning:
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.providers = providers or default_providers()
         self.session = ort.InferenceSession(
             str(model.path / MODEL_GRAPH), options, providers=self.providers

@@ -49,6 +49,12 @@ class EncoderConfig:
     """Kernel of the convolutional positional embedding, in frames (fairseq ``conv_pos``)."""
     pos_conv_groups: int = 16
     """Groups of the convolutional positional embedding (fairseq ``conv_pos_groups``)."""
+    attention_left: int | None = None
+    """Frames before its own that each frame attends to in every layer (None: all of them)."""
+    attention_right: int | None = None
+    """Frames after its own that each frame attends to in every layer (None: all of them).
+    With both set and ``extractor_mode="layer_norm"``, a frame depends on a bounded span of
+    audio (``context_frames``), so windows that cover it give exactly the full-utterance units."""
     dropout_input: float = 0.0
     """Dropout after the feature projection (probability; training only)."""
     dropout: float = 0.0
@@ -76,6 +82,11 @@ class EncoderConfig:
                 f"expected num_heads to divide embed_dim, found {self.num_heads} heads for "
                 f"embed_dim {self.embed_dim}"
             )
+        if any(a is not None and a < 0 for a in (self.attention_left, self.attention_right)):
+            raise EncoderConfigError(
+                f"expected attention_left/right as frames >= 0 or null, found "
+                f"{self.attention_left}/{self.attention_right}"
+            )
         if self.embed_dim % self.pos_conv_groups:
             raise EncoderConfigError(
                 f"expected pos_conv_groups to divide embed_dim, found {self.pos_conv_groups} "
@@ -98,6 +109,24 @@ class EncoderConfig:
             field += (kernel - 1) * jump
             jump *= stride
         return field
+
+    @property
+    def context_frames(self) -> tuple[int, int] | None:
+        """Frames (before, after) that one output frame depends on, or None when that is the
+        whole utterance (unlimited attention, or the utterance-wide GroupNorm of
+        ``group_norm`` mode). Conv features are local (``receptive_field`` samples per frame)."""
+        if (
+            self.extractor_mode != "layer_norm"
+            or self.attention_left is None
+            or self.attention_right is None
+        ):
+            return None
+        half = self.pos_conv_kernel // 2  # torchaudio pads k // 2 and drops the last frame
+        pos_right = half - 1 if self.pos_conv_kernel % 2 == 0 else half  # when k is even
+        return (
+            self.num_layers * self.attention_left + half,
+            self.num_layers * self.attention_right + pos_right,
+        )
 
     def n_frames(self, n_samples: int) -> int:
         """Frames the encoder gives for ``n_samples`` of audio."""

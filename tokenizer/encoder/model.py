@@ -88,10 +88,16 @@ class Encoder(nn.Module):
         """Outputs of transformer layers ``start+1..stop`` given layer ``start``'s output ``x``
         (``start=0``: the output of ``embed``). Lets training cache frozen bottom layers."""
         batch, frames, _ = x.shape
-        padding = torch.arange(frames, device=x.device)[None, :] >= frame_lengths[:, None]
-        attention_mask = torch.zeros(padding.shape, dtype=x.dtype, device=x.device)
-        attention_mask = attention_mask.masked_fill(padding, torch.finfo(x.dtype).min)
-        attention_mask = attention_mask[:, None, None, :].expand(batch, 1, frames, frames)
+        position = torch.arange(frames, device=x.device)
+        blocked = (position[None, :] >= frame_lengths[:, None])[:, None, None, :]  # padding
+        offset = position[None, :] - position[:, None]  # key frame - query frame
+        if self.config.attention_left is not None:
+            blocked = blocked | (offset < -self.config.attention_left)
+        if self.config.attention_right is not None:
+            blocked = blocked | (offset > self.config.attention_right)
+        attention_mask = torch.zeros(blocked.shape, dtype=x.dtype, device=x.device)
+        attention_mask = attention_mask.masked_fill(blocked, torch.finfo(x.dtype).min)
+        attention_mask = attention_mask.expand(batch, 1, frames, frames)
         outputs: list[Tensor] = []
         for layer in self.transformer.layers[start:stop]:
             assert isinstance(layer, EncoderLayer)

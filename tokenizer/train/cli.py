@@ -45,6 +45,16 @@ def add_parsers(tsub: argparse._SubParsersAction) -> None:
         defaults = SpinConfig() if kind == "spin" else SpinConfig(K2=1024)
         p.set_defaults(func=run_train_spin, config_class=lambda d=defaults: d, kind=kind)
 
+    from tokenizer.train.distill import DistillConfig
+
+    dis = tsub.add_parser(
+        "distill",
+        help="distil a spin/dcspin tokenizer into a streaming-exact student (bounded context)",
+    )
+    add_run_args(dis)
+    dis.add_argument("--teacher", required=True, help="spin or dcspin model to distil")
+    dis.set_defaults(func=run_train_distill, config_class=DistillConfig)
+
 
 def add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--corpus", required=True, type=Path)
@@ -138,4 +148,28 @@ def run_train_spin(args: argparse.Namespace) -> int:
     info = train_info(args, config, step, time.perf_counter() - start)
     info["base"] = {"name": base.name, "fingerprint": base.fingerprint}
     out = export_spin(model, args.out, args.name or args.out.name, config, info)
+    return _report(args, step, config.steps, out.fingerprint)
+
+
+def run_train_distill(args: argparse.Namespace) -> int:
+
+    from tokenizer.encoder_tokenizer import EncoderTokenizer
+    from tokenizer.errors import InvalidInputError
+    from tokenizer.tokenizers import load_tokenizer
+    from tokenizer.train.distill import export_student, train_distill
+
+    config = run_setup(args)
+    teacher = load_tokenizer(args.teacher, "torch")
+    if not isinstance(teacher, EncoderTokenizer):
+        raise InvalidInputError(
+            f"expected an encoder tokenizer as --teacher, found kind {teacher.kind!r}"
+        )
+    root, utts = load_corpus(args.corpus, args.split)
+    start = time.perf_counter()
+    model, step = train_distill(
+        args.run, teacher, utts, root, config, args.max_minutes, args.until_step
+    )
+    info = train_info(args, config, step, time.perf_counter() - start)
+    info["teacher"] = {"name": teacher.name, "fingerprint": teacher.fingerprint}
+    out = export_student(model, args.out, args.name or args.out.name, teacher, info)
     return _report(args, step, config.steps, out.fingerprint)

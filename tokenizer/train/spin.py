@@ -134,7 +134,7 @@ def build_cache(
         out = np.lib.format.open_memmap(
             folder / f"view{view}.npy", mode="w+", dtype=np.float16, shape=(int(offsets[-1]), dim)
         )
-        views = _view_audio(utts, audio, view, config)
+        views = view_audio(utts, audio, view, config.seed, config.perturb_jobs)
         for i, x in enumerate(
             tqdm(
                 views, desc=f"frozen layers, view {view}", unit="utt", file=sys.stderr, leave=False
@@ -147,18 +147,20 @@ def build_cache(
     meta.write_text(json.dumps(key))
 
 
-def _view_audio(
-    utts: Sequence[Utterance], audio: list[np.ndarray], view: int, config: SpinConfig
+def view_audio(
+    utts: Sequence[Utterance], audio: list[np.ndarray], view: int, seed: int, jobs: int
 ) -> list[np.ndarray]:
+    """View ``view`` of every utterance as float32: 0 the original, 1.. speaker-perturbed
+    copies (seeded by utterance id, view and ``seed``; Praat in ``jobs`` processes)."""
     floats = [a.astype(np.float32) / 32767.0 for a in audio]
     if view == 0:
         return floats
-    jobs = [(u.id, x, view, config.seed) for u, x in zip(utts, floats, strict=True)]
-    with multiprocessing.get_context("fork").Pool(config.perturb_jobs) as pool:
+    tasks = [(u.id, x, view, seed) for u, x in zip(utts, floats, strict=True)]
+    with multiprocessing.get_context("fork").Pool(jobs) as pool:
         return list(
             tqdm(
-                pool.imap(_perturb_job, jobs, chunksize=8),
-                total=len(jobs),
+                pool.imap(_perturb_job, tasks, chunksize=8),
+                total=len(tasks),
                 desc=f"perturb view {view}",
                 unit="utt",
                 file=sys.stderr,

@@ -1,0 +1,347 @@
+"""Distillation into a streaming-exact student (``speechtok train distill``).
+
+A full-context tokenizer (the teacher, e.g. DC-Spin) gives different units for a window than for
+the whole utterance: its GroupNorm and attention see everything. The student has the teacher's
+shape with three changes that bound what a frame depends on (``EncoderConfig.context_frames``):
+a LayerNorm after every conv (``layer_norm`` extractor mode) instead of the utterance-wide
+GroupNorm, band attention (``attention_left`` / ``attention_right`` frames per layer) and a short
+positional conv. Canonical windows that cover that span then give exactly the full-utterance
+units, so streaming, batch and offline units agree by construction.
+
+The student starts from the teacher's weights (the positional conv keeps its centre taps, the
+first conv's GroupNorm affine goes to its LayerNorm), keeps the teacher's head shape and its
+codebook, frozen, so unit ids mean what they meant for the teacher, and learns to match the
+teacher's full-utterance codeword distribution on every frame: KL divergence at
+``temperature`` on random crops. Like Spin, it sees speaker-perturbed copies too (``views``
+Praat copies per utterance, each row of a batch one of them with probability
+``perturbed_prob``) and must still give the teacher's units of the original audio, so the
+teacher's speaker invariance carries over. The teacher's scores and the perturbed copies are
+computed once per run (``RUN/cache``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from tqdm import tqdm
+
+from tokenizer.corpus.manifest import Utterance
+from tokenizer.encoder.config import EncoderConfig
+from tokenizer.encoder.model import Encoder
+from tokenizer.encoder_tokenizer import EncoderTokenizer, save_encoder_tokenizer
+from tokenizer.errors import InvalidInputError
+from tokenizer.model_dir import ModelDir, card_facts
+from tokenizer.train.data import crop_batch, load_audio, n_frames
+from tokenizer.train.loop import TrainConfig, resume, train_loop
+from tokenizer.train.spin import view_audio
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DistillConfig(TrainConfig):
+    attention_left: int = 4
+    """Frames before its own each frame attends to, per layer."""
+    attention_right: int = 1
+    """Frames after its own each frame attends to, per layer (the lookahead grows by this
+    per layer)."""
+    pos_conv_kernel: int = 3
+    """Kernel of the student's positional conv, in frames (odd: symmetric)."""
+    temperature: float = 0.1
+    """Softmax temperature of teacher and student codeword scores (cosine similarities)."""
+    views: int = 2
+    """Speaker-perturbed copies per training utterance (0: original audio only)."""
+    perturbed_prob: float = 0.5
+    """Chance that a batch row is a perturbed copy (its targets stay the original's)."""
+    perturb_jobs: int = 2
+    steps: int = 1500
+    batch_size: int = 8
+    lr: float = 3e-4
+    warmup_steps: int = 100
+    weight_decay: float = 0.01
+    clip_norm: float = 10.0
+
+
+def student_config(teacher: EncoderConfig, config: DistillConfig) -> EncoderConfig:
+    """The teacher's shape with bounded context."""
+    return dataclasses.replace(
+        teacher.without_dropout(),
+        extractor_mode="layer_norm",
+        pos_conv_kernel=config.pos_conv_kernel,
+        attention_left=config.attention_left,
+        attention_right=config.attention_right,
+    )
+
+
+def init_from_teacher(student: Encoder, teacher: Encoder) -> list[str]:
+    """Copy every teacher tensor whose name and shape fit, and the centre taps of the
+    positional conv; returns the student tensors left at their initial values."""
+    source = teacher.state_dict()
+    state = student.state_dict()
+    fresh = []
+    for key, value in state.items():
+        t = source.get(key)
+        if t is not None and t.shape == value.shape:
+            state[key] = t.clone()
+        elif t is not None and "pos_conv_embed" in key and t.shape[:-1] == value.shape[:-1]:
+            first = t.shape[-1] // 2 - value.shape[-1] // 2  # taps on the last axis
+            state[key] = t[..., first : first + value.shape[-1]].clone()
+        else:
+            fresh.append(key)
+    student.load_state_dict(state)
+    return fresh
+
+
+@torch.no_grad()
+def calibrate_conv_norms(student: Encoder, teacher: Encoder, audios: list[np.ndarray]) -> None:
+    """Set the student's conv LayerNorms so that, on typical frames, each reproduces what the
+    teacher has there: its utterance-wide GroupNorm after the first conv, nothing after the
+    others. LayerNorm divides each frame by its own spread across channels (s_t), GroupNorm
+    each channel by its spread over time (sigma_c), so with the averages of both over
+    ``audios``, weight = gamma * mean(s) / sigma and the matching bias start the student near
+    the teacher."""
+    stats: list[list[tuple[Tensor, Tensor, Tensor, Tensor]]] = []
+    for a in audios:
+        x = torch.from_numpy(np.asarray(a, np.float32))[None, None]
+        rows = []
+        for block in teacher.feature_extractor.conv_layers:
+            x = block.conv(x)[0]  # [C, T]
+            rows.append((x.mean(1), x.std(1), x.mean(0).mean(), x.std(0).mean()))
+            if block.layer_norm is not None:
+                x = block.layer_norm(x[None])[0]
+            x = nn.functional.gelu(x)[None]
+        stats.append(rows)
+    blocks = zip(
+        teacher.feature_extractor.conv_layers, student.feature_extractor.conv_layers, strict=True
+    )
+    for i, (t_block, s_block) in enumerate(blocks):
+        mu_c, sigma_c, m_t, s_t = (torch.stack([r[i][j] for r in stats]).mean(0) for j in range(4))
+        norm = s_block.layer_norm
+        if isinstance(t_block.layer_norm, nn.GroupNorm):
+            scale = t_block.layer_norm.weight / sigma_c
+            norm.weight.copy_(scale * s_t)
+            norm.bias.copy_(t_block.layer_norm.bias - scale * mu_c + scale * m_t)
+        else:
+            norm.weight.fill_(float(s_t))
+            norm.bias.fill_(float(m_t))
+
+
+class Student(nn.Module):
+    """Bounded-context encoder + the Spin head; the teacher's codebook (L2-normalised) is a
+    fixed buffer."""
+
+    def __init__(self, teacher: EncoderTokenizer, config: DistillConfig) -> None:
+        super().__init__()
+        self.encoder = Encoder(student_config(teacher.encoder.config, config))
+        fresh = init_from_teacher(self.encoder, teacher.encoder)
+        log.info("student tensors without a teacher counterpart: %s", ", ".join(fresh))
+        weight = teacher.tensors["head.weight"].float()
+        self.head = nn.Linear(weight.shape[1], weight.shape[0])
+        with torch.no_grad():
+            self.head.weight.copy_(weight)
+            self.head.bias.copy_(teacher.tensors["head.bias"].float())
+        self.codebook = nn.Buffer(teacher.codebook.float().clone())
+
+    def forward(self, waves: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+        x, frames = self.encoder(waves, lengths)
+        z = nn.functional.normalize(self.head(x), dim=-1)
+        return z @ self.codebook.T, frames
+
+
+def teacher_scores(
+    folder: Path, teacher: EncoderTokenizer, utts: list[Utterance], audio: list[np.ndarray]
+) -> list[np.ndarray]:
+    """The teacher's full-utterance codeword scores ``[F, K]`` per utterance (float16),
+    cached in ``folder`` under a key of the teacher and the utterance list."""
+    key = {
+        "teacher": teacher.fingerprint,
+        "utterances": hashlib.sha256("|".join(u.id for u in utts).encode()).hexdigest(),
+    }
+    meta, data = folder / "teacher.json", folder / "teacher_scores.npy"
+    if not (meta.is_file() and json.loads(meta.read_text()) == key):
+        folder.mkdir(parents=True, exist_ok=True)
+        meta.unlink(missing_ok=True)
+        rows = []
+        with torch.inference_mode():
+            for a in tqdm(audio, desc="teacher scores", unit="utt", file=sys.stderr, leave=False):
+                wave = torch.from_numpy(a.astype(np.float32) / 32767.0)[None]
+                x, _ = teacher.features(wave, torch.tensor([wave.shape[1]]))
+                rows.append((x[0] @ teacher.codebook.T).numpy().astype(np.float16))
+        np.save(data, np.concatenate(rows))
+        meta.write_text(json.dumps(key))
+    flat = np.load(data, mmap_mode="r")
+    offsets = np.cumsum([0] + [n_frames(len(a)) for a in audio])
+    if offsets[-1] != len(flat):
+        raise InvalidInputError(
+            f"expected {offsets[-1]} cached teacher frames in {data}, found {len(flat)}"
+        )
+    return [flat[offsets[i] : offsets[i + 1]] for i in range(len(audio))]
+
+
+def perturbed_views(
+    folder: Path, utts: list[Utterance], audio: list[np.ndarray], config: DistillConfig
+) -> list[list[np.ndarray]]:
+    """``config.views`` perturbed copies of every utterance (int16, the original's length),
+    cached in ``folder``."""
+    key = {
+        "views": config.views,
+        "seed": config.seed,
+        "utterances": hashlib.sha256("|".join(u.id for u in utts).encode()).hexdigest(),
+    }
+    meta = folder / "views.json"
+    if not (meta.is_file() and json.loads(meta.read_text()) == key):
+        folder.mkdir(parents=True, exist_ok=True)
+        meta.unlink(missing_ok=True)
+        for v in range(1, config.views + 1):
+            copies = view_audio(utts, audio, v, config.seed, config.perturb_jobs)
+            flat = np.concatenate([np.clip(c, -1.0, 1.0) for c in copies]) * 32767.0
+            np.save(folder / f"view{v}.npy", np.round(flat).astype(np.int16))
+        meta.write_text(json.dumps(key))
+    offsets = np.cumsum([0] + [len(a) for a in audio])
+    out = []
+    for v in range(1, config.views + 1):
+        flat = np.load(folder / f"view{v}.npy", mmap_mode="r")
+        out.append([flat[offsets[i] : offsets[i + 1]] for i in range(len(audio))])
+    return out
+
+
+def train_distill(
+    run: Path,
+    teacher: EncoderTokenizer,
+    utts: list[Utterance],
+    root: Path,
+    config: DistillConfig,
+    max_minutes: float | None = None,
+    until_step: int | None = None,
+) -> tuple[Student, int]:
+    """Distil (or resume) in ``run``; returns the student and the step reached. Stops as
+    ``train_hubert`` does."""
+    if teacher.kind not in ("spin", "dcspin") or teacher.layer is not None:
+        raise InvalidInputError(
+            f"expected a spin or dcspin teacher on its final layer, found kind "
+            f"{teacher.kind!r} at layer {teacher.layer}"
+        )
+    run_config = {
+        **dataclasses.asdict(config),
+        "teacher": teacher.fingerprint,
+        "utterances": [u.id for u in utts],
+    }
+    torch.manual_seed(config.seed)
+    model = Student(teacher, config)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(
+        params, lr=config.lr, betas=(0.9, 0.98), eps=1e-6, weight_decay=config.weight_decay
+    )
+    start = resume(run, run_config, model, opt)  # before the slow part: fail fast on a mismatch
+    audio = load_audio(root, utts)
+    if start == 0:
+        calibrate_conv_norms(
+            model.encoder, teacher.encoder, [a.astype(np.float32) / 32767.0 for a in audio[:32]]
+        )
+    targets = teacher_scores(run / "cache", teacher, utts, audio)
+    views = [audio, *perturbed_views(run / "cache", utts, audio, config)]
+    max_samples = int(config.max_seconds * 16000)
+    step = train_loop(
+        run,
+        run_config,
+        model,
+        opt,
+        config,
+        lambda step: _step(model, opt, views, targets, config, step, max_samples),
+        start,
+        "distill",
+        ("agree", "agree"),
+        max_minutes,
+        until_step,
+    )
+    return model, step
+
+
+def _step(
+    model: Student,
+    opt: torch.optim.Optimizer,
+    views: list[list[np.ndarray]],
+    targets: list[np.ndarray],
+    config: DistillConfig,
+    step: int,
+    max_samples: int,
+) -> dict[str, float]:
+    """One step; ``views[0]`` is the original audio, ``views[1:]`` perturbed copies (the same
+    lengths, so every view gives the same crops for a step)."""
+    model.train()
+    batch = crop_batch(views[0], config.seed, step, config.batch_size, max_samples)
+    rng = np.random.default_rng([config.seed, step, 2])
+    pick = np.where(
+        rng.random(config.batch_size) < config.perturbed_prob,
+        rng.integers(1, len(views), config.batch_size) if len(views) > 1 else 0,
+        0,
+    )
+    waves = batch.waveforms.clone()
+    for v in set(pick.tolist()) - {0}:
+        rows = torch.from_numpy(pick == v)
+        other = crop_batch(views[v], config.seed, step, config.batch_size, max_samples)
+        waves[rows] = other.waveforms[rows]
+    scores, frames = model(waves, batch.lengths)
+    width = scores.shape[1]
+    teacher = torch.zeros_like(scores)
+    for row, (i, off) in enumerate(zip(batch.items, batch.frame_offsets, strict=True)):
+        f = int(frames[row])
+        teacher[row, :f] = torch.from_numpy(np.asarray(targets[i][off : off + f], np.float32))
+    valid = torch.arange(width)[None, :] < frames[:, None]
+    s, t = scores[valid], teacher[valid]
+    target = nn.functional.softmax(t / config.temperature, dim=-1)
+    log_p = nn.functional.log_softmax(s / config.temperature, dim=-1)
+    loss = nn.functional.kl_div(log_p, target, reduction="batchmean")
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_norm)
+    opt.step()
+    return {
+        "loss": loss.item(),
+        "agree": float((s.argmax(-1) == t.argmax(-1)).float().mean()),
+        "perturbed_rows": float((pick > 0).mean()),
+        "audio_s": float(batch.lengths.sum()) / 16000,
+    }
+
+
+def export_student(
+    model: Student, out: Path, name: str, teacher: EncoderTokenizer, train_info: dict[str, Any]
+) -> ModelDir:
+    """The student as a ``spin`` tokenizer with the teacher's codebook (the same unit ids)."""
+    context = model.encoder.config.context_frames
+    assert context is not None
+    quantizer = {
+        "head.weight": model.head.weight.detach().numpy(),
+        "head.bias": model.head.bias.detach().numpy(),
+        "codebook": model.codebook.numpy(),
+    }
+    facts = card_facts(train_info)
+    card = (
+        f"# {name}\n\nStreaming-exact tokenizer distilled from `{teacher.name}` "
+        f"({teacher.fingerprint[:12]}), with its codebook (K={len(model.codebook)}, the same "
+        f"unit ids). A frame depends on {context[0]} frames before it and {context[1]} after "
+        f"it ({20 * context[0]} / {20 * context[1]} ms; LayerNorm conv features, band attention, "
+        f"a {model.encoder.config.pos_conv_kernel}-frame positional conv), so canonical windows "
+        f"with at least that much left context and lookahead give exactly the full-utterance "
+        f"units.\n\n## Training\n\n{facts}\n\n```\n{train_info.get('command', '')}\n```\n"
+    )
+    return save_encoder_tokenizer(
+        out,
+        name=name,
+        kind="spin",
+        encoder=model.encoder,
+        layer=None,
+        quantizer=quantizer,
+        train_info=train_info,
+        card=card,
+    )
