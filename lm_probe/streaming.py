@@ -33,9 +33,9 @@ def grid_for(context_frames: tuple[int, int] | None) -> list[WindowSpec]:
     extra = [
         WindowSpec(lf, c, rf)
         for lf, c, rf in itertools.product(
-            (left // 2 // FRAME_MS * FRAME_MS, left),
+            (FRAME_MS * (left // FRAME_MS // 2), left),
             sorted(chunks),
-            (right // 2 // FRAME_MS * FRAME_MS, right),
+            (FRAME_MS * (right // FRAME_MS // 2), right),
         )
     ]
     return list(DEFAULT_GRID) + [w for w in extra if w not in DEFAULT_GRID]

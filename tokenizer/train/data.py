@@ -8,6 +8,7 @@ and per-frame targets of the whole utterance slice straight onto it.
 
 from __future__ import annotations
 
+import hashlib
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,6 +34,11 @@ class Batch:
     """Which utterances (indices into the audio set)."""
     frame_offsets: list[int]
     """First frame of each crop within its utterance."""
+
+
+def utterance_digest(utts: Sequence[Utterance]) -> str:
+    """sha256 of the utterance ids in order: a cache key for per-utterance data."""
+    return hashlib.sha256("|".join(u.id for u in utts).encode()).hexdigest()
 
 
 def load_audio(root: Path, utts: Sequence[Utterance], desc: str = "audio") -> list[np.ndarray]:

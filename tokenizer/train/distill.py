@@ -22,7 +22,6 @@ computed once per run (``RUN/cache``).
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import logging
 import sys
@@ -41,8 +40,8 @@ from tokenizer.encoder.model import Encoder
 from tokenizer.encoder_tokenizer import EncoderTokenizer, save_encoder_tokenizer
 from tokenizer.errors import InvalidInputError
 from tokenizer.model_dir import ModelDir, card_facts
-from tokenizer.train.data import crop_batch, load_audio, n_frames
-from tokenizer.train.loop import TrainConfig, resume, train_loop
+from tokenizer.train.data import crop_batch, load_audio, n_frames, utterance_digest
+from tokenizer.train.loop import TrainConfig, resume, run_identity, train_loop
 from tokenizer.train.spin import view_audio
 
 log = logging.getLogger(__name__)
@@ -165,7 +164,7 @@ def teacher_scores(
     cached in ``folder`` under a key of the teacher and the utterance list."""
     key = {
         "teacher": teacher.fingerprint,
-        "utterances": hashlib.sha256("|".join(u.id for u in utts).encode()).hexdigest(),
+        "utterances": utterance_digest(utts),
     }
     meta, data = folder / "teacher.json", folder / "teacher_scores.npy"
     if not (meta.is_file() and json.loads(meta.read_text()) == key):
@@ -196,7 +195,7 @@ def perturbed_views(
     key = {
         "views": config.views,
         "seed": config.seed,
-        "utterances": hashlib.sha256("|".join(u.id for u in utts).encode()).hexdigest(),
+        "utterances": utterance_digest(utts),
     }
     meta = folder / "views.json"
     if not (meta.is_file() and json.loads(meta.read_text()) == key):
@@ -231,11 +230,7 @@ def train_distill(
             f"expected a spin or dcspin teacher on its final layer, found kind "
             f"{teacher.kind!r} at layer {teacher.layer}"
         )
-    run_config = {
-        **dataclasses.asdict(config),
-        "teacher": teacher.fingerprint,
-        "utterances": [u.id for u in utts],
-    }
+    run_config = run_identity(config, utts, teacher=teacher.fingerprint)
     torch.manual_seed(config.seed)
     model = Student(teacher, config)
     params = [p for p in model.parameters() if p.requires_grad]

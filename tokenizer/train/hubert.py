@@ -31,7 +31,7 @@ from tokenizer.errors import InvalidInputError
 from tokenizer.model_dir import ModelDir, card_facts
 from tokenizer.tokenizers import Tokenizer
 from tokenizer.train.data import crop_batch, load_audio, n_frames
-from tokenizer.train.loop import TrainConfig, resume, train_loop
+from tokenizer.train.loop import TrainConfig, resume, run_identity, train_loop
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -129,11 +129,7 @@ def train_hubert(
     ``config.steps`` or ``until_step``, after ``max_minutes`` of this call, or on SIGINT/SIGTERM,
     always after writing a checkpoint. Batches, masks and dropout depend only on (seed, step),
     so a run in pieces gives the same model as one run."""
-    run_config = {
-        **dataclasses.asdict(config),
-        "targets": targets.fingerprint,
-        "utterances": [u.id for u in utts],
-    }
+    run_config = run_identity(config, utts, targets=targets.fingerprint)
     torch.manual_seed(config.seed)
     model = HubertPretrainer(config, targets.K)
     opt = torch.optim.AdamW(

@@ -5,6 +5,7 @@ SIGINT/SIGTERM (at a step boundary, with a checkpoint)."""
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 import sys
 import time
@@ -19,6 +20,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from tokenizer.corpus.manifest import Utterance
 from tokenizer.train.checkpoint import load_checkpoint, log_line, save_checkpoint
 
 
@@ -61,6 +63,12 @@ class TrainConfig:
     seed: int = 0
     checkpoint_every: int = 100
     log_every: int = 10
+
+
+def run_identity(config: TrainConfig, utts: list[Utterance], **sources: str) -> dict[str, Any]:
+    """What a checkpoint must match to resume: the run config, the fingerprints it was built
+    from (``sources``, e.g. ``base=...``) and the training utterances."""
+    return {**dataclasses.asdict(config), **sources, "utterances": [u.id for u in utts]}
 
 
 def resume(

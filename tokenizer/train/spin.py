@@ -15,8 +15,6 @@ perturbation (Praat, the slow part) and the frozen layers cost nothing per step.
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import json
 import multiprocessing
 import sys
@@ -36,8 +34,8 @@ from tokenizer.encoder_tokenizer import EncoderTokenizer, save_encoder_tokenizer
 from tokenizer.errors import InvalidInputError
 from tokenizer.model_dir import ModelDir, card_facts
 from tokenizer.perturb import perturb_speaker, rng_for
-from tokenizer.train.data import load_audio, n_frames
-from tokenizer.train.loop import TrainConfig, resume, train_loop
+from tokenizer.train.data import load_audio, n_frames, utterance_digest
+from tokenizer.train.loop import TrainConfig, resume, run_identity, train_loop
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -227,11 +225,7 @@ def train_spin(
             f"expected a base model on its final layer (a hubert model), "
             f"found one truncated at layer {base.layer}"
         )
-    run_config = {
-        **dataclasses.asdict(config),
-        "base": base.fingerprint,
-        "utterances": [u.id for u in utts],
-    }
+    run_config = run_identity(config, utts, base=base.fingerprint)
     torch.manual_seed(config.seed)
     model = SpinModel(base.encoder, config)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -243,7 +237,7 @@ def train_spin(
         "frozen": model.frozen,
         "views": config.views,
         "seed": config.seed,
-        "utterances": hashlib.sha256("|".join(u.id for u in utts).encode()).hexdigest(),
+        "utterances": utterance_digest(utts),
     }
     build_cache(run / "cache", cache_key, base.encoder, model.frozen, utts, audio, config)
     cache = FrozenCache(run / "cache", config.views)
