@@ -11,10 +11,6 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from lm_probe import plots
-from lm_probe.probe import ProbeConfig, perturbed_copies, probe_source, select_splits
-from lm_probe.report import write_json, write_markdown
-from lm_probe.units import UnitSource, from_tokenizer, read_units_file
 from tokenizer.corpus.manifest import (
     Utterance,
     attach_frame_labels,
@@ -22,7 +18,6 @@ from tokenizer.corpus.manifest import (
     load_corpus,
     read_manifest,
 )
-from tokenizer.encoder.config import EncoderConfig
 from tokenizer.errors import InvalidInputError
 from tokenizer.model_dir import load_model_dir
 from tokenizer.registry import resolve
@@ -119,6 +114,11 @@ def _load_utterances(args: argparse.Namespace) -> tuple[Path, list[Utterance]]:
 
 
 def run_probe(args: argparse.Namespace) -> int:
+    from lm_probe import plots
+    from lm_probe.probe import ProbeConfig, perturbed_copies, probe_source, select_splits
+    from lm_probe.report import write_json, write_markdown
+    from lm_probe.units import UnitSource, from_tokenizer, read_units_file
+
     root, utts = _load_utterances(args)
     config = ProbeConfig(
         split=args.split,
@@ -177,6 +177,7 @@ def run_probe(args: argparse.Namespace) -> int:
 def run_streaming_curve(args: argparse.Namespace) -> int:
     from lm_probe import streaming
     from tokenizer.audio import decode_audio
+    from tokenizer.encoder.config import EncoderConfig
 
     tok = load_tokenizer(args.model, args.backend)
     if not isinstance(tok, Windowed):

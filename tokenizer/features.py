@@ -14,7 +14,6 @@ from functools import cache
 from typing import Literal
 
 import numpy as np
-from scipy.fft import dct, rfft
 
 from tokenizer.audio import SAMPLE_RATE
 from tokenizer.errors import AudioError
@@ -59,6 +58,8 @@ def frames(x: np.ndarray) -> np.ndarray:
 
 def extract(x: np.ndarray, config: FeatureConfig) -> np.ndarray:
     """Features of 16 kHz mono float audio: ``(n_frames, config.dim)`` float32."""
+    from scipy.fft import dct, rfft  # here, not at the top: the CLI imports this module
+
     fr = frames(np.asarray(x, dtype=np.float64))
     fr = np.concatenate([fr[:, :1], fr[:, 1:] - 0.97 * fr[:, :-1]], axis=1)  # pre-emphasis
     power = np.abs(rfft(fr * np.hamming(WINDOW), n=512, axis=1)) ** 2

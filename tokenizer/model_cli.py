@@ -10,13 +10,13 @@ import shlex
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from tqdm import tqdm
 
 from tokenizer.audio import decode_audio
 from tokenizer.corpus.manifest import load_corpus, synth_command
-from tokenizer.encoder_tokenizer import EncoderTokenizer, save_encoder_kmeans
 from tokenizer.errors import InvalidInputError
 from tokenizer.features import FeatureConfig, extract
 from tokenizer.kmeans import KmeansConfig, fit_kmeans, save_kmeans_tokenizer
@@ -26,6 +26,9 @@ from tokenizer.streaming import StreamSession
 from tokenizer.tokenizers import BACKENDS, Tokenizer, dedup, load_tokenizer
 from tokenizer.train import cli as train_cli
 from tokenizer.windows import Windowed, WindowSpec
+
+if TYPE_CHECKING:
+    from tokenizer.encoder_tokenizer import EncoderTokenizer
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +106,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 
 def run_train_kmeans(args: argparse.Namespace) -> int:
+    from tokenizer.encoder_tokenizer import save_encoder_kmeans
+
     root, utts = load_corpus(args.corpus, args.split)
     feat_cfg = FeatureConfig(type=args.features)
     start = time.perf_counter()
@@ -146,6 +151,8 @@ def run_train_kmeans(args: argparse.Namespace) -> int:
 
 
 def _encoder_tokenizer(name: str) -> EncoderTokenizer:
+    from tokenizer.encoder_tokenizer import EncoderTokenizer
+
     tok = load_tokenizer(name, "torch")
     if not isinstance(tok, EncoderTokenizer):
         raise ModelDirError(

@@ -11,7 +11,6 @@ import numpy as np
 
 from tokenizer.errors import InvalidInputError
 from tokenizer.train.cli import add_run_args, run_setup
-from vocoder.config import VocoderTrainConfig
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -20,7 +19,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     tr = vsub.add_parser("train", help="train (or resume) a unit HiFi-GAN on a corpus")
     tr.add_argument("--units-model", help="tokenizer whose units it speaks (default: default)")
     add_run_args(tr)
-    tr.set_defaults(func=run_train, config_class=VocoderTrainConfig)
+    tr.set_defaults(func=run_train)
 
     syn = sub.add_parser("synthesize", help="units (or audio, tokenized first) -> speech")
     syn.add_argument("--vocoder", help="vocoder directory or shipped name (default: default)")
@@ -43,10 +42,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     from tokenizer.tokenizers import load_tokenizer
+    from vocoder.config import VocoderTrainConfig
     from vocoder.export import save_vocoder
     from vocoder.train import train_vocoder
 
-    config = run_setup(args)
+    config = run_setup(args, VocoderTrainConfig())
     tok = load_tokenizer(args.units_model)
     gen, info = train_vocoder(
         args.run, args.corpus, tok, config, args.split, args.max_minutes, args.until_step

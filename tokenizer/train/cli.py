@@ -12,17 +12,17 @@ import shlex
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from tokenizer.corpus.manifest import load_corpus, synth_command
 from tokenizer.train.runconfig import load_run_config
 
 log = logging.getLogger(__name__)
 
+C = TypeVar("C")
+
 
 def add_parsers(tsub: argparse._SubParsersAction) -> None:
-    from tokenizer.train.hubert import HubertConfig
-
     hub = tsub.add_parser("hubert", help="pretrain a HuBERT-style encoder from scratch")
     add_run_args(hub)
     hub.add_argument(
@@ -31,9 +31,7 @@ def add_parsers(tsub: argparse._SubParsersAction) -> None:
         help="tokenizer whose units are the targets "
         "(e.g. models/mfcc-km100; iteration 2: k-means on this encoder)",
     )
-    hub.set_defaults(func=run_train_hubert, config_class=HubertConfig)
-
-    from tokenizer.train.spin import SpinConfig
+    hub.set_defaults(func=run_train_hubert)
 
     for kind, text in (
         ("spin", "Spin: one codebook"),
@@ -42,10 +40,7 @@ def add_parsers(tsub: argparse._SubParsersAction) -> None:
         p = tsub.add_parser(kind, help=f"fine-tune a base encoder into a {text} tokenizer")
         add_run_args(p)
         p.add_argument("--base", required=True, help="base encoder model (kind hubert)")
-        defaults = SpinConfig() if kind == "spin" else SpinConfig(K2=1024)
-        p.set_defaults(func=run_train_spin, config_class=lambda d=defaults: d, kind=kind)
-
-    from tokenizer.train.distill import DistillConfig
+        p.set_defaults(func=run_train_spin, kind=kind)
 
     dis = tsub.add_parser(
         "distill",
@@ -53,7 +48,7 @@ def add_parsers(tsub: argparse._SubParsersAction) -> None:
     )
     add_run_args(dis)
     dis.add_argument("--teacher", required=True, help="spin or dcspin model to distil")
-    dis.set_defaults(func=run_train_distill, config_class=DistillConfig)
+    dis.set_defaults(func=run_train_distill)
 
 
 def add_run_args(p: argparse.ArgumentParser) -> None:
@@ -89,13 +84,13 @@ def train_info(args: argparse.Namespace, config: Any, step: int, wall_s: float) 
     return info
 
 
-def run_setup(args: argparse.Namespace) -> Any:
-    """Torch threads and the run config (defaults <- --config YAML <- --set)."""
+def run_setup(args: argparse.Namespace, defaults: C) -> C:
+    """Torch threads and the run config (``defaults`` <- --config YAML <- --set)."""
     import torch
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    return load_run_config(args.config_class(), args.config, args.set)
+    return load_run_config(defaults, args.config, args.set)
 
 
 def _report(args: argparse.Namespace, step: int, steps: int, fingerprint: str) -> int:
@@ -110,9 +105,9 @@ def _report(args: argparse.Namespace, step: int, steps: int, fingerprint: str) -
 def run_train_hubert(args: argparse.Namespace) -> int:
 
     from tokenizer.tokenizers import load_tokenizer
-    from tokenizer.train.hubert import export_hubert, train_hubert
+    from tokenizer.train.hubert import HubertConfig, export_hubert, train_hubert
 
-    config = run_setup(args)
+    config = run_setup(args, HubertConfig())
     root, utts = load_corpus(args.corpus, args.split)
     targets = load_tokenizer(args.targets)
     start = time.perf_counter()
@@ -130,9 +125,9 @@ def run_train_spin(args: argparse.Namespace) -> int:
     from tokenizer.encoder_tokenizer import EncoderTokenizer
     from tokenizer.errors import InvalidInputError
     from tokenizer.tokenizers import load_tokenizer
-    from tokenizer.train.spin import export_spin, train_spin
+    from tokenizer.train.spin import SpinConfig, export_spin, train_spin
 
-    config = run_setup(args)
+    config = run_setup(args, SpinConfig(K2=1024) if args.kind == "dcspin" else SpinConfig())
     if (config.K2 > 0) != (args.kind == "dcspin"):
         raise InvalidInputError(
             f"expected K2 > 0 for dcspin and K2 = 0 for spin, found K2={config.K2} for {args.kind}"
@@ -156,9 +151,9 @@ def run_train_distill(args: argparse.Namespace) -> int:
     from tokenizer.encoder_tokenizer import EncoderTokenizer
     from tokenizer.errors import InvalidInputError
     from tokenizer.tokenizers import load_tokenizer
-    from tokenizer.train.distill import export_student, train_distill
+    from tokenizer.train.distill import DistillConfig, export_student, train_distill
 
-    config = run_setup(args)
+    config = run_setup(args, DistillConfig())
     teacher = load_tokenizer(args.teacher, "torch")
     if not isinstance(teacher, EncoderTokenizer):
         raise InvalidInputError(
