@@ -1,13 +1,15 @@
 """``speechtok bench serving``: the service (Ray Serve + gRPC on loopback) against the same ONNX
 Runtime in process, in one run — unary throughput at concurrency 1 / 8 / 32 and its ratio to
-in-process, then N concurrent real-time streams with p50 / p95 per-chunk latency (time from
-sending the chunk that completes a window to receiving that window's units)."""
+in-process (passes by turns, medians), then N concurrent real-time streams with p50 / p95
+per-chunk latency (time from sending the chunk that completes a window to receiving that
+window's units) and how many of the machine's cores were busy meanwhile."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
+import os
 import socket
 import sys
 import time
@@ -27,7 +29,11 @@ def add_parser(bsub: argparse._SubParsersAction) -> None:
     p.add_argument("--streams", type=int, nargs="+", default=[16, 64])
     p.add_argument("--stream-seconds", type=float, default=10.0)
     p.add_argument("--chunk-ms", type=float, default=100.0)
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=int, default=2, help="ONNX Runtime threads per replica")
+    p.add_argument("--replicas", type=int, default=1, help="model replicas")
+    p.add_argument(
+        "--repeats", type=int, default=3, help="in-process / served unary passes, by turns"
+    )
     p.add_argument(
         "--spinning", action="store_true", help="let the served model's idle threads busy-wait"
     )
@@ -63,7 +69,10 @@ async def _unary(addr: str, files: list[bytes], concurrency: int) -> float:
 async def _streams(
     addr: str, audio: np.ndarray, n: int, chunk_ms: float, window: Any
 ) -> list[float]:
-    """Per-window latencies (s) of ``n`` concurrent streams sent in real time."""
+    """Per-window latencies (s) of ``n`` concurrent streams sent in real time. Independent
+    clients start at unrelated moments, so their windows complete at unrelated moments: the
+    streams start evenly spread over one window hop (starting them within one client chunk
+    would make every stream complete its windows in the same burst)."""
     from serving.client import AsyncClient
 
     client = AsyncClient(addr, timeout=600)
@@ -90,9 +99,20 @@ async def _streams(
             when = next(t for s, t in sent if s >= need)
             latencies.append(now - when)
 
-    await asyncio.gather(*(one(i * chunk_ms / 1000 / n) for i in range(n)))
+    hop = window.chunk_ms / 1000
+    await asyncio.gather(*(one(i * hop / n) for i in range(n)))
     await client.close()
     return latencies
+
+
+def _busy_cores() -> float | None:
+    """Busy CPU seconds of the whole machine so far (Linux ``/proc/stat``; None elsewhere)."""
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
 def run_bench_serving(args: argparse.Namespace) -> int:
@@ -119,18 +139,22 @@ def run_bench_serving(args: argparse.Namespace) -> int:
         sf.write(buf, a, 16000, format="WAV", subtype="FLOAT")
         files.append(buf.getvalue())
     seconds = sum(len(a) for a in audios) / 16000
-    local = OnnxTokenizer.load(path, threads=args.threads)
-    start = time.perf_counter()
-    for f in files:
-        local.tokenize(decode_audio(f))
-    in_process = seconds / (time.perf_counter() - start)
+    local = OnnxTokenizer.load(path, threads=args.threads, spinning=args.spinning)
+
+    def in_process_x() -> float:
+        start = time.perf_counter()
+        for f in files:
+            local.tokenize(decode_audio(f))
+        return seconds / (time.perf_counter() - start)
+
     config = ServeConfig(
         models=[str(path)],
         port=_port(),
         threads=args.threads,
         spinning=args.spinning,
         max_streams=max(args.streams) + 8,
-        model_cpus=1.0,
+        model_replicas=args.replicas,
+        model_cpus=1.0 / args.replicas,
     )
     start_local_ray(2)
     rows: list[dict[str, Any]] = []
@@ -142,31 +166,46 @@ def run_bench_serving(args: argparse.Namespace) -> int:
             .result()
         )
         asyncio.run(_unary(addr, files[:4], 4))  # warm-up
+        in_process_x()
+        local_runs: list[float] = []
         for c in args.concurrency:
-            wall = asyncio.run(_unary(addr, files, c))
+            # in process and served by turns, so that noise from other tenants of the machine
+            # falls on both; the row gives the medians
+            served, ratios = [], []
+            for _ in range(args.repeats):
+                local_runs.append(in_process_x())
+                served.append(seconds / asyncio.run(_unary(addr, files, c)))
+                ratios.append(served[-1] / local_runs[-1])
             rows.append(
                 {
                     "test": f"unary, concurrency {c}",
-                    "x_realtime": seconds / wall,
-                    "ratio_to_in_process": seconds / wall / in_process,
+                    "x_realtime": float(np.median(served)),
+                    "ratio_to_in_process": float(np.median(ratios)),
                 }
             )
-            print(f"  unary c={c}: {seconds / wall:.1f}x real time", file=sys.stderr)
+            print(f"  unary c={c}: {rows[-1]['x_realtime']:.1f}x real time", file=sys.stderr)
+        in_process = float(np.median(local_runs)) if local_runs else in_process_x()
         stream_audio = np.concatenate(audios)[: int(args.stream_seconds * 16000)]
         assert local.window is not None
         for n in args.streams:
+            busy, client, start = _busy_cores(), time.process_time(), time.perf_counter()
             lat = (
                 np.array(asyncio.run(_streams(addr, stream_audio, n, args.chunk_ms, local.window)))
                 * 1000
             )
+            wall = time.perf_counter() - start
             rows.append(
                 {
-                    "test": f"{n} real-time streams ({args.chunk_ms:g} ms chunks)",
+                    "test": f"{n} real-time stream{'s' * (n > 1)} ({args.chunk_ms:g} ms chunks)",
                     "p50_ms": float(np.percentile(lat, 50)),
                     "p95_ms": float(np.percentile(lat, 95)),
                     "windows": len(lat),
+                    "client_cores": (time.process_time() - client) / wall,
                 }
             )
+            now = _busy_cores()
+            if busy is not None and now is not None:
+                rows[-1]["busy_cores"] = (now - busy) / wall
             print(f"  {n} streams: p95 {rows[-1]['p95_ms']:.1f} ms", file=sys.stderr)
     finally:
         serve.shutdown()
@@ -183,15 +222,25 @@ def run_bench_serving(args: argparse.Namespace) -> int:
         return 0
     print(
         f"model {local.name} ({local.fingerprint[:12]}); in process (ONNX Runtime, "
-        f"{args.threads} threads): {in_process:.1f}x real time on {seconds:.0f} s of audio\n"
+        f"{args.threads} threads, median pass): {in_process:.1f}x real time on {seconds:.0f} s of "
+        f"audio; {args.replicas} replica(s) x {args.threads} threads served\n"
     )
-    print("| test | x real time | vs in process | p50 ms | p95 ms |\n|---|---|---|---|---|")
+    print(
+        f"busy cores: the machine's ({os.cpu_count()} cores) during the run; client cores: "
+        "the bench's own stream clients, part of it\n"
+    )
+    print(
+        "| test | x real time | vs in process | p50 ms | p95 ms | busy cores | client cores |\n"
+        "|---|---|---|---|---|---|---|"
+    )
     for r in rows:
         cells = [
             _cell(r, "x_realtime", "{:.1f}"),
             _cell(r, "ratio_to_in_process", "{:.0%}"),
             _cell(r, "p50_ms", "{:.1f}"),
             _cell(r, "p95_ms", "{:.1f}"),
+            _cell(r, "busy_cores", "{:.2f}"),
+            _cell(r, "client_cores", "{:.2f}"),
         ]
         print(f"| {r['test']} | " + " | ".join(cells) + " |")
     return 0

@@ -20,6 +20,7 @@ from grpc_reflection.v1alpha import reflection
 from ray import serve
 
 from serving.auth import ApiKeyInterceptor
+from serving.coalesce import WindowCoalescer
 from serving.config import ServeConfig
 from serving.pb import tokenizer_pb2 as pb
 from serving.pb import tokenizer_pb2_grpc as pb_grpc
@@ -51,7 +52,9 @@ class GrpcIngress:
     ) -> None:
         served = {}
         for name, handle in models.items():
-            served[name] = Model(handle, await handle.info.remote())
+            # two calls per replica: one running, the next already queued behind it
+            windows = WindowCoalescer(handle, 2 * config.model_replicas, config.max_batch)
+            served[name] = Model(handle, await handle.info.remote(), windows)
         voiced = {}
         for name, handle in (vocoders or {}).items():
             voiced[name] = ServedVocoder(handle, await handle.info.remote())

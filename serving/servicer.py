@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import grpc
 import numpy as np
 
+from serving.coalesce import WindowCoalescer
 from serving.config import ServeConfig
 from serving.pb import tokenizer_pb2 as pb
 from serving.pb import tokenizer_pb2_grpc as pb_grpc
@@ -55,10 +56,11 @@ async def abort_for(e: Exception, context: grpc.aio.ServicerContext) -> None:
 
 
 class Model:
-    """A served model: its deployment handle and what it told us about itself."""
+    """A served model: its deployment handle, what it told us about itself, and the coalescer
+    its stream windows go through."""
 
-    def __init__(self, handle: Any, info: dict[str, Any]) -> None:
-        self.handle, self.info = handle, info
+    def __init__(self, handle: Any, info: dict[str, Any], windows: WindowCoalescer) -> None:
+        self.handle, self.info, self.windows = handle, info, windows
         self.window = WindowSpec(**info["window"])
 
 
@@ -229,15 +231,10 @@ class TokenizerServicer(pb_grpc.TokenizerServicer):
                 except AudioTooLongError as e:
                     raise Abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(e)) from e
                 if jobs:
-                    final = session.emit(
-                        jobs, await model.handle.encode_windows.remote([j.audio for j in jobs])
-                    )
+                    final = session.emit(jobs, await model.windows.encode([j.audio for j in jobs]))
                     yield pb.StreamResponse(units=final.units.tolist(), offset=final.offset, **meta)
             jobs = session.finish()
-            units = (
-                await model.handle.encode_windows.remote([j.audio for j in jobs]) if jobs else []
-            )
-            final = session.emit(jobs, units)
+            final = session.emit(jobs, await model.windows.encode([j.audio for j in jobs]))
             yield pb.StreamResponse(
                 units=final.units.tolist(), offset=final.offset, final=True, **meta
             )
