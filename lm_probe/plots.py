@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from lm_probe.probe import ProbeResult
+if TYPE_CHECKING:
+    from lm_probe.probe import ProbeResult
 
 
-def _pyplot():  # type: ignore[no-untyped-def]
+def pyplot():  # type: ignore[no-untyped-def]
+    """matplotlib's pyplot on the file-only Agg backend (imported when a plot is drawn)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -21,7 +24,7 @@ def _pyplot():  # type: ignore[no-untyped-def]
 
 def cooccurrence(path: Path, results: Sequence[ProbeResult]) -> None:
     """p(unit | phone), units ordered by their most likely phone, one panel per tokenizer."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(len(results), 1, figsize=(12, 4.5 * len(results)), squeeze=False)
     for ax, r in zip(axes[:, 0], results, strict=True):
         assert r.cooccurrence is not None
@@ -39,7 +42,7 @@ def cooccurrence(path: Path, results: Sequence[ProbeResult]) -> None:
 
 def per_voice_pnmi(path: Path, results: Sequence[ProbeResult]) -> None:
     """Grouped bars: PNMI per voice of the probed split, one colour per tokenizer."""
-    plt = _pyplot()
+    plt = pyplot()
     voices = sorted({v for r in results for v in r.per_voice_pnmi})
     width = 0.8 / max(1, len(results))
     fig, ax = plt.subplots(figsize=(max(6, 0.5 * len(voices) + 2), 4))

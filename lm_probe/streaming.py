@@ -112,11 +112,9 @@ def markdown(points: Sequence[dict[str, Any]], chosen: WindowSpec, why: str) -> 
 
 
 def plot(path: Any, points: Sequence[dict[str, Any]], title: str) -> None:
-    import matplotlib
+    from lm_probe.plots import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for (left, chunk), group in itertools.groupby(
         sorted(points, key=lambda p: (p["left_ms"], p["chunk_ms"], p["latency_ms"])),

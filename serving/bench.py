@@ -37,6 +37,7 @@ def add_parser(bsub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--spinning", action="store_true", help="let the served model's idle threads busy-wait"
     )
+    p.add_argument("--plot", type=Path, help="PNG of stream latency and busy cores vs streams")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=run_bench_serving)
 
@@ -197,6 +198,7 @@ def run_bench_serving(args: argparse.Namespace) -> int:
             rows.append(
                 {
                     "test": f"{n} real-time stream{'s' * (n > 1)} ({args.chunk_ms:g} ms chunks)",
+                    "streams": n,
                     "p50_ms": float(np.percentile(lat, 50)),
                     "p95_ms": float(np.percentile(lat, 95)),
                     "windows": len(lat),
@@ -217,6 +219,13 @@ def run_bench_serving(args: argparse.Namespace) -> int:
         "in_process_x_realtime": in_process,
         "rows": rows,
     }
+    if args.plot:
+        plot_streams(
+            args.plot,
+            rows,
+            f"{local.name}: {args.replicas} replica(s) x {args.threads} "
+            f"threads, {os.cpu_count()} cores",
+        )
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
@@ -244,6 +253,34 @@ def run_bench_serving(args: argparse.Namespace) -> int:
         ]
         print(f"| {r['test']} | " + " | ".join(cells) + " |")
     return 0
+
+
+def plot_streams(path: Path, rows: list[dict[str, Any]], title: str) -> None:
+    """p50 / p95 per-chunk latency (log scale) and busy cores against concurrent streams."""
+    from lm_probe.plots import pyplot
+
+    streams = [r for r in rows if "p95_ms" in r]
+    if not streams:
+        return
+    n = [r["streams"] for r in streams]
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    ax.plot(n, [r["p50_ms"] for r in streams], marker="o", label="p50 latency")
+    ax.plot(n, [r["p95_ms"] for r in streams], marker="o", label="p95 latency")
+    ax.axhline(100, color="grey", ls="--", lw=0.8)
+    ax.set_yscale("log")
+    ax.set_xlabel("concurrent real-time streams")
+    ax.set_ylabel("per-chunk latency (ms)")
+    if all("busy_cores" in r for r in streams):
+        cores = ax.twinx()
+        cores.plot(n, [r["busy_cores"] for r in streams], color="grey", marker=".", lw=0.8)
+        cores.set_ylabel("busy cores (grey)")
+        cores.set_ylim(0, os.cpu_count() or 2)
+    ax.set_title(title)
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def _cell(row: dict[str, Any], key: str, fmt: str) -> str:
