@@ -13,6 +13,7 @@ import os
 import socket
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +26,8 @@ def add_parser(bsub: argparse._SubParsersAction) -> None:
     p.add_argument("--corpus", type=Path, help="audio source (default: synthesized)")
     p.add_argument("--split", default="test")
     p.add_argument("--seconds", type=float, default=60.0, help="audio per throughput run")
-    p.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
-    p.add_argument("--streams", type=int, nargs="+", default=[16, 64])
+    p.add_argument("--concurrency", type=int, nargs="*", default=[1, 8, 32])
+    p.add_argument("--streams", type=int, nargs="*", default=[16, 64])
     p.add_argument("--stream-seconds", type=float, default=10.0)
     p.add_argument("--chunk-ms", type=float, default=100.0)
     p.add_argument("--threads", type=int, default=2, help="ONNX Runtime threads per replica")
@@ -36,6 +37,12 @@ def add_parser(bsub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--spinning", action="store_true", help="let the served model's idle threads busy-wait"
+    )
+    p.add_argument(
+        "--capacity-ms",
+        type=float,
+        help="also search the most real-time streams whose p95 per-chunk latency stays within "
+        "this many ms",
     )
     p.add_argument("--plot", type=Path, help="PNG of stream latency and busy cores vs streams")
     p.add_argument("--json", action="store_true")
@@ -106,6 +113,41 @@ async def _streams(
     return latencies
 
 
+MAX_STREAMS = 1024
+"""Most streams a capacity search tries."""
+
+
+def _capacity(
+    rows: list[dict[str, Any]], target_ms: float, measure: Callable[[int], dict[str, Any]]
+) -> int:
+    """The most streams whose p95 stays within ``target_ms``: doubling from the rows measured so
+    far until one is over, then bisecting; every measurement is appended to ``rows``. One run
+    per count, so near the boundary the answer carries the machine's noise."""
+
+    def within(n: int) -> bool:
+        row = next((r for r in rows if r.get("streams") == n), None)
+        if row is None:
+            row = measure(n)
+            rows.append(row)
+        return bool(row["p95_ms"] <= target_ms)
+
+    measured = [r["streams"] for r in rows if "streams" in r]
+    good = max((n for n in measured if within(n)), default=0)
+    bad = min((n for n in measured if n > good and not within(n)), default=None)
+    while bad is None:
+        n = min(max(2 * good, 1), MAX_STREAMS)
+        if within(n):
+            good = n
+            if n == MAX_STREAMS:
+                return n
+        else:
+            bad = n
+    while bad - good > 1:
+        n = (good + bad) // 2
+        good, bad = (n, bad) if within(n) else (good, n)
+    return good
+
+
 def _busy_cores() -> float | None:
     """Busy CPU seconds of the whole machine so far (Linux ``/proc/stat``; None elsewhere)."""
     try:
@@ -153,12 +195,13 @@ def run_bench_serving(args: argparse.Namespace) -> int:
         port=_port(),
         threads=args.threads,
         spinning=args.spinning,
-        max_streams=max(args.streams) + 8,
+        max_streams=MAX_STREAMS if args.capacity_ms else max(args.streams, default=0) + 8,
         model_replicas=args.replicas,
         model_cpus=1.0 / args.replicas,
     )
     start_local_ray(2)
     rows: list[dict[str, Any]] = []
+    capacity: int | None = None
     try:
         serve.start(proxy_location="Disabled")
         addr = (
@@ -187,38 +230,45 @@ def run_bench_serving(args: argparse.Namespace) -> int:
             print(f"  unary c={c}: {rows[-1]['x_realtime']:.1f}x real time", file=sys.stderr)
         in_process = float(np.median(local_runs)) if local_runs else in_process_x()
         stream_audio = np.concatenate(audios)[: int(args.stream_seconds * 16000)]
-        assert local.window is not None
-        for n in args.streams:
+
+        def stream_row(n: int) -> dict[str, Any]:
             busy, client, start = _busy_cores(), time.process_time(), time.perf_counter()
-            lat = (
-                np.array(asyncio.run(_streams(addr, stream_audio, n, args.chunk_ms, local.window)))
-                * 1000
+            assert local.window is not None
+            lat = np.array(
+                asyncio.run(_streams(addr, stream_audio, n, args.chunk_ms, local.window))
             )
             wall = time.perf_counter() - start
-            rows.append(
-                {
-                    "test": f"{n} real-time stream{'s' * (n > 1)} ({args.chunk_ms:g} ms chunks)",
-                    "streams": n,
-                    "p50_ms": float(np.percentile(lat, 50)),
-                    "p95_ms": float(np.percentile(lat, 95)),
-                    "windows": len(lat),
-                    "client_cores": (time.process_time() - client) / wall,
-                }
-            )
+            row = {
+                "test": f"{n} real-time stream{'s' * (n > 1)} ({args.chunk_ms:g} ms chunks)",
+                "streams": n,
+                "p50_ms": float(np.percentile(lat, 50) * 1000),
+                "p95_ms": float(np.percentile(lat, 95) * 1000),
+                "windows": len(lat),
+                "client_cores": (time.process_time() - client) / wall,
+            }
             now = _busy_cores()
             if busy is not None and now is not None:
-                rows[-1]["busy_cores"] = (now - busy) / wall
-            print(f"  {n} streams: p95 {rows[-1]['p95_ms']:.1f} ms", file=sys.stderr)
+                row["busy_cores"] = (now - busy) / wall
+            print(f"  {n} streams: p95 {row['p95_ms']:.1f} ms", file=sys.stderr)
+            return row
+
+        for n in args.streams:
+            rows.append(stream_row(n))
+        if args.capacity_ms:
+            capacity = _capacity(rows, args.capacity_ms, stream_row)
     finally:
         serve.shutdown()
         ray.shutdown()
-    result = {
+    rows.sort(key=lambda r: r.get("streams", 0))  # unary rows first, then streams by count
+    result: dict[str, Any] = {
         "model": local.name,
         "fingerprint": local.fingerprint,
         "audio_s": round(seconds, 1),
         "in_process_x_realtime": in_process,
         "rows": rows,
     }
+    if capacity is not None:
+        result["capacity"] = {"p95_ms": args.capacity_ms, "streams": capacity}
     if args.plot:
         plot_streams(
             args.plot,
@@ -252,6 +302,11 @@ def run_bench_serving(args: argparse.Namespace) -> int:
             _cell(r, "client_cores", "{:.2f}"),
         ]
         print(f"| {r['test']} | " + " | ".join(cells) + " |")
+    if capacity is not None:
+        print(
+            f"\ncapacity: {capacity} real-time streams within {args.capacity_ms:g} ms p95 "
+            "(one run per count: near the boundary it carries the machine's noise)"
+        )
     return 0
 
 

@@ -34,3 +34,26 @@ def test_bench_serving_reports_ratios_latencies_and_plot(
         assert r["windows"] > 0 and 0 < r["p50_ms"] <= r["p95_ms"] < 30_000
         assert 0 <= r["client_cores"] <= r.get("busy_cores", 2.0) + 0.5
     assert plot.stat().st_size > 10_000
+
+
+def test_capacity_search_finds_the_largest_count_within_the_target() -> None:
+    from serving.bench import _capacity
+
+    measured: list[int] = []
+
+    def measure(n: int) -> dict[str, float]:  # p95 grows 10 ms per stream
+        measured.append(n)
+        return {"streams": n, "p95_ms": 10.0 * n}
+
+    rows: list[dict[str, object]] = [
+        {"test": "unary, concurrency 8"},
+        {"streams": 4, "p95_ms": 40.0},
+        {"streams": 64, "p95_ms": 640.0},
+    ]
+    assert _capacity(rows, 175.0, measure) == 17  # type: ignore[arg-type]
+    assert {17, 18} <= set(measured) and len(measured) <= 6  # bisected between 4 and 64
+    assert len(rows) == 3 + len(measured)  # every measurement is reported
+    measured.clear()
+    assert _capacity([], 95.0, measure) == 9  # type: ignore[arg-type]
+    assert measured[:5] == [1, 2, 4, 8, 16]  # doubling from nothing, then bisecting
+    assert _capacity([], 5.0, measure) == 0  # type: ignore[arg-type]
