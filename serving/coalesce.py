@@ -45,14 +45,19 @@ class WindowCoalescer:
         return await future
 
     def _send(self) -> None:
-        while self._pending and self.open < self.in_flight:
+        while self.open < self.in_flight:
             group: list[Waiting] = []
             count = 0
             while self._pending and (
                 not group or count + len(self._pending[0][0]) <= self.max_windows
             ):
-                group.append(self._pending.popleft())
-                count += len(group[-1][0])
+                audios, future = self._pending.popleft()
+                if future.done():  # its stream ended while it waited: nothing to compute
+                    continue
+                group.append((audios, future))
+                count += len(audios)
+            if not group:
+                return
             self.open += 1
             task = asyncio.get_running_loop().create_task(self._call(group))
             self._tasks.add(task)

@@ -86,17 +86,22 @@ def test_a_failed_call_fails_its_callers_only() -> None:
     assert coalescer.open == 0
 
 
-def test_a_cancelled_caller_leaves_the_others_served() -> None:
-    coalescer = WindowCoalescer(Handle(Method()), in_flight=1, max_windows=16)
+def test_a_cancelled_caller_leaves_the_others_served_and_costs_nothing() -> None:
+    method = Method()
+    coalescer = WindowCoalescer(Handle(method), in_flight=1, max_windows=16)
 
-    async def main() -> list[np.ndarray]:
-        gone = asyncio.ensure_future(coalescer.encode(windows(1, 2)))
-        kept = asyncio.ensure_future(coalescer.encode(windows(2, 2)))
+    async def main() -> tuple[list[np.ndarray], list[np.ndarray]]:
+        running = asyncio.ensure_future(coalescer.encode(windows(1, 2)))  # sent at once
+        gone = asyncio.ensure_future(coalescer.encode(windows(2, 3)))  # waits behind it
+        kept = asyncio.ensure_future(coalescer.encode(windows(3, 2)))
         await asyncio.sleep(0)
         gone.cancel()
-        return await kept
+        return await running, await kept
 
-    assert [int(u[0]) for u in asyncio.run(main())] == [200, 201]
+    running, kept = asyncio.run(main())
+    assert [int(u[0]) for u in running] == [100, 101]
+    assert [int(u[0]) for u in kept] == [300, 301]
+    assert method.calls == [2, 2]  # the cancelled caller's 3 windows were never sent
 
 
 def test_bad_limits_are_refused() -> None:
