@@ -2,7 +2,7 @@
 
 DC-Spin found that units an n-gram model predicts well also make better spoken language
 models, so the probe trains a KenLM model on one set of unit sequences and reports perplexity
-on another, for raw and for deduplicated (:func:`tokenizer.tokenizers.dedup`) sequences.
+on another, for raw and for deduplicated (:func:`tokenizer.kinds.dedup`) sequences.
 
 Text form: each unit ``u`` (an int) is the word ``str(u)``; one utterance per line. Empty
 sequences are skipped, both in training and in scoring.

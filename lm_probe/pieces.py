@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from tokenizer.tokenizers import dedup
+from tokenizer.dedup import dedup
 
 _BASE = 0x4E00
 

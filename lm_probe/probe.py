@@ -26,8 +26,8 @@ from lm_probe.units import UnitSource
 from tokenizer.audio import decode_audio
 from tokenizer.corpus.alignment import frame_labels
 from tokenizer.corpus.manifest import Utterance
+from tokenizer.dedup import dedup
 from tokenizer.errors import InvalidInputError
-from tokenizer.tokenizers import dedup
 from tokenizer.windows import Windowed
 
 log = logging.getLogger(__name__)

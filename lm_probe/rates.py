@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from tokenizer.tokenizers import dedup
+from tokenizer.dedup import dedup
 
 
 def _entropy_bits(seqs: Sequence[np.ndarray]) -> float:

@@ -23,10 +23,11 @@ from typing import Any
 import numpy as np
 
 from lm_probe.speaker import edit_distance
-from tokenizer.audio import decode_audio
+from tokenizer.audio import SAMPLE_RATE, decode_audio
 from tokenizer.corpus.manifest import Utterance
+from tokenizer.dedup import dedup
 from tokenizer.features import FeatureConfig, extract
-from tokenizer.tokenizers import Tokenizer, dedup
+from tokenizer.protocol import Tokenizer
 
 MFCC = FeatureConfig(type="mfcc", deltas=False)
 MCD_SCALE = 10 / math.log(10) * math.sqrt(2)
@@ -49,7 +50,7 @@ def mcd(reference: np.ndarray, other: np.ndarray) -> tuple[float, int]:
 def f0(audio: np.ndarray) -> np.ndarray:
     import parselmouth
 
-    pitch = parselmouth.Sound(audio.astype(np.float64), 16000).to_pitch(time_step=0.01)
+    pitch = parselmouth.Sound(audio.astype(np.float64), SAMPLE_RATE).to_pitch(time_step=0.01)
     return np.asarray(pitch.selected_array["frequency"])
 
 

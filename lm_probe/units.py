@@ -17,7 +17,7 @@ import numpy as np
 from tokenizer.audio import decode_audio
 from tokenizer.corpus.manifest import Utterance
 from tokenizer.errors import InvalidInputError
-from tokenizer.tokenizers import Tokenizer
+from tokenizer.protocol import Tokenizer
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,9 @@ from serving.config import ServeConfig
 from serving.ingress import GrpcIngress
 from serving.model_deployment import TokenizerModel
 from serving.vocoder_deployment import VocoderModel
+from tokenizer.kinds import require
 from tokenizer.model_dir import load_model_dir
-from tokenizer.registry import DEFAULT_VOCODER_FILE, default_name, models_root, resolve
-from tokenizer.runtime import MODEL_GRAPH
+from tokenizer.shipped import DEFAULT_VOCODER_FILE, default_name, models_root, resolve
 
 
 def model_names(config: ServeConfig) -> dict[str, str]:
@@ -24,13 +24,9 @@ def model_names(config: ServeConfig) -> dict[str, str]:
     out: dict[str, str] = {}
     for spec in specs:
         path = resolve(spec)
-        model = load_model_dir(path)
-        if MODEL_GRAPH not in model.config["tokenizer"].get("graphs", {}):
-            raise ValueError(
-                f"expected an exported model (run speechtok export {path}), "
-                f"found no ONNX graph in {path}"
-            )
-        out[model.config["name"]] = str(path.resolve())
+        model = load_model_dir(path).config
+        require(model, path, "tokenizer", exported=True)
+        out[model.name] = str(path.resolve())
     return out
 
 
@@ -42,12 +38,9 @@ def vocoder_names(config: ServeConfig) -> dict[str, str]:
     out = {}
     for spec in specs:
         path = resolve(spec, DEFAULT_VOCODER_FILE)
-        model = load_model_dir(path)
-        if model.config.get("kind") != "vocoder":
-            raise ValueError(
-                f"expected a vocoder model directory, found {model.config.get('kind')!r} in {path}"
-            )
-        out[model.config["name"]] = str(path.resolve())
+        model = load_model_dir(path).config
+        require(model, path, "vocoder")
+        out[model.name] = str(path.resolve())
     return out
 
 

@@ -19,6 +19,7 @@ import numpy as np
 
 from serving.pb import tokenizer_pb2 as pb
 from serving.pb import tokenizer_pb2_grpc as pb_grpc
+from tokenizer.audio import SAMPLE_RATE
 
 T = TypeVar("T")
 API_KEY_ENV = "SPEECHTOK_API_KEY"
@@ -66,7 +67,9 @@ def _request(
 
 def _stream_messages(chunks: Iterable[np.ndarray], model: str) -> Iterator[pb.StreamRequest]:
     yield pb.StreamRequest(
-        config=pb.StreamConfig(model=model, sample_rate=16000, encoding=pb.PCM_F32LE, channels=1)
+        config=pb.StreamConfig(
+            model=model, sample_rate=SAMPLE_RATE, encoding=pb.PCM_F32LE, channels=1
+        )
     )
     for chunk in chunks:
         yield pb.StreamRequest(audio=np.ascontiguousarray(chunk, dtype="<f4").tobytes())
@@ -86,7 +89,7 @@ def file_chunks(path: str | Path, chunk_ms: float) -> Iterator[np.ndarray]:
     from tokenizer.audio import decode_audio
 
     audio = decode_audio(path)
-    step = max(1, round(chunk_ms * 16))
+    step = max(1, round(chunk_ms * SAMPLE_RATE / 1000))
     for at in range(0, len(audio), step):
         yield audio[at : at + step]
 

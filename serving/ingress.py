@@ -24,7 +24,8 @@ from serving.coalesce import WindowCoalescer
 from serving.config import ServeConfig
 from serving.pb import tokenizer_pb2 as pb
 from serving.pb import tokenizer_pb2_grpc as pb_grpc
-from serving.servicer import Model, ServedVocoder, TokenizerServicer
+from serving.served import Model, ServedVocoder
+from serving.servicer import TokenizerServicer
 
 log = logging.getLogger(__name__)
 SERVICE = pb.DESCRIPTOR.services_by_name["Tokenizer"].full_name
@@ -120,7 +121,7 @@ class GrpcIngress:
         return self.address
 
     def open_streams(self) -> int:
-        return self.servicer.streams
+        return self.servicer.streams.open
 
     async def __del__(self) -> None:
         await self.server.stop(grace=1.0)

@@ -1,7 +1,8 @@
 """The model deployment: one ONNX Runtime tokenizer per replica. Windows from every unary
 request and every stream go through one ``@serve.batch`` method, so a model call carries
 windows of many clients; each window is a stateless call, which is why streamed units equal
-offline units whatever else shares the batch."""
+offline units whatever else shares the batch. The windows are cut and joined by the same
+functions as offline tokenization (``tokenizer.windows``)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,8 @@ from typing import Any
 import numpy as np
 from ray import serve
 
-from tokenizer.model_dir import load_model_dir
-from tokenizer.registry import resolve
-from tokenizer.runtime import OnnxTokenizer
-from tokenizer.windows import join_units
+from tokenizer.kinds import load_served
+from tokenizer.windows import cut, join_units
 
 
 @serve.deployment(
@@ -24,10 +23,8 @@ class TokenizerModel:
     def __init__(
         self, model: str, threads: int, max_batch: int, batch_wait_ms: float, spinning: bool
     ) -> None:
-        path = resolve(model)
-        self.tok = OnnxTokenizer(load_model_dir(path), threads=threads, spinning=spinning)
-        if self.tok.window is None:
-            raise ValueError(f"expected a model with a streaming window, found none in {path}")
+        self.tok = load_served(model, threads=threads, spinning=spinning)
+        assert self.tok.window is not None  # load_served checks
         self.window = self.tok.window
         self.encode_window.set_max_batch_size(max_batch)  # type: ignore[attr-defined]
         self.encode_window.set_batch_wait_timeout_s(batch_wait_ms / 1000)  # type: ignore[attr-defined]
@@ -52,10 +49,7 @@ class TokenizerModel:
         return list(await asyncio.gather(*(self.encode_window(a) for a in audios)))
 
     async def tokenize(self, audio: np.ndarray, full_utterance: bool) -> np.ndarray:
-        if len(audio) < 400:  # shorter than one frame: no units
-            return np.zeros(0, np.int32)
         if full_utterance:  # one long call: off the event loop that batches everyone's windows
-            return (await asyncio.to_thread(self.tok.encode_batch, [audio]))[0]
-        windows = self.window.plan(len(audio))
-        units = await self.encode_windows([audio[w.start : w.end] for w in windows])
-        return join_units(windows, units)
+            return await asyncio.to_thread(self.tok.tokenize, audio, True)
+        plan, pieces = cut(audio, self.window)
+        return join_units(plan, await self.encode_windows(pieces))

@@ -12,8 +12,9 @@ import torch
 from tokenizer.corpus.synth import SynthConfig, build_corpus
 from tokenizer.encoder.config import tiny
 from tokenizer.encoder.model import Encoder
-from tokenizer.encoder_tokenizer import save_encoder_tokenizer
 from tokenizer.export import export_model
+from tokenizer.quantizer import quantizer_for
+from tokenizer.save import save_encoder_tokenizer
 from tokenizer.windows import WindowSpec
 
 TINY = SynthConfig(sentences=24, parallel_sentences=2, seed=7)
@@ -41,11 +42,14 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.manual_seed(0)
     out = tmp_path_factory.mktemp("exported") / "m"
     rng = np.random.default_rng(0)
-    quantizer = {
-        "head.weight": rng.standard_normal((64, 256)).astype(np.float32) * 0.1,
-        "head.bias": np.zeros(64, np.float32),
-        "codebook": rng.standard_normal((32, 64)).astype(np.float32),
-    }
+    quantizer = quantizer_for(
+        "spin",
+        {
+            "head.weight": rng.standard_normal((64, 256)).astype(np.float32) * 0.1,
+            "head.bias": np.zeros(64, np.float32),
+            "codebook": rng.standard_normal((32, 64)).astype(np.float32),
+        },
+    )
     save_encoder_tokenizer(
         out,
         name="rand",
@@ -69,7 +73,7 @@ def tiny_vocoder(
 ) -> tuple[Path, Path]:
     """A unit HiFi-GAN trained for 40 steps (36 mel-only, 4 with the GAN) on the tiny corpus:
     (its model directory, its run folder)."""
-    from tokenizer.tokenizers import load_tokenizer
+    from tokenizer.kinds import load_tokenizer
     from vocoder.config import VocoderTrainConfig
     from vocoder.export import save_vocoder
     from vocoder.train import train_vocoder

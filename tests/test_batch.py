@@ -23,9 +23,9 @@ from serving.batch.layout import JobDir, read_table, read_units
 from serving.batch.verify import verify
 from tokenizer.corpus.manifest import load_corpus
 from tokenizer.errors import CorpusError
-from tokenizer.tokenizers import load_tokenizer
+from tokenizer.kinds import load_tokenizer
 
-CLI = [sys.executable, "-m", "tokenizer.cli"]
+CLI = [sys.executable, "-m", "speechtok"]
 BAD = ("corrupt", "empty", "missing")
 
 

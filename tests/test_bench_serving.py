@@ -20,7 +20,7 @@ def test_bench_serving_reports_ratios_latencies_and_plot(
     args += ["--split", utts[0].split, "--seconds", "2", "--concurrency", "2", "--repeats", "1"]
     args += ["--streams", "1", "3", "--stream-seconds", "1.5", "--threads", "1"]
     done = subprocess.run(
-        [sys.executable, "-m", "tokenizer.cli", *args, "--plot", str(plot), "--json"],
+        [sys.executable, "-m", "speechtok", *args, "--plot", str(plot), "--json"],
         capture_output=True,
         text=True,
         timeout=600,
@@ -37,7 +37,7 @@ def test_bench_serving_reports_ratios_latencies_and_plot(
 
 
 def test_capacity_search_finds_the_largest_count_within_the_target() -> None:
-    from serving.bench import _capacity
+    from bench.serving import _capacity
 
     measured: list[int] = []
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 
 def speechtok(*args: str) -> subprocess.CompletedProcess[str]:
-    cmd = [sys.executable, "-m", "tokenizer.cli", *args]
+    cmd = [sys.executable, "-m", "speechtok", *args]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
 
 

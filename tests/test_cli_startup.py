@@ -11,10 +11,10 @@ HEAVY = ("torch", "torchaudio", "scipy", "matplotlib", "kenlm")
 
 
 def test_cli_import_leaves_heavy_modules_alone() -> None:
-    code = f"import sys, tokenizer.cli; print(' '.join(m for m in {HEAVY!r} if m in sys.modules))"
+    code = f"import sys, speechtok.cli; print(' '.join(m for m in {HEAVY!r} if m in sys.modules))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     loaded = done.stdout.split()
-    assert not loaded, f"import tokenizer.cli imported {loaded}"
+    assert not loaded, f"import speechtok.cli imported {loaded}"
 
 
 def test_help_is_fast() -> None:
@@ -22,7 +22,7 @@ def test_help_is_fast() -> None:
     for args in (["--help"], ["probe", "--help"], ["train", "hubert", "--help"]):
         start = time.perf_counter()
         done = subprocess.run(
-            [sys.executable, "-m", "tokenizer.cli", *args], capture_output=True, text=True
+            [sys.executable, "-m", "speechtok", *args], capture_output=True, text=True
         )
         wall_s = time.perf_counter() - start
         assert done.returncode == 0, done.stderr

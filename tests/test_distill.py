@@ -17,13 +17,15 @@ import torch
 from tests.conftest import speech_like
 from tokenizer.encoder.config import EncoderConfig, tiny
 from tokenizer.encoder.model import Encoder
-from tokenizer.encoder_tokenizer import EncoderTokenizer, save_encoder_tokenizer
 from tokenizer.export import export_model
-from tokenizer.tokenizers import load_tokenizer
+from tokenizer.kinds import load_tokenizer
+from tokenizer.quantizer import quantizer_for
+from tokenizer.save import save_encoder_tokenizer
+from tokenizer.torch_tokenizer import TorchTokenizer
 from tokenizer.train.checkpoint import read_log
 from tokenizer.windows import WindowSpec, tokenize_windowed
 
-CLI = [sys.executable, "-m", "tokenizer.cli"]
+CLI = [sys.executable, "-m", "speechtok"]
 LENGTHS = (400, 5000, 37_000, 80_000)
 
 
@@ -53,11 +55,14 @@ def student_like(tmp_path_factory: pytest.TempPathFactory) -> Path:
         kind="spin",
         encoder=Encoder(bounded()).eval(),
         layer=None,
-        quantizer={
-            "head.weight": rng.standard_normal((64, 256)).astype(np.float32) * 0.1,
-            "head.bias": np.zeros(64, np.float32),
-            "codebook": rng.standard_normal((32, 64)).astype(np.float32),
-        },
+        quantizer=quantizer_for(
+            "spin",
+            {
+                "head.weight": rng.standard_normal((64, 256)).astype(np.float32) * 0.1,
+                "head.bias": np.zeros(64, np.float32),
+                "codebook": rng.standard_normal((32, 64)).astype(np.float32),
+            },
+        ),
         train_info={},
         card="",
     )
@@ -83,7 +88,7 @@ def test_distill_cli_trains_exports_and_curve_picks_an_exact_window(
     exported: Path, tiny_corpus: Path, tmp_path: Path
 ) -> None:
     teacher = load_tokenizer(exported, "torch")
-    assert isinstance(teacher, EncoderTokenizer)
+    assert isinstance(teacher, TorchTokenizer)
     sets = ["steps=4", "batch_size=2", "max_seconds=1.0", "warmup_steps=1", "log_every=1"]
     sets += ["attention_left=2", "lr=1e-3"]
     cmd = [*CLI, "train", "distill", "--teacher", str(exported), "--corpus", str(tiny_corpus)]
@@ -100,9 +105,9 @@ def test_distill_cli_trains_exports_and_curve_picks_an_exact_window(
     assert (tmp_path / "run" / "cache" / "view2.npy").is_file()
 
     student = load_tokenizer(tmp_path / "m", "torch")
-    assert isinstance(student, EncoderTokenizer) and student.kind == "spin"
+    assert isinstance(student, TorchTokenizer) and student.kind == "spin"
     assert student.encoder.config.context_frames == (4 * 2 + 1, 4 * 1 + 1)
-    assert torch.allclose(student.codebook, teacher.codebook)  # the teacher's unit ids
+    assert torch.allclose(student.quantizer.codebook, teacher.quantizer.codebook)  # same ids
     # The teacher's weights were the start: the feed-forward weights are close to them.
     key = "transformer.layers.3.feed_forward.output_dense.weight"
     moved = student.encoder.encoder.state_dict()[key] - teacher.encoder.encoder.state_dict()[key]

@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from tokenizer.dedup import dedup
 from tokenizer.features import FRAME_RATE, FeatureConfig, extract, n_frames
+from tokenizer.kinds import load_tokenizer
 from tokenizer.kmeans import KmeansConfig, fit_kmeans, save_kmeans_tokenizer
-from tokenizer.model_dir import ModelDirError, load_model_dir
-from tokenizer.tokenizers import dedup, load_tokenizer
+from tokenizer.model_dir import ModelError, load_model_dir
 
 
 @pytest.fixture
@@ -54,12 +55,12 @@ def test_fingerprint_detects_changes(model: Path) -> None:
     config = json.loads((model / "config.json").read_text())
     config["tokenizer"]["features"]["n_mfcc"] = 12
     (model / "config.json").write_text(json.dumps(config))
-    with pytest.raises(ModelDirError, match="modified after it was saved"):
+    with pytest.raises(ModelError, match="modified after it was saved"):
         load_model_dir(model)
 
 
 def test_missing_parts(tmp_path: Path) -> None:
-    with pytest.raises(ModelDirError, match=r"found no config\.json"):
+    with pytest.raises(ModelError, match=r"found no config\.json"):
         load_model_dir(tmp_path)
 
 
@@ -71,7 +72,7 @@ def test_dedup() -> None:
 def test_tokenize_and_info_cli(model: Path, tmp_path: Path) -> None:
     x = np.random.default_rng(3).standard_normal(16000).astype(np.float32) * 0.1
     sf.write(tmp_path / "a.wav", x, 16000)
-    run = [sys.executable, "-m", "tokenizer.cli"]
+    run = [sys.executable, "-m", "speechtok"]
     done = subprocess.run([*run, "tokenize", "--model", str(model), "--dedup",
                            str(tmp_path / "a.wav")], capture_output=True, text=True)  # fmt: skip
     assert done.returncode == 0, done.stderr

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from lm_probe.ngram import NgramLM, find_kenlm_binary, train_ngram
+from tokenizer.dedup import dedup
 from tokenizer.errors import InvalidInputError, SpeechtokError
-from tokenizer.tokenizers import dedup
 
 # A bigram model over units 1 2 3 (log10 probabilities and backoffs chosen by hand; KenLM does
 # not require them to be normalised). Bigrams missing here are scored by backing off.

@@ -17,8 +17,8 @@ from tokenizer.audio import decode_audio
 from tokenizer.corpus.alignment import Segment, write_textgrid
 from tokenizer.corpus.manifest import load_corpus
 from tokenizer.features import FeatureConfig, extract
+from tokenizer.kinds import load_tokenizer
 from tokenizer.kmeans import KmeansConfig, fit_kmeans, save_kmeans_tokenizer
-from tokenizer.tokenizers import load_tokenizer
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +33,7 @@ def tiny_model(tiny_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> P
 
 
 def probe(*args: str) -> subprocess.CompletedProcess[str]:
-    cmd = [sys.executable, "-m", "tokenizer.cli", "probe", "--parallel-sentences", "2", *args]
+    cmd = [sys.executable, "-m", "speechtok", "probe", "--parallel-sentences", "2", *args]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=600)
 
 

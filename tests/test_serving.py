@@ -25,13 +25,13 @@ from serving.pb import tokenizer_pb2 as pb
 from serving.pb import tokenizer_pb2_grpc as pb_grpc
 from tokenizer.audio import decode_audio
 from tokenizer.corpus.manifest import load_corpus
-from tokenizer.runtime import OnnxTokenizer
+from tokenizer.onnx_tokenizer import OnnxTokenizer
 from vocoder.runtime import Vocoder
 
 from .conftest import speech_like
 
 KEY = "test-key"
-CLI = [sys.executable, "-m", "tokenizer.cli"]
+CLI = [sys.executable, "-m", "speechtok"]
 
 
 def _free_port() -> int:

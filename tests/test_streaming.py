@@ -13,18 +13,18 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tokenizer.encoder_tokenizer import EncoderTokenizer
 from tokenizer.errors import AudioError, InvalidInputError
-from tokenizer.model_dir import ModelDirError, load_model_dir
-from tokenizer.runtime import OnnxTokenizer
+from tokenizer.kinds import load_tokenizer
+from tokenizer.model_dir import ModelError, load_model_dir
+from tokenizer.onnx_tokenizer import OnnxTokenizer
 from tokenizer.streaming import StreamSession
-from tokenizer.tokenizers import load_tokenizer
+from tokenizer.torch_tokenizer import TorchTokenizer
 from tokenizer.windows import WindowSpec, n_frames
 
 from .conftest import SPEC
 from .conftest import speech_like as _speech_like
 
-CLI = [sys.executable, "-m", "tokenizer.cli"]
+CLI = [sys.executable, "-m", "speechtok"]
 
 
 @given(st.integers(0, 40_000))
@@ -93,7 +93,7 @@ def test_session_keeps_only_what_it_needs_and_checks_input() -> None:
 def test_onnx_matches_torch(exported: Path) -> None:
     onnx_tok = OnnxTokenizer.load(exported, threads=1)
     torch_tok = load_tokenizer(exported, "torch")
-    assert isinstance(torch_tok, EncoderTokenizer)
+    assert isinstance(torch_tok, TorchTokenizer)
     audios = [_speech_like(n, i) for i, n in enumerate((400, 9000, 48_000))]
     for a in audios:
         with torch.inference_mode():
@@ -112,7 +112,9 @@ def test_onnx_matches_torch(exported: Path) -> None:
 
 
 def test_runtime_import_does_not_import_torch() -> None:
-    code = "import sys, tokenizer.runtime, tokenizer.streaming; print('torch' in sys.modules)"
+    code = (
+        "import sys, tokenizer.onnx_tokenizer, tokenizer.streaming; print('torch' in sys.modules)"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False"
 
@@ -128,7 +130,7 @@ def test_graph_tampering_is_caught(exported: Path, tmp_path: Path) -> None:
     data = bytearray((copy / "window.onnx").read_bytes())
     data[-10] ^= 1
     (copy / "window.onnx").write_bytes(bytes(data))
-    with pytest.raises(ModelDirError, match=r"window\.onnx with sha256"):
+    with pytest.raises(ModelError, match=r"window\.onnx with sha256"):
         load_model_dir(copy)
 
 
@@ -164,7 +166,7 @@ def test_tokenize_cli_modes_agree(exported: Path, tmp_path: Path) -> None:
 
 
 def test_choose_window_rule() -> None:
-    from lm_probe.streaming import choose
+    from lm_probe.window_curve import choose
 
     def point(left: int, chunk: int, right: int, agreement: float) -> dict[str, object]:
         return {

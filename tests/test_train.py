@@ -14,9 +14,9 @@ import pytest
 import torch
 
 from tokenizer.corpus.manifest import load_corpus
-from tokenizer.encoder_tokenizer import EncoderTokenizer
+from tokenizer.kinds import load_tokenizer
 from tokenizer.model_dir import load_model_dir
-from tokenizer.tokenizers import load_tokenizer
+from tokenizer.torch_tokenizer import TorchTokenizer
 from tokenizer.train.checkpoint import CheckpointError, read_log
 from tokenizer.train.hubert import HubertConfig, export_hubert, span_mask, train_hubert
 from tokenizer.train.runconfig import RunConfigError, load_run_config
@@ -25,7 +25,7 @@ from tokenizer.train.spin import SpinConfig, export_spin, sinkhorn, train_spin
 ROOT = Path(__file__).resolve().parent.parent
 MFCC = ROOT / "models" / "mfcc-km100"
 HUBERT = HubertConfig(steps=4, batch_size=2, max_seconds=1.0, warmup_steps=2, log_every=1)
-CLI = [sys.executable, "-m", "tokenizer.cli"]
+CLI = [sys.executable, "-m", "speechtok"]
 
 
 def _train_utts(corpus: Path) -> tuple[Path, list]:
@@ -106,7 +106,7 @@ def test_spin_trains_and_exports(
         K1=20, K2=K2, steps=3, batch_size=2, warmup_steps=1, log_every=1, views=1, perturb_jobs=1
     )
     base = load_tokenizer(hubert_model)
-    assert isinstance(base, EncoderTokenizer)
+    assert isinstance(base, TorchTokenizer)
     model, step = train_spin(tmp_path / "run", base, utts[:8], root, config)
     assert step == 3
     log = read_log(tmp_path / "run")
@@ -114,7 +114,7 @@ def test_spin_trains_and_exports(
     assert ("loss_k2" in log[0]) == bool(K2)
     # Frozen layers did not move; the top layer did.
     fresh = load_tokenizer(hubert_model)
-    assert isinstance(fresh, EncoderTokenizer)
+    assert isinstance(fresh, TorchTokenizer)
     bottom = "encoder.transformer.layers.0.attention.q_proj.weight"
     top = "encoder.transformer.layers.3.attention.q_proj.weight"
     now, before = model.encoder.state_dict(), fresh.encoder.state_dict()
@@ -156,7 +156,7 @@ def test_encoder_tokenizers_batch_equals_single(
     audios.append(audios[0][:8000])  # very different lengths in one batch
     for path in (hubert_model, km):
         tok = load_tokenizer(path)
-        assert isinstance(tok, EncoderTokenizer)
+        assert isinstance(tok, TorchTokenizer)
         batched = tok.encode_batch(audios)
         for a, units in zip(audios, batched, strict=True):
             single = tok.tokenize(a)

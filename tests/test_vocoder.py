@@ -16,8 +16,8 @@ import torch
 from lm_probe.resynthesis import resynthesis
 from tokenizer.corpus.manifest import load_corpus
 from tokenizer.errors import InvalidInputError
+from tokenizer.kinds import load_tokenizer
 from tokenizer.model_dir import load_model_dir
-from tokenizer.tokenizers import load_tokenizer
 from tokenizer.train.checkpoint import read_log
 from vocoder.config import GeneratorConfig
 from vocoder.discriminators import Discriminators
@@ -26,7 +26,7 @@ from vocoder.runtime import Vocoder
 
 from .conftest import TINY_GENERATOR
 
-CLI = [sys.executable, "-m", "tokenizer.cli"]
+CLI = [sys.executable, "-m", "speechtok"]
 
 
 def _gen(**kw: object) -> Generator:

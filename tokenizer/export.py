@@ -10,8 +10,8 @@ Two graphs go into the model directory:
   shape the streaming path feeds (fixed shapes suit CUDA EP's conv algorithm search, TensorRT
   profiles and CUDA graphs).
 
-Codebooks are L2-normalised before export. Each graph's sha256 is written into
-``config["tokenizer"]["graphs"]``, so the model's fingerprint covers the graphs and loading
+Each graph's sha256 is written into
+the config's ``tokenizer.graphs``, so the model's fingerprint covers the graphs and loading
 checks them.
 """
 
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import logging
 from pathlib import Path
 
@@ -28,10 +27,16 @@ import onnx
 import torch
 from torch import Tensor, nn
 
-from tokenizer.encoder_tokenizer import EncoderTokenizer
 from tokenizer.errors import InvalidInputError
-from tokenizer.model_dir import CONFIG, load_model_dir, save_model_dir
-from tokenizer.runtime import MODEL_GRAPH, WINDOW_GRAPH
+from tokenizer.model_dir import (
+    CARD,
+    CONFIG,
+    MODEL_GRAPH,
+    WINDOW_GRAPH,
+    load_model_dir,
+    save_model_dir,
+)
+from tokenizer.torch_tokenizer import TorchTokenizer
 from tokenizer.windows import WindowSpec
 
 OPSET = 20  # ONNX Gelu: one fused kernel in ONNX Runtime (opset 18 spells it with Erf)
@@ -42,22 +47,17 @@ log = logging.getLogger(__name__)
 class TokenGraph(nn.Module):
     """What the ONNX graph computes: encoder layer -> quantizer scores -> argmax."""
 
-    def __init__(self, tok: EncoderTokenizer) -> None:
+    def __init__(self, tok: TorchTokenizer) -> None:
         super().__init__()
-        self.tok = tok
-        self.codebook = nn.Buffer(tok.codebook.clone())
-        self.c2 = nn.Buffer((tok.codebook**2).sum(1))
+        self.encoder, self.quantizer, self.layer = tok.encoder, tok.quantizer, tok.layer
 
     def forward(self, waveforms: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        x, frames = self.tok.features(waveforms, lengths)
-        if self.tok.kind == "kmeans":
-            scores = 2.0 * x @ self.codebook.T - self.c2
-        else:
-            scores = x @ self.codebook.T
+        x, frames = self.encoder(waveforms, lengths, layer=self.layer)
+        scores = self.quantizer.scores(x)
         return scores.argmax(-1), frames, scores
 
 
-def export_graph(tok: EncoderTokenizer, window_samples: int | None) -> bytes:
+def export_graph(tok: TorchTokenizer, window_samples: int | None) -> bytes:
     """The serialized ONNX graph (dynamic length if ``window_samples`` is None)."""
     graph = TokenGraph(tok).eval()
     n = window_samples or 48_000
@@ -120,9 +120,8 @@ def export_model(path: str | Path, window: WindowSpec | None = None) -> dict[str
     their hashes (and the window spec) in its config; returns the graph hashes."""
     path = Path(path)
     model = load_model_dir(path)
-    tok = EncoderTokenizer(model)
-    if window is None:
-        window = WindowSpec.from_config(model.config["tokenizer"])
+    tok = TorchTokenizer(model)
+    window = window or model.config.window
     if window is None:
         raise InvalidInputError(
             f"expected a streaming window spec (in {path / CONFIG} or given), found none"
@@ -132,9 +131,7 @@ def export_model(path: str | Path, window: WindowSpec | None = None) -> dict[str
         data = export_graph(tok, samples)
         (path / name).write_bytes(data)
         hashes[name] = hashlib.sha256(data).hexdigest()
-    config = json.loads((path / CONFIG).read_text())
-    config["tokenizer"]["window"] = window.to_dict()
-    config["tokenizer"]["graphs"] = hashes
-    card = (path / "README.md").read_text() if (path / "README.md").is_file() else ""
+    config = model.config.with_section(path / CONFIG, window=window.to_dict(), graphs=hashes)
+    card = (path / CARD).read_text() if (path / CARD).is_file() else ""
     save_model_dir(path, config, model.tensors, card)
     return hashes

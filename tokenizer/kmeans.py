@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from tokenizer.features import FRAME_RATE, FeatureConfig, extract
-from tokenizer.model_dir import ModelDir, card_facts, save_model_dir
+from tokenizer.model_dir import ModelConfig, ModelDir, ModelError, card_facts, save_model_dir
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -64,13 +64,15 @@ class FeatureKmeansTokenizer:
     kind = "kmeans"
 
     def __init__(self, model: ModelDir) -> None:
-        cfg = model.config["tokenizer"]
-        self.name: str = model.config["name"]
-        self.features = FeatureConfig(**cfg["features"])
+        c = model.config
+        if c.features is None:
+            raise ModelError(f"expected k-means on acoustic features in {model.path}, found none")
+        self.name = c.name
+        self.features = c.features
         self.centroids = model.tensors["centroids"].astype(np.float32)
         self.mean, self.std = model.tensors["mean"], model.tensors["std"]
         self.K: int = len(self.centroids)
-        self.frame_rate: float = cfg["frame_rate"]
+        self.frame_rate: float = c.frame_rate or FRAME_RATE
         self.fingerprint = model.fingerprint
         self.path = model.path
         self._c2 = (self.centroids**2).sum(1)
@@ -89,17 +91,17 @@ def save_kmeans_tokenizer(
     tensors: dict[str, np.ndarray],
     train_info: dict[str, Any],
 ) -> ModelDir:
-    config = {
-        "name": name,
-        "kind": FeatureKmeansTokenizer.kind,
-        "tokenizer": {"features": asdict(features), "frame_rate": FRAME_RATE},
-        "K": len(tensors["centroids"]),
-        "train": train_info,
-    }
+    config = ModelConfig.new(
+        name=name,
+        kind=FeatureKmeansTokenizer.kind,
+        K=len(tensors["centroids"]),
+        section={"features": asdict(features), "frame_rate": FRAME_RATE},
+        train=train_info,
+    )
     facts = card_facts(train_info)
     card = (
         f"# {name}\n\nk-means tokenizer: {features.type} features ({features.dim} dims, 50 Hz) "
-        f"-> K={config['K']} units (nearest centroid after standardisation).\n\n"
+        f"-> K={config.K} units (nearest centroid after standardisation).\n\n"
         f"## Training\n\n{facts}\n\n```\n{train_info.get('command', '')}\n```\n"
     )
     return save_model_dir(path, config, tensors, card)

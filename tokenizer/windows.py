@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -104,11 +103,6 @@ class WindowSpec:
         return {"left_ms": self.left_ms, "chunk_ms": self.chunk_ms, "right_ms": self.right_ms}
 
     @classmethod
-    def from_config(cls, tokenizer_config: dict[str, Any]) -> WindowSpec | None:
-        w = tokenizer_config.get("window")
-        return None if w is None else cls(int(w["left_ms"]), int(w["chunk_ms"]), int(w["right_ms"]))
-
-    @classmethod
     def parse(cls, text: str) -> WindowSpec:
         """``"L,C,R"`` in milliseconds, e.g. ``"320,160,160"``."""
         try:
@@ -126,13 +120,21 @@ def join_units(windows: Sequence[Window], units: Sequence[np.ndarray]) -> np.nda
     return np.concatenate(parts).astype(np.int32) if parts else np.zeros(0, np.int32)
 
 
+def cut(audio: np.ndarray, spec: WindowSpec) -> tuple[list[Window], list[np.ndarray]]:
+    """The canonical windows of ``audio`` and their samples (none for audio shorter than one
+    frame). Encode the samples with any backend, then ``join_units``."""
+    plan = spec.plan(len(audio))
+    return plan, [audio[w.start : w.end] for w in plan]
+
+
 def tokenize_windowed(
     audios: Sequence[np.ndarray], spec: WindowSpec, encode: Encode, batch_size: int = 16
 ) -> list[np.ndarray]:
     """Units of each of several audios by canonical windows; windows of all of them share
     backend calls of ``batch_size`` windows (a window's units do not depend on its batch)."""
-    plans = [spec.plan(len(a)) for a in audios]
-    pieces = [a[w.start : w.end] for a, plan in zip(audios, plans, strict=True) for w in plan]
+    cuts = [cut(a, spec) for a in audios]
+    plans = [plan for plan, _ in cuts]
+    pieces = [piece for _, audio_pieces in cuts for piece in audio_pieces]
     units: list[np.ndarray] = []
     for i in range(0, len(pieces), batch_size):
         units += encode(pieces[i : i + batch_size])
@@ -165,5 +167,8 @@ class Windowed:
     ) -> list[np.ndarray]:
         """``tokenize`` of several audios, their windows batched together."""
         if self.window is None or full_utterance:
-            return [self.encode_batch([a])[0] for a in audios]
+            return [
+                self.encode_batch([a])[0] if n_frames(len(a)) else np.zeros(0, np.int32)
+                for a in audios
+            ]
         return tokenize_windowed(audios, self.window, self.encode_windows)

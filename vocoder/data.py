@@ -15,8 +15,9 @@ from tqdm import tqdm
 
 from tokenizer.audio import decode_audio
 from tokenizer.corpus.manifest import load_corpus
+from tokenizer.dedup import dedup
 from tokenizer.features import HOP
-from tokenizer.tokenizers import Tokenizer, dedup
+from tokenizer.protocol import Tokenizer
 
 
 @dataclass

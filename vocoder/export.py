@@ -22,8 +22,9 @@ from typing import Any
 import onnx
 import torch
 
-from tokenizer.model_dir import ModelDir, card_facts, save_model_dir
-from tokenizer.tokenizers import Tokenizer
+from tokenizer.audio import SAMPLE_RATE
+from tokenizer.model_dir import ModelConfig, ModelDir, card_facts, save_model_dir
+from tokenizer.protocol import Tokenizer
 from vocoder.model import Generator
 from vocoder.runtime import DURATION_GRAPH, GENERATOR_GRAPH
 
@@ -75,18 +76,18 @@ def save_vocoder(
     for graph, data in graphs.items():
         (path / graph).write_bytes(data)
         hashes[graph] = hashlib.sha256(data).hexdigest()
-    config = {
-        "name": name,
-        "kind": "vocoder",
-        "K": gen.config.n_units,
-        "tokenizer": {
+    config = ModelConfig.new(
+        name=name,
+        kind="vocoder",
+        K=gen.config.n_units,
+        section={
             "generator": dataclasses.asdict(gen.config),
             "units_model": {"name": units_tok.name, "fingerprint": units_tok.fingerprint},
-            "sample_rate": 16000,
+            "sample_rate": SAMPLE_RATE,
             "graphs": hashes,
         },
-        "train": info,
-    }
+        train=info,
+    )
     tensors = {k: v.detach().numpy() for k, v in gen.state_dict().items()}
     card = (
         f"# {name}\n\nUnit HiFi-GAN vocoder for `{units_tok.name}` units "

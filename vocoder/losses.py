@@ -6,6 +6,8 @@ import torch
 import torchaudio
 from torch import nn
 
+from tokenizer.audio import SAMPLE_RATE
+
 
 class LogMel(nn.Module):
     """80-band log-mel spectrogram of 16 kHz audio (1024-point FFT, 40 ms window, 10 ms hop)."""
@@ -13,7 +15,12 @@ class LogMel(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.mel = torchaudio.transforms.MelSpectrogram(
-            sample_rate=16000, n_fft=1024, win_length=640, hop_length=160, n_mels=80, f_max=8000
+            sample_rate=SAMPLE_RATE,
+            n_fft=1024,
+            win_length=640,
+            hop_length=160,
+            n_mels=80,
+            f_max=8000,
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

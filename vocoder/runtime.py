@@ -10,9 +10,9 @@ import onnxruntime as ort
 
 from tokenizer.errors import InvalidInputError
 from tokenizer.features import HOP
-from tokenizer.model_dir import ModelDirError, load_model_dir
-from tokenizer.registry import DEFAULT_VOCODER_FILE, resolve
-from tokenizer.runtime import default_providers
+from tokenizer.model_dir import ModelError, load_model_dir
+from tokenizer.onnx_tokenizer import default_providers
+from tokenizer.shipped import DEFAULT_VOCODER_FILE, resolve
 
 GENERATOR_GRAPH = "generator.onnx"
 DURATION_GRAPH = "durations.onnx"
@@ -23,18 +23,15 @@ MAX_UNITS = 50 * 600
 class Vocoder:
     def __init__(self, path: str | Path, threads: int | None = None) -> None:
         model = load_model_dir(path)
-        if model.config.get("kind") != "vocoder":
-            raise ModelDirError(
-                f"expected a vocoder model directory, found kind {model.config.get('kind')!r} "
-                f"in {path}"
-            )
-        cfg = model.config["tokenizer"]
-        self.name: str = model.config["name"]
+        c = model.config
+        if c.kind != "vocoder" or c.sample_rate is None:
+            raise ModelError(f"expected a vocoder model directory, found kind {c.kind!r} in {path}")
+        self.name = c.name
         self.fingerprint = model.fingerprint
-        self.K: int = model.config["K"]
-        self.speakers: list[str] = list(cfg["generator"]["speakers"])
-        self.units_model: dict[str, str] = cfg["units_model"]
-        self.sample_rate: int = cfg["sample_rate"]
+        self.K = c.K
+        self.speakers = list(c.speakers)
+        self.units_model = dict(c.units_model)
+        self.sample_rate: int = c.sample_rate
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads

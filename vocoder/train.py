@@ -24,8 +24,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tokenizer.audio import SAMPLE_RATE
 from tokenizer.corpus.manifest import synth_command
-from tokenizer.tokenizers import Tokenizer
+from tokenizer.protocol import Tokenizer
 from tokenizer.train.checkpoint import read_log
 from tokenizer.train.loop import resume, train_loop
 from vocoder.config import GeneratorConfig, VocoderTrainConfig
@@ -145,7 +146,7 @@ def train_vocoder(
         "split": split,
         "speakers": len(speakers),
         "utterances": data.n_utterances,
-        "hours": round(len(data.audio) / 16000 / 3600, 2),
+        "hours": round(len(data.audio) / SAMPLE_RATE / 3600, 2),
         "units": "full utterance" if config.full_utterance_units else "canonical windows",
         "steps": step,
         "segment_frames": config.segment_frames,
@@ -165,4 +166,6 @@ def _write_samples(run: Path, step: int, real: torch.Tensor, fake: torch.Tensor)
     out = run / SAMPLES
     out.mkdir(parents=True, exist_ok=True)
     for name, x in (("real", real[0]), ("fake", fake[0])):
-        sf.write(out / f"step-{step:06d}-{name}.wav", x.detach().numpy().astype(np.float32), 16000)
+        sf.write(
+            out / f"step-{step:06d}-{name}.wav", x.detach().numpy().astype(np.float32), SAMPLE_RATE
+        )

@@ -36,10 +36,10 @@ from tqdm import tqdm
 from serving.batch.inputs import BatchInput, list_inputs, listing_digest
 from serving.batch.layout import BatchJobError, JobDir
 from tokenizer.audio import SAMPLE_RATE, decode_audio
-from tokenizer.model_dir import load_model_dir
-from tokenizer.registry import resolve
-from tokenizer.runtime import OnnxTokenizer
-from tokenizer.tokenizers import dedup
+from tokenizer.dedup import dedup
+from tokenizer.kinds import load_served
+from tokenizer.onnx_tokenizer import OnnxTokenizer
+from tokenizer.shipped import resolve
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +127,7 @@ class TokenizeWorker:
     """Tokenizer stage: one ONNX Runtime session per actor."""
 
     def __init__(self, model: str, threads: int, dedup: bool) -> None:
-        self.tok = OnnxTokenizer(load_model_dir(model), threads=threads)
+        self.tok = load_served(model, threads=threads)
         self.dedup = dedup
 
     def __call__(self, batch: dict[str, np.ndarray]) -> pa.Table:
@@ -165,7 +165,7 @@ class TokenizeWorker:
 def run_batch(config: BatchConfig) -> Summary:
     start = time.perf_counter()
     path = resolve(config.model)
-    probe = OnnxTokenizer(load_model_dir(path), threads=1)  # fails early if not exported
+    probe = load_served(path, threads=1)  # fails early if not exported
     inputs = list_inputs(config.input)
     n_shards = math.ceil(len(inputs) / config.shard_size)
     job = JobDir(config.out)

@@ -62,7 +62,9 @@ def check_utterance(root: Path, u: Utterance) -> list[str]:
     if n != expected_n:
         found.append(f"{u.id}: expected {expected_n} samples, found {n} (truncated)")
     if rate != SAMPLE_RATE or channels != 1:
-        found.append(f"{u.id}: expected 16000 Hz mono, found {rate} Hz x {channels} channels")
+        found.append(
+            f"{u.id}: expected {SAMPLE_RATE} Hz mono, found {rate} Hz x {channels} channels"
+        )
     duration = n / rate
     if u.duration is not None and abs(u.duration - duration) > _EPS:
         found.append(

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from tokenizer.audio import to_mono_16k
+from tokenizer.audio import SAMPLE_RATE, to_mono_16k
 from tokenizer.corpus.alignment import Segment, tidy_segments
 from tokenizer.corpus.phones import espeak_to_arpa
 from tokenizer.corpus.voices import Voice
@@ -130,5 +130,5 @@ def synthesize(voice: Voice, texts: Sequence[str]) -> list[tuple[np.ndarray, lis
             for p, s, e in raw
         ]
         audio = to_mono_16k(x, eng.rate)
-        out.append((audio, tidy_segments(labelled, len(audio) / 16000, markers=_MARKERS)))
+        out.append((audio, tidy_segments(labelled, len(audio) / SAMPLE_RATE, markers=_MARKERS)))
     return out

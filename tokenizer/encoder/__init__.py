@@ -2,10 +2,7 @@
 
 ``config`` -> ``model`` (``Encoder(config)``) -> interop (``import_hf``, ``import_fairseq``), with
 the shared key-table machinery in ``keys``. Needs torch + torchaudio (the ``train`` extra).
+
+Importing this package loads nothing: ``config`` is torch-free (model directories read it on
+the serving path); ``model`` and the importers need torch.
 """
-
-from tokenizer.encoder.config import EncoderConfig, EncoderConfigError, base, tiny
-from tokenizer.encoder.keys import CheckpointKeyError
-from tokenizer.encoder.model import Encoder
-
-__all__ = ["CheckpointKeyError", "Encoder", "EncoderConfig", "EncoderConfigError", "base", "tiny"]

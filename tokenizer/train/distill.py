@@ -21,6 +21,7 @@ computed once per run (``RUN/cache``).
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import logging
@@ -34,12 +35,15 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
+from tokenizer.audio import SAMPLE_RATE
 from tokenizer.corpus.manifest import Utterance
 from tokenizer.encoder.config import EncoderConfig
 from tokenizer.encoder.model import Encoder
-from tokenizer.encoder_tokenizer import EncoderTokenizer, save_encoder_tokenizer
 from tokenizer.errors import InvalidInputError
 from tokenizer.model_dir import ModelDir, card_facts
+from tokenizer.quantizer import SPIN_KEYS, CosineCodebook
+from tokenizer.save import save_encoder_tokenizer
+from tokenizer.torch_tokenizer import TorchTokenizer
 from tokenizer.train.data import crop_batch, load_audio, n_frames, utterance_digest
 from tokenizer.train.loop import TrainConfig, resume, run_identity, train_loop
 from tokenizer.train.spin import view_audio
@@ -136,29 +140,28 @@ def calibrate_conv_norms(student: Encoder, teacher: Encoder, audios: list[np.nda
 
 
 class Student(nn.Module):
-    """Bounded-context encoder + the Spin head; the teacher's codebook (L2-normalised) is a
-    fixed buffer."""
+    """Bounded-context encoder + a copy of the teacher's Spin head; its codebook is frozen."""
 
-    def __init__(self, teacher: EncoderTokenizer, config: DistillConfig) -> None:
+    def __init__(self, teacher: TorchTokenizer, config: DistillConfig) -> None:
         super().__init__()
         self.encoder = Encoder(student_config(teacher.encoder.config, config))
         fresh = init_from_teacher(self.encoder, teacher.encoder)
         log.info("student tensors without a teacher counterpart: %s", ", ".join(fresh))
-        weight = teacher.tensors["head.weight"].float()
-        self.head = nn.Linear(weight.shape[1], weight.shape[0])
-        with torch.no_grad():
-            self.head.weight.copy_(weight)
-            self.head.bias.copy_(teacher.tensors["head.bias"].float())
-        self.codebook = nn.Buffer(teacher.codebook.float().clone())
+        if not isinstance(teacher.quantizer, CosineCodebook):
+            raise InvalidInputError(
+                f"expected a teacher with a Spin/HuBERT codebook head, found {teacher.kind}"
+            )
+        self.head = copy.deepcopy(teacher.quantizer)
+        self.head.keys = SPIN_KEYS  # stored as a Spin head, with the teacher's unit ids
+        self.head.codebook.requires_grad_(False)
 
     def forward(self, waves: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         x, frames = self.encoder(waves, lengths)
-        z = nn.functional.normalize(self.head(x), dim=-1)
-        return z @ self.codebook.T, frames
+        return self.head.scores(x), frames
 
 
 def teacher_scores(
-    folder: Path, teacher: EncoderTokenizer, utts: list[Utterance], audio: list[np.ndarray]
+    folder: Path, teacher: TorchTokenizer, utts: list[Utterance], audio: list[np.ndarray]
 ) -> list[np.ndarray]:
     """The teacher's full-utterance codeword scores ``[F, K]`` per utterance (float16),
     cached in ``folder`` under a key of the teacher and the utterance list."""
@@ -174,8 +177,8 @@ def teacher_scores(
         with torch.inference_mode():
             for a in tqdm(audio, desc="teacher scores", unit="utt", file=sys.stderr, leave=False):
                 wave = torch.from_numpy(a.astype(np.float32) / 32767.0)[None]
-                x, _ = teacher.features(wave, torch.tensor([wave.shape[1]]))
-                rows.append((x[0] @ teacher.codebook.T).numpy().astype(np.float16))
+                scores, _ = teacher.scores(wave, torch.tensor([wave.shape[1]]))
+                rows.append(scores[0].numpy().astype(np.float16))
         np.save(data, np.concatenate(rows))
         meta.write_text(json.dumps(key))
     flat = np.load(data, mmap_mode="r")
@@ -216,7 +219,7 @@ def perturbed_views(
 
 def train_distill(
     run: Path,
-    teacher: EncoderTokenizer,
+    teacher: TorchTokenizer,
     utts: list[Utterance],
     root: Path,
     config: DistillConfig,
@@ -245,7 +248,7 @@ def train_distill(
         )
     targets = teacher_scores(run / "cache", teacher, utts, audio)
     views = [audio, *perturbed_views(run / "cache", utts, audio, config)]
-    max_samples = int(config.max_seconds * 16000)
+    max_samples = int(config.max_seconds * SAMPLE_RATE)
     step = train_loop(
         run,
         run_config,
@@ -305,25 +308,20 @@ def _step(
         "loss": loss.item(),
         "agree": float((s.argmax(-1) == t.argmax(-1)).float().mean()),
         "perturbed_rows": float((pick > 0).mean()),
-        "audio_s": float(batch.lengths.sum()) / 16000,
+        "audio_s": float(batch.lengths.sum()) / SAMPLE_RATE,
     }
 
 
 def export_student(
-    model: Student, out: Path, name: str, teacher: EncoderTokenizer, train_info: dict[str, Any]
+    model: Student, out: Path, name: str, teacher: TorchTokenizer, train_info: dict[str, Any]
 ) -> ModelDir:
     """The student as a ``spin`` tokenizer with the teacher's codebook (the same unit ids)."""
     context = model.encoder.config.context_frames
     assert context is not None
-    quantizer = {
-        "head.weight": model.head.weight.detach().numpy(),
-        "head.bias": model.head.bias.detach().numpy(),
-        "codebook": model.codebook.numpy(),
-    }
     facts = card_facts(train_info)
     card = (
         f"# {name}\n\nStreaming-exact tokenizer distilled from `{teacher.name}` "
-        f"({teacher.fingerprint[:12]}), with its codebook (K={len(model.codebook)}, the same "
+        f"({teacher.fingerprint[:12]}), with its codebook (K={model.head.K}, the same "
         f"unit ids). A frame depends on {context[0]} frames before it and {context[1]} after "
         f"it ({20 * context[0]} / {20 * context[1]} ms; LayerNorm conv features, band attention, "
         f"a {model.encoder.config.pos_conv_kernel}-frame positional conv), so canonical windows "
@@ -336,7 +334,7 @@ def export_student(
         kind="spin",
         encoder=model.encoder,
         layer=None,
-        quantizer=quantizer,
+        quantizer=model.head,
         train_info=train_info,
         card=card,
     )

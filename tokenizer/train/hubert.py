@@ -23,13 +23,15 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
+from tokenizer.audio import SAMPLE_RATE
 from tokenizer.corpus.manifest import Utterance
 from tokenizer.encoder import config as presets
 from tokenizer.encoder.model import Encoder
-from tokenizer.encoder_tokenizer import save_encoder_tokenizer
 from tokenizer.errors import InvalidInputError
 from tokenizer.model_dir import ModelDir, card_facts
-from tokenizer.tokenizers import Tokenizer
+from tokenizer.protocol import Tokenizer
+from tokenizer.quantizer import HUBERT_KEYS, CosineCodebook
+from tokenizer.save import save_encoder_tokenizer
 from tokenizer.train.data import crop_batch, load_audio, n_frames
 from tokenizer.train.loop import TrainConfig, resume, run_identity, train_loop
 
@@ -54,7 +56,7 @@ class HubertConfig(TrainConfig):
 
 
 class HubertPretrainer(nn.Module):
-    """Encoder + mask vector + projection + label embeddings."""
+    """Encoder + mask vector + prediction head (projection and label embeddings)."""
 
     def __init__(self, config: HubertConfig, K: int) -> None:
         super().__init__()
@@ -68,15 +70,14 @@ class HubertPretrainer(nn.Module):
         )
         self.encoder = Encoder(enc)
         self.mask_embedding = nn.Parameter(torch.empty(enc.embed_dim).uniform_())
-        self.proj = nn.Linear(enc.embed_dim, config.final_dim)
-        self.label_embeddings = nn.Parameter(torch.empty(K, config.final_dim).uniform_(-1, 1))
+        self.head = CosineCodebook(
+            enc.embed_dim, config.final_dim, K, HUBERT_KEYS, lambda t: t.uniform_(-1, 1)
+        )
         self.temperature = config.temperature
 
     def forward(self, waves: Tensor, lengths: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
         x, frames = self.encoder(waves, lengths, mask=mask, mask_embedding=self.mask_embedding)
-        z = nn.functional.normalize(self.proj(x), dim=-1)
-        e = nn.functional.normalize(self.label_embeddings, dim=-1)
-        return z @ e.T / self.temperature, frames
+        return self.head.scores(x) / self.temperature, frames
 
 
 def span_mask(
@@ -142,7 +143,7 @@ def train_hubert(
     start = resume(run, run_config, model, opt)  # before the slow part: fail fast on a mismatch
     audio = load_audio(root, utts)
     labels = compute_targets(targets, utts, audio)
-    max_samples = int(config.max_seconds * 16000)
+    max_samples = int(config.max_seconds * SAMPLE_RATE)
     step = train_loop(
         run,
         run_config,
@@ -198,7 +199,7 @@ def _step(
         "loss_masked": loss_m.item(),
         "acc_masked": float((hit & m).sum() / m.sum().clamp(min=1)),
         "acc_unmasked": float((hit & u).sum() / u.sum().clamp(min=1)),
-        "audio_s": float(batch.lengths.sum()) / 16000,
+        "audio_s": float(batch.lengths.sum()) / SAMPLE_RATE,
     }
 
 
@@ -206,15 +207,10 @@ def export_hubert(
     model: HubertPretrainer, out: Path, name: str, train_info: dict[str, Any]
 ) -> ModelDir:
     """The pretrained encoder as a ``hubert`` tokenizer (its prediction head's argmax)."""
-    quantizer = {
-        "proj.weight": model.proj.weight.detach().numpy(),
-        "proj.bias": model.proj.bias.detach().numpy(),
-        "label_embeddings": model.label_embeddings.detach().numpy(),
-    }
     facts = card_facts(train_info)
     card = (
         f"# {name}\n\nHuBERT-style encoder pretrained from scratch by masked prediction; its "
-        f"units are the prediction head's argmax over K={len(quantizer['label_embeddings'])} "
+        f"units are the prediction head's argmax over K={model.head.K} "
         f"targets on unmasked audio. Use it as the base encoder for `speechtok train spin|dcspin` "
         f"and `speechtok train kmeans --encoder`.\n\n## Training\n\n{facts}\n\n"
         f"```\n{train_info.get('command', '')}\n```\n"
@@ -225,7 +221,7 @@ def export_hubert(
         kind="hubert",
         encoder=model.encoder,
         layer=None,
-        quantizer=quantizer,
+        quantizer=model.head,
         train_info=train_info,
         card=card,
     )

@@ -28,12 +28,15 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
+from tokenizer.audio import SAMPLE_RATE
 from tokenizer.corpus.manifest import Utterance
 from tokenizer.encoder.model import Encoder
-from tokenizer.encoder_tokenizer import EncoderTokenizer, save_encoder_tokenizer
 from tokenizer.errors import InvalidInputError
 from tokenizer.model_dir import ModelDir, card_facts
 from tokenizer.perturb import perturb_speaker, rng_for
+from tokenizer.quantizer import AUX_KEYS, CosineCodebook
+from tokenizer.save import save_encoder_tokenizer
+from tokenizer.torch_tokenizer import TorchTokenizer
 from tokenizer.train.data import load_audio, n_frames, utterance_digest
 from tokenizer.train.loop import TrainConfig, resume, run_identity, train_loop
 
@@ -72,17 +75,8 @@ def sinkhorn(scores: Tensor, eps: float, iters: int) -> Tensor:
     return (q * n).T.float()
 
 
-class SpinHead(nn.Module):
-    """Linear -> L2 norm, and an L2-normalised codebook."""
-
-    def __init__(self, dim: int, head_dim: int, K: int) -> None:
-        super().__init__()
-        self.proj = nn.Linear(dim, head_dim)
-        self.codebook = nn.Parameter(torch.randn(K, head_dim))
-
-    def scores(self, x: Tensor) -> Tensor:
-        z = nn.functional.normalize(self.proj(x), dim=-1)
-        return z @ nn.functional.normalize(self.codebook, dim=-1).T
+class SpinHead(CosineCodebook):
+    """The Spin quantizer (Linear -> L2 norm, L2-normalised codebook) and its training loss."""
 
     def swapped_loss(self, xa: Tensor, xb: Tensor, config: SpinConfig) -> tuple[Tensor, Tensor]:
         """Swapped-prediction loss on frames ``[N, D]`` of two views, and the fraction of frames
@@ -189,7 +183,7 @@ class SpinModel(nn.Module):
         dim = encoder.config.embed_dim
         self.frozen = encoder.config.num_layers - config.train_layers
         self.head = SpinHead(dim, config.head_dim, config.K1)
-        self.aux = SpinHead(dim, config.head_dim, config.K2) if config.K2 else None
+        self.aux = SpinHead(dim, config.head_dim, config.K2, AUX_KEYS) if config.K2 else None
         for p in encoder.parameters():
             p.requires_grad_(False)
         for layer in encoder.transformer.layers[self.frozen :]:
@@ -206,7 +200,7 @@ class SpinModel(nn.Module):
 
 def train_spin(
     run: Path,
-    base: EncoderTokenizer,
+    base: TorchTokenizer,
     utts: list[Utterance],
     root: Path,
     config: SpinConfig,
@@ -270,7 +264,7 @@ def _spin_step(
     rng = np.random.default_rng([config.seed, step])
     items = rng.integers(0, len(frames), config.batch_size)
     views = rng.integers(1, config.views + 1, config.batch_size)
-    max_frames = n_frames(int(config.max_seconds * 16000))
+    max_frames = n_frames(int(config.max_seconds * SAMPLE_RATE))
     lens, starts = [], []
     for i in items:
         f = min(frames[i], max_frames)
@@ -303,19 +297,6 @@ def export_spin(
     model: SpinModel, out: Path, name: str, config: SpinConfig, train_info: dict[str, Any]
 ) -> ModelDir:
     kind = "dcspin" if model.aux is not None else "spin"
-    quantizer = {
-        "head.weight": model.head.proj.weight.detach().numpy(),
-        "head.bias": model.head.proj.bias.detach().numpy(),
-        "codebook": model.head.codebook.detach().numpy(),
-    }
-    if model.aux is not None:
-        quantizer.update(
-            {
-                "aux_head.weight": model.aux.proj.weight.detach().numpy(),
-                "aux_head.bias": model.aux.proj.bias.detach().numpy(),
-                "aux_codebook": model.aux.codebook.detach().numpy(),
-            }
-        )
     facts = card_facts(train_info)
     what = (
         f"DC-Spin (primary codebook K1={config.K1} gives the tokens, auxiliary K2={config.K2})"
@@ -328,15 +309,14 @@ def export_spin(
         f"{config.train_layers} layers trained).\n\n## Training\n\n{facts}\n\n"
         f"```\n{train_info.get('command', '')}\n```\n"
     )
-    extra = {"K2": config.K2} if model.aux is not None else {}
     return save_encoder_tokenizer(
         out,
         name=name,
         kind=kind,
         encoder=model.encoder,
         layer=None,
-        quantizer=quantizer,
+        quantizer=model.head,
+        aux=model.aux,
         train_info=train_info,
         card=card,
-        extra=extra,
     )

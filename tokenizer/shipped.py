@@ -4,12 +4,11 @@ model's name is accepted; no model means the default."""
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
 
-from tokenizer.model_dir import CONFIG, ModelDirError
+from tokenizer.model_dir import CONFIG, ModelError, read_config
 
 MODELS_ENV = "SPEECHTOK_MODELS"
 DEFAULT_FILE = "DEFAULT"
@@ -24,7 +23,7 @@ def models_root() -> Path:
 def default_name(default_file: str = DEFAULT_FILE) -> str:
     path = models_root() / default_file
     if not path.is_file():
-        raise ModelDirError(f"expected the default model's name in {path}, found no such file")
+        raise ModelError(f"expected the default model's name in {path}, found no such file")
     return path.read_text().strip()
 
 
@@ -37,12 +36,12 @@ def shipped() -> list[dict[str, Any]]:
     }
     out = []
     for d in sorted(p for p in root.iterdir() if (p / CONFIG).is_file()) if root.is_dir() else []:
-        config = json.loads((d / CONFIG).read_text())
+        config = read_config(d)
         out.append(
             {
                 "name": d.name,
-                "kind": config["kind"],
-                "K": config["K"],
+                "kind": config.kind,
+                "K": config.K,
                 "path": str(d),
                 "default": d.name in defaults,
             }
@@ -62,7 +61,7 @@ def resolve(spec: str | Path | None, default_file: str = DEFAULT_FILE) -> Path:
     if "/" not in str(spec) and (candidate / CONFIG).is_file():
         return candidate
     names = [m["name"] for m in shipped()]
-    raise ModelDirError(
+    raise ModelError(
         f"expected a model directory or a shipped model name ({', '.join(names) or 'none'}), "
         f"found {str(spec)!r}"
     )

@@ -29,8 +29,8 @@ def run_bench_batch(args: argparse.Namespace) -> int:
     from serving.batch.inputs import list_inputs
     from serving.batch.job import BatchConfig, run_batch
     from tokenizer.audio import decode_audio
-    from tokenizer.registry import resolve
-    from tokenizer.runtime import OnnxTokenizer
+    from tokenizer.kinds import load_served
+    from tokenizer.shipped import resolve
 
     path = resolve(args.model)
     files, seconds = [], 0.0
@@ -43,7 +43,7 @@ def run_bench_batch(args: argparse.Namespace) -> int:
     manifest = tmp / "inputs.jsonl"
     manifest.write_text("".join(json.dumps({"id": f.id, "audio": f.path}) + "\n" for f in files))
 
-    tok = OnnxTokenizer.load(path, threads=args.threads)
+    tok = load_served(path, threads=args.threads)
     start = time.perf_counter()
     for i in range(0, len(files), args.batch_size):
         group = files[i : i + args.batch_size]

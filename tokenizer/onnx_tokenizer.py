@@ -7,18 +7,12 @@ go through IO binding), CPU EP otherwise.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import onnxruntime as ort
 
 from tokenizer.errors import AudioError
-from tokenizer.model_dir import ModelDir, ModelDirError, load_model_dir
-from tokenizer.registry import resolve
-from tokenizer.windows import Windowed, WindowSpec
-
-MODEL_GRAPH = "model.onnx"
-WINDOW_GRAPH = "window.onnx"
+from tokenizer.model_dir import MODEL_GRAPH, WINDOW_GRAPH, ModelDir, ModelError
+from tokenizer.windows import Windowed
 
 
 def default_providers() -> list[str]:
@@ -29,7 +23,7 @@ def default_providers() -> list[str]:
 
 
 class OnnxTokenizer(Windowed):
-    """Same units as the torch ``EncoderTokenizer`` of the same directory, from ONNX Runtime."""
+    """Same units as the ``TorchTokenizer`` of the same directory, from ONNX Runtime."""
 
     def __init__(
         self,
@@ -41,21 +35,17 @@ class OnnxTokenizer(Windowed):
         """``spinning=False`` lets ONNX Runtime's idle threads sleep instead of busy-waiting for
         the next call: slower to wake, but they leave the cores to other processes (a server
         sharing its cores with its ingress)."""
-        cfg = model.config["tokenizer"]
-        graphs = cfg.get("graphs", {})
-        if MODEL_GRAPH not in graphs:
-            raise ModelDirError(
+        c = model.config
+        if not c.exported:
+            raise ModelError(
                 f"expected an exported model ({MODEL_GRAPH}) in {model.path}, "
                 f"found none: run speechtok export {model.path}"
             )
-        self.name: str = model.config["name"]
-        self.kind: str = model.config["kind"]
-        self.K: int = model.config["K"]
-        self.K2: int | None = model.config.get("K2")
-        self.frame_rate: float = cfg["frame_rate"]
+        self.name, self.kind, self.K, self.K2 = c.name, c.kind, c.K, c.K2
+        self.frame_rate: float = c.frame_rate or 0.0
         self.fingerprint = model.fingerprint
         self.path = model.path
-        self.window = WindowSpec.from_config(cfg)
+        self.window = c.window
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
@@ -69,14 +59,10 @@ class OnnxTokenizer(Windowed):
         )
         self.window_session = (
             ort.InferenceSession(str(model.path / WINDOW_GRAPH), options, providers=self.providers)
-            if WINDOW_GRAPH in graphs
+            if WINDOW_GRAPH in c.graphs
             else None
         )
         self.cuda = self.session.get_providers()[0] == "CUDAExecutionProvider"
-
-    @classmethod
-    def load(cls, spec: str | Path | None = None, **kwargs: object) -> OnnxTokenizer:
-        return cls(load_model_dir(resolve(spec)), **kwargs)  # type: ignore[arg-type]
 
     def encode_batch(self, audios: list[np.ndarray]) -> list[np.ndarray]:
         """Full-utterance units of several utterances in one padded call."""

@@ -19,9 +19,9 @@ from tokenizer.corpus.manifest import (
     read_manifest,
 )
 from tokenizer.errors import InvalidInputError
-from tokenizer.model_dir import load_model_dir
-from tokenizer.registry import resolve
-from tokenizer.tokenizers import load_tokenizer
+from tokenizer.kinds import load_tokenizer
+from tokenizer.model_dir import read_config
+from tokenizer.shipped import resolve
 from tokenizer.windows import Windowed, WindowSpec
 
 
@@ -175,9 +175,8 @@ def run_probe(args: argparse.Namespace) -> int:
 
 
 def run_streaming_curve(args: argparse.Namespace) -> int:
-    from lm_probe import streaming
-    from tokenizer.audio import decode_audio
-    from tokenizer.encoder.config import EncoderConfig
+    from lm_probe import window_curve
+    from tokenizer.audio import SAMPLE_RATE, decode_audio
 
     tok = load_tokenizer(args.model, args.backend)
     if not isinstance(tok, Windowed):
@@ -189,15 +188,15 @@ def run_streaming_curve(args: argparse.Namespace) -> int:
     utts = sorted((u for u in utts if u.split == args.split), key=lambda u: u.id)
     utts = utts[: args.max_utterances]
     audios = [decode_audio(u.audio_path(root)) for u in utts]
-    model = load_model_dir(resolve(args.model))
-    encoder = EncoderConfig.from_dict(model.config["tokenizer"]["encoder"])
-    grid = args.grid or streaming.grid_for(encoder.context_frames)
+    encoder = read_config(resolve(args.model)).encoder
+    assert encoder is not None  # a Windowed tokenizer is an encoder model
+    grid = args.grid or window_curve.grid_for(encoder.context_frames)
     start = time.perf_counter()
     with tqdm(total=len(grid), desc="windows", unit="window", file=sys.stderr) as bar:
-        points = streaming.curve(audios, tok.encode_batch, grid, lambda p: bar.update(1))
-    chosen, why = streaming.choose(points)
+        points = window_curve.curve(audios, tok.encode_batch, grid, lambda p: bar.update(1))
+    chosen, why = window_curve.choose(points)
     args.out.mkdir(parents=True, exist_ok=True)
-    seconds = sum(len(a) for a in audios) / 16000
+    seconds = sum(len(a) for a in audios) / SAMPLE_RATE
     record = {
         "model": tok.name,
         "fingerprint": tok.fingerprint,
@@ -211,8 +210,8 @@ def run_streaming_curve(args: argparse.Namespace) -> int:
         "wall_s": round(time.perf_counter() - start, 1),
     }
     (args.out / "curve.json").write_text(json.dumps(record, indent=2) + "\n")
-    (args.out / "curve.md").write_text(streaming.markdown(points, chosen, why))
-    streaming.plot(
+    (args.out / "curve.md").write_text(window_curve.markdown(points, chosen, why))
+    window_curve.plot(
         args.out / "curve.png",
         points,
         f"{tok.name}: {len(utts)} utterances, {seconds:.0f} s of {args.split}",

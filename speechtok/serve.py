@@ -142,7 +142,7 @@ def run_client_tokenize(args: argparse.Namespace) -> int:
 
 def _streamed(client: object, path: Path, args: argparse.Namespace) -> dict[str, object]:
     from serving.client import Client
-    from tokenizer.tokenizers import dedup
+    from tokenizer.dedup import dedup
 
     assert isinstance(client, Client)
     units: list[int] = []
@@ -171,7 +171,7 @@ def run_client_synthesize(args: argparse.Namespace) -> int:
     import soundfile as sf
 
     from serving.client import Client
-    from vocoder.cli import read_units
+    from speechtok.vocoder import read_units
 
     units, durations = read_units(args.units)
     with Client(args.addr, api_key=args.api_key) as client:

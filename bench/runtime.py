@@ -8,22 +8,22 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tokenizer.audio import decode_audio
+from bench.common import bench_audio, seconds_per_call
+from tokenizer.audio import SAMPLE_RATE, decode_audio
 from tokenizer.corpus.manifest import load_corpus
-from tokenizer.errors import InvalidInputError
+from tokenizer.features import HOP
+
+if TYPE_CHECKING:
+    from tokenizer.torch_tokenizer import TorchTokenizer
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    bench = sub.add_parser("bench", help="benchmarks")
-    bsub = bench.add_subparsers(dest="bench_command", required=True)
+def add_parsers(bsub: argparse._SubParsersAction) -> None:
     rt = bsub.add_parser("runtime", help="torch eager vs ONNX Runtime, streaming, batching")
     rt.add_argument("--model", help="exported encoder model (default: the default model)")
     rt.add_argument(
@@ -41,54 +41,26 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     par.add_argument("--corpus", required=True, type=Path)
     par.add_argument("--split", default="test")
     par.set_defaults(func=run_bench_parity)
-    from serving import bench as serving_bench
-    from serving.batch import bench as batch_bench
-
-    serving_bench.add_parser(bsub)
-    batch_bench.add_parser(bsub)
 
 
-def _audio(args: argparse.Namespace) -> list[np.ndarray]:
-    if args.corpus is None:
-        from tokenizer.corpus.synth import SynthConfig, build_corpus
+def _torch_twin(path: Path) -> TorchTokenizer:
+    """The torch tokenizer of the same model directory (an encoder model, as exported ones
+    are)."""
+    from tokenizer.model_dir import load_model_dir
+    from tokenizer.torch_tokenizer import TorchTokenizer
 
-        tmp = Path(tempfile.mkdtemp(prefix="speechtok-bench-"))
-        build_corpus(tmp, SynthConfig(sentences=40, parallel_sentences=0, seed=1), jobs=2)
-        args.corpus, args.split = tmp, "train"
-    root, utts = load_corpus(args.corpus)
-    out, total = [], 0.0
-    for u in sorted((u for u in utts if u.split == args.split), key=lambda u: u.id):
-        if total >= args.seconds:
-            break
-        out.append(decode_audio(u.audio_path(root)))
-        total += len(out[-1]) / 16000
-    if not out:
-        raise InvalidInputError(
-            f"expected audio in the {args.split} split of {args.corpus}, found none"
-        )
-    return out
+    return TorchTokenizer(load_model_dir(path))
 
 
-def _time(fn: Callable[[], object], min_s: float = 2.0) -> float:
-    """Seconds per call (after one warm-up call; repeated until ``min_s`` elapsed)."""
-    fn()
-    n, start = 0, time.perf_counter()
-    while True:
-        fn()
-        n += 1
-        if time.perf_counter() - start >= min_s:
-            return (time.perf_counter() - start) / n
-
-
-def encoder_flops_per_second(model: Any, seconds: float = 10.0) -> float:
+def encoder_flops_per_second(model: TorchTokenizer, seconds: float = 10.0) -> float:
     """Multiply-adds x 2 of the encoder + quantizer per second of audio (torch's FLOP counter
     on one ``seconds`` utterance)."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    x = torch.zeros(1, int(seconds * 16000))
+    x = torch.zeros(1, int(seconds * SAMPLE_RATE))
     with FlopCounterMode(display=False) as counter, torch.no_grad():
-        model.features(x, torch.tensor([x.shape[1]]))
+        model.scores(x, torch.tensor([x.shape[1]]))
     return counter.get_total_flops() / seconds
 
 
@@ -98,35 +70,24 @@ def matmul_peak(threads: int) -> float:
 
     torch.set_num_threads(threads)
     a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
-    per = _time(lambda: a @ b, 1.0)
+    per = seconds_per_call(lambda: a @ b, 1.0)
     return 2 * 2048**3 / per
 
 
 def run_bench_runtime(args: argparse.Namespace) -> int:
     import torch
 
-    from tokenizer.encoder_tokenizer import EncoderTokenizer
-    from tokenizer.model_dir import load_model_dir
-    from tokenizer.registry import resolve
-    from tokenizer.runtime import OnnxTokenizer
+    from tokenizer.kinds import load_served
     from tokenizer.streaming import StreamSession
     from tokenizer.windows import tokenize_windowed
 
-    path = resolve(args.model)
-    model = load_model_dir(path)
-    if "encoder" not in model.config["tokenizer"]:
-        raise InvalidInputError(
-            f"expected an encoder model to benchmark, found "
-            f"{model.config['kind']} on acoustic features in {path}"
-        )
     torch.set_num_threads(args.threads)
-    eager = EncoderTokenizer(model)
-    onnx = OnnxTokenizer(model, threads=args.threads)
-    if onnx.window is None:
-        raise InvalidInputError(f"expected a model with a streaming window, found none in {path}")
+    onnx = load_served(args.model, threads=args.threads)
+    eager = _torch_twin(onnx.path)
+    assert onnx.window is not None
     window = onnx.window
-    audios = _audio(args)
-    seconds = sum(len(a) for a in audios) / 16000
+    audios = bench_audio(args)
+    seconds = sum(len(a) for a in audios) / SAMPLE_RATE
     batches = [audios[i : i + 8] for i in range(0, len(audios), 8)]
 
     def stream() -> None:
@@ -153,10 +114,10 @@ def run_bench_runtime(args: argparse.Namespace) -> int:
     ]
     flops = encoder_flops_per_second(eager)
     peak = matmul_peak(args.threads)
-    overlap = window.window_samples / (window.frames[1] * 320)
+    overlap = window.window_samples / (window.frames[1] * HOP)
     rows: list[dict[str, Any]] = []
     for name, fn in paths:
-        per = _time(fn)
+        per = seconds_per_call(fn)
         work = flops * seconds * (overlap if "window" in name or "stream" in name else 1.0)
         rows.append(
             {
@@ -178,8 +139,8 @@ def run_bench_runtime(args: argparse.Namespace) -> int:
         kind = variant(r)
         r["speedup_vs_torch"] = base[kind] / r["wall_s"] if kind in base else None
     result = {
-        "model": model.config["name"],
-        "fingerprint": model.fingerprint,
+        "model": onnx.name,
+        "fingerprint": onnx.fingerprint,
         "window": window.to_dict(),
         "threads": args.threads,
         "encoder_gflop_per_audio_s": flops / 1e9,
@@ -217,25 +178,18 @@ def run_bench_parity(args: argparse.Namespace) -> int:
     frames, max score difference, and whether every differing frame is a near-tie."""
     import torch
 
-    from tokenizer.encoder_tokenizer import EncoderTokenizer
-    from tokenizer.model_dir import load_model_dir
-    from tokenizer.registry import resolve
-    from tokenizer.runtime import OnnxTokenizer
+    from tokenizer.kinds import load_served
 
-    model = load_model_dir(resolve(args.model))
-    eager, onnx = EncoderTokenizer(model), OnnxTokenizer(model)
+    onnx = load_served(args.model)
+    eager = _torch_twin(onnx.path)
     root, utts = load_corpus(args.corpus, args.split)
     frames = same = near_ties = windowed_same = windowed_total = 0
     max_diff = 0.0
     for u in utts:
         audio = decode_audio(u.audio_path(root))
         with torch.inference_mode():
-            x, _ = eager.features(torch.from_numpy(audio)[None], torch.tensor([len(audio)]))
-            ref = (
-                x @ eager.codebook.T
-                if eager.kind != "kmeans"
-                else 2.0 * x @ eager.codebook.T - (eager.codebook**2).sum(1)
-            )[0].numpy()
+            scores, _ = eager.scores(torch.from_numpy(audio)[None], torch.tensor([len(audio)]))
+            ref = scores[0].numpy()
         got = onnx.scores(audio)
         max_diff = max(max_diff, float(np.abs(got - ref).max()))
         differ = got.argmax(1) != ref.argmax(1)
@@ -249,7 +203,7 @@ def run_bench_parity(args: argparse.Namespace) -> int:
     print(
         json.dumps(
             {
-                "model": model.config["name"],
+                "model": onnx.name,
                 "split": args.split,
                 "utterances": len(utts),
                 "frames": frames,

@@ -165,24 +165,24 @@ def run_bench_serving(args: argparse.Namespace) -> int:
     import soundfile as sf
     from ray import serve
 
+    from bench.common import bench_audio
     from serving.app import build_app
     from serving.config import ServeConfig
     from serving.local_ray import start_local_ray
-    from tokenizer.audio import decode_audio
-    from tokenizer.bench_runtime import _audio
-    from tokenizer.registry import resolve
-    from tokenizer.runtime import OnnxTokenizer
+    from tokenizer.audio import SAMPLE_RATE, decode_audio
+    from tokenizer.kinds import load_served
+    from tokenizer.shipped import resolve
 
     path = resolve(args.model)
-    audios = _audio(args)
+    audios = bench_audio(args)
 
     files = []
     for a in audios:
         buf = io.BytesIO()
-        sf.write(buf, a, 16000, format="WAV", subtype="FLOAT")
+        sf.write(buf, a, SAMPLE_RATE, format="WAV", subtype="FLOAT")
         files.append(buf.getvalue())
-    seconds = sum(len(a) for a in audios) / 16000
-    local = OnnxTokenizer.load(path, threads=args.threads, spinning=args.spinning)
+    seconds = sum(len(a) for a in audios) / SAMPLE_RATE
+    local = load_served(path, threads=args.threads, spinning=args.spinning)
 
     def in_process_x() -> float:
         start = time.perf_counter()
@@ -229,7 +229,7 @@ def run_bench_serving(args: argparse.Namespace) -> int:
             )
             print(f"  unary c={c}: {rows[-1]['x_realtime']:.1f}x real time", file=sys.stderr)
         in_process = float(np.median(local_runs)) if local_runs else in_process_x()
-        stream_audio = np.concatenate(audios)[: int(args.stream_seconds * 16000)]
+        stream_audio = np.concatenate(audios)[: int(args.stream_seconds * SAMPLE_RATE)]
 
         def stream_row(n: int) -> dict[str, Any]:
             busy, client, start = _busy_cores(), time.process_time(), time.perf_counter()

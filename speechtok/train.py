@@ -1,6 +1,7 @@
-"""``speechtok train hubert|spin|dcspin``: resumable training runs that end in a model
-directory. ``--run`` holds the training state (checkpoint, log); ``--out`` gets the inference
-model, written at the end of every call (so a run stopped early still leaves a usable model)."""
+"""``speechtok train kmeans|hubert|spin|dcspin|distill``. k-means fits in one call; the others
+are resumable training runs that end in a model directory: ``--run`` holds the training state
+(checkpoint, log), ``--out`` gets the inference model, written at the end of every call (so a
+run stopped early still leaves a usable model)."""
 
 from __future__ import annotations
 
@@ -12,17 +13,45 @@ import shlex
 import sys
 import time
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from tokenizer.corpus.manifest import load_corpus, synth_command
+from tokenizer.kmeans import KmeansConfig
+from tokenizer.model_dir import ModelError
 from tokenizer.train.runconfig import load_run_config
+
+if TYPE_CHECKING:
+    from tokenizer.torch_tokenizer import TorchTokenizer
 
 log = logging.getLogger(__name__)
 
 C = TypeVar("C")
 
 
-def add_parsers(tsub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    train = sub.add_parser("train", help="train tokenizers")
+    tsub = train.add_subparsers(dest="train_command", required=True)
+    km = tsub.add_parser("kmeans", help="k-means tokenizer over acoustic features")
+    km.add_argument("--corpus", required=True, type=Path)
+    km.add_argument("--out", required=True, type=Path)
+    km.add_argument("--features", choices=["mfcc", "logmel"], default="mfcc")
+    km.add_argument(
+        "--encoder",
+        help="cluster this encoder model's layer instead of acoustic "
+        "features (the HuBERT + k-means baseline)",
+    )
+    km.add_argument(
+        "--layer",
+        type=int,
+        help="encoder layer (default: the final output, the layer Spin/DC-Spin put their head on)",
+    )
+    km.add_argument("--K", type=int, default=100, help="number of units")
+    km.add_argument("--split", default="train")
+    km.add_argument("--name", help="model name (default: the --out folder name)")
+    km.add_argument("--max-frames", type=int, default=KmeansConfig.max_frames)
+    km.add_argument("--seed", type=int, default=0)
+    km.set_defaults(func=run_train_kmeans)
+
     hub = tsub.add_parser("hubert", help="pretrain a HuBERT-style encoder from scratch")
     add_run_args(hub)
     hub.add_argument(
@@ -104,7 +133,7 @@ def _report(args: argparse.Namespace, step: int, steps: int, fingerprint: str) -
 
 def run_train_hubert(args: argparse.Namespace) -> int:
 
-    from tokenizer.tokenizers import load_tokenizer
+    from tokenizer.kinds import load_tokenizer
     from tokenizer.train.hubert import HubertConfig, export_hubert, train_hubert
 
     config = run_setup(args, HubertConfig())
@@ -122,9 +151,9 @@ def run_train_hubert(args: argparse.Namespace) -> int:
 
 def run_train_spin(args: argparse.Namespace) -> int:
 
-    from tokenizer.encoder_tokenizer import EncoderTokenizer
     from tokenizer.errors import InvalidInputError
-    from tokenizer.tokenizers import load_tokenizer
+    from tokenizer.kinds import load_tokenizer
+    from tokenizer.torch_tokenizer import TorchTokenizer
     from tokenizer.train.spin import SpinConfig, export_spin, train_spin
 
     config = run_setup(args, SpinConfig(K2=1024) if args.kind == "dcspin" else SpinConfig())
@@ -133,7 +162,7 @@ def run_train_spin(args: argparse.Namespace) -> int:
             f"expected K2 > 0 for dcspin and K2 = 0 for spin, found K2={config.K2} for {args.kind}"
         )
     base = load_tokenizer(args.base, "torch")
-    if not isinstance(base, EncoderTokenizer) or base.kind != "hubert":
+    if not isinstance(base, TorchTokenizer) or base.kind != "hubert":
         raise InvalidInputError(
             f"expected a hubert model as --base, found kind {base.kind!r} in {args.base}"
         )
@@ -148,14 +177,14 @@ def run_train_spin(args: argparse.Namespace) -> int:
 
 def run_train_distill(args: argparse.Namespace) -> int:
 
-    from tokenizer.encoder_tokenizer import EncoderTokenizer
     from tokenizer.errors import InvalidInputError
-    from tokenizer.tokenizers import load_tokenizer
+    from tokenizer.kinds import load_tokenizer
+    from tokenizer.torch_tokenizer import TorchTokenizer
     from tokenizer.train.distill import DistillConfig, export_student, train_distill
 
     config = run_setup(args, DistillConfig())
     teacher = load_tokenizer(args.teacher, "torch")
-    if not isinstance(teacher, EncoderTokenizer):
+    if not isinstance(teacher, TorchTokenizer):
         raise InvalidInputError(
             f"expected an encoder tokenizer as --teacher, found kind {teacher.kind!r}"
         )
@@ -168,3 +197,67 @@ def run_train_distill(args: argparse.Namespace) -> int:
     info["teacher"] = {"name": teacher.name, "fingerprint": teacher.fingerprint}
     out = export_student(model, args.out, args.name or args.out.name, teacher, info)
     return _report(args, step, config.steps, out.fingerprint)
+
+
+def run_train_kmeans(args: argparse.Namespace) -> int:
+    import numpy as np
+    from tqdm import tqdm
+
+    from tokenizer.audio import decode_audio
+    from tokenizer.features import FeatureConfig, extract
+    from tokenizer.kmeans import fit_kmeans, save_kmeans_tokenizer
+    from tokenizer.save import save_encoder_kmeans
+
+    root, utts = load_corpus(args.corpus, args.split)
+    feat_cfg = FeatureConfig(type=args.features)
+    start = time.perf_counter()
+    encoder = _encoder_tokenizer(args.encoder) if args.encoder else None
+    feats = []
+    for u in tqdm(utts, desc="features", unit="utt", file=sys.stderr):
+        x = decode_audio(u.audio_path(root))
+        feats.append(encoder.layer_features(x, args.layer) if encoder else extract(x, feat_cfg))
+    config = KmeansConfig(
+        K=args.K, max_frames=args.max_frames, seed=args.seed, standardize=encoder is None
+    )
+    tensors = fit_kmeans(np.concatenate(feats), config)
+    info = {
+        "corpus": str(args.corpus),
+        "split": args.split,
+        "utterances": len(utts),
+        "frames": int(sum(len(f) for f in feats)),
+        "seed": args.seed,
+        "command": "speechtok " + shlex.join(sys.argv[1:]),
+        "wall_s": round(time.perf_counter() - start, 1),
+    }
+    if built_with := synth_command(args.corpus):
+        info["corpus_built_with"] = built_with
+    name = args.name or args.out.name
+    if encoder is None:
+        model = save_kmeans_tokenizer(args.out, name, feat_cfg, tensors, info)
+    else:
+        info["encoder"] = {"name": encoder.name, "fingerprint": encoder.fingerprint}
+        model = save_encoder_kmeans(args.out, name, encoder, args.layer, tensors["centroids"], info)
+    print(
+        json.dumps(
+            {
+                "model": str(args.out),
+                "K": args.K,
+                "fingerprint": model.fingerprint,
+                "wall_s": info["wall_s"],
+            }
+        )
+    )
+    return 0
+
+
+def _encoder_tokenizer(name: str) -> TorchTokenizer:
+    from tokenizer.kinds import load_tokenizer
+    from tokenizer.torch_tokenizer import TorchTokenizer
+
+    tok = load_tokenizer(name, "torch")
+    if not isinstance(tok, TorchTokenizer):
+        raise ModelError(
+            f"expected an encoder model (hubert, spin, dcspin) for --encoder, "
+            f"found kind {tok.kind!r} in {name}"
+        )
+    return tok

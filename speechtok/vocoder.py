@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from speechtok.train import add_run_args, run_setup
 from tokenizer.errors import InvalidInputError
-from tokenizer.train.cli import add_run_args, run_setup
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -41,7 +41,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from tokenizer.tokenizers import load_tokenizer
+    from tokenizer.kinds import load_tokenizer
     from vocoder.config import VocoderTrainConfig
     from vocoder.export import save_vocoder
     from vocoder.train import train_vocoder
@@ -90,7 +90,7 @@ def run_synthesize(args: argparse.Namespace) -> int:
     import soundfile as sf
 
     from tokenizer.audio import decode_audio
-    from tokenizer.tokenizers import load_tokenizer
+    from tokenizer.kinds import load_tokenizer
     from vocoder.runtime import Vocoder
 
     voc = Vocoder.load(args.vocoder)

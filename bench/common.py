@@ -1,0 +1,49 @@
+"""What every benchmark shares: the audio it runs on and how a call is timed."""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from tokenizer.audio import SAMPLE_RATE, decode_audio
+from tokenizer.corpus.manifest import load_corpus
+from tokenizer.errors import InvalidInputError
+
+
+def bench_audio(args: argparse.Namespace) -> list[np.ndarray]:
+    """Utterances of ``args.corpus`` / ``args.split`` (sorted by id) up to ``args.seconds``; with
+    no corpus, a small one is synthesized into a temporary folder."""
+    if args.corpus is None:
+        from tokenizer.corpus.synth import SynthConfig, build_corpus
+
+        tmp = Path(tempfile.mkdtemp(prefix="speechtok-bench-"))
+        build_corpus(tmp, SynthConfig(sentences=40, parallel_sentences=0, seed=1), jobs=2)
+        args.corpus, args.split = tmp, "train"
+    root, utts = load_corpus(args.corpus)
+    out, total = [], 0.0
+    for u in sorted((u for u in utts if u.split == args.split), key=lambda u: u.id):
+        if total >= args.seconds:
+            break
+        out.append(decode_audio(u.audio_path(root)))
+        total += len(out[-1]) / SAMPLE_RATE
+    if not out:
+        raise InvalidInputError(
+            f"expected audio in the {args.split} split of {args.corpus}, found none"
+        )
+    return out
+
+
+def seconds_per_call(fn: Callable[[], object], min_s: float = 2.0) -> float:
+    """Seconds per call (after one warm-up call; repeated until ``min_s`` elapsed)."""
+    fn()
+    n, start = 0, time.perf_counter()
+    while True:
+        fn()
+        n += 1
+        if time.perf_counter() - start >= min_s:
+            return (time.perf_counter() - start) / n
