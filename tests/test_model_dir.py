@@ -1,4 +1,5 @@
-"""Model directories and k-means tokenizers: fingerprints, tamper detection, the CLI."""
+"""Model directories and k-means tokenizers: fingerprints, tamper detection, the typed config
+and the kinds registry, the CLI."""
 
 from __future__ import annotations
 
@@ -13,9 +14,12 @@ import soundfile as sf
 
 from tokenizer.dedup import dedup
 from tokenizer.features import FRAME_RATE, FeatureConfig, extract, n_frames
-from tokenizer.kinds import load_tokenizer
+from tokenizer.kinds import REGISTRY, load_served, load_tokenizer, require
 from tokenizer.kmeans import KmeansConfig, fit_kmeans, save_kmeans_tokenizer
-from tokenizer.model_dir import ModelError, load_model_dir
+from tokenizer.model_dir import KINDS, ModelError, load_model_dir, read_config
+from tokenizer.shipped import models_root
+
+MODELS = models_root()
 
 
 @pytest.fixture
@@ -86,3 +90,57 @@ def test_tokenize_and_info_cli(model: Path, tmp_path: Path) -> None:
     bad = subprocess.run([*run, "tokenize", "--model", str(model), str(tmp_path / "bad.wav")],
                          capture_output=True, text=True)  # fmt: skip
     assert bad.returncode == 2 and "expected" in bad.stderr
+
+
+@pytest.mark.parametrize("name", [d.name for d in sorted(MODELS.iterdir()) if d.is_dir()])
+def test_shipped_configs_read_once_and_round_trip(name: str) -> None:
+    """Every shipped model parses into a ModelConfig whose JSON is the file's, unchanged."""
+    config = read_config(MODELS / name)
+    assert config.to_dict() == json.loads((MODELS / name / "config.json").read_text())
+    assert config.kind in KINDS and config.K > 0
+    assert (config.kind == "vocoder") == (config.frame_rate is None)
+
+
+def _config(**changes: object) -> dict:
+    raw = json.loads((MODELS / "dcspin-tiny-k100-stream" / "config.json").read_text())
+    for key, value in changes.items():
+        where, _, field = key.rpartition("__")
+        target = raw["tokenizer"] if where else raw
+        if value is None:
+            del target[field]
+        else:
+            target[field] = value
+    return raw
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"kind": "wavlm"}, r"expected a model kind in \[.*\] in .*config\.json, found 'wavlm'"),
+        ({"name": None}, r"expected name \(str\) in .*config\.json, found nothing"),
+        ({"K": "100"}, r"expected K \(int\) in .*config\.json, found str '100'"),
+        ({"K": True}, r"expected K \(int\) in .*, found bool True"),
+        ({"tokenizer__layer": "top"}, r"expected tokenizer\.layer \(int\) in .*, found str"),
+        (
+            {"tokenizer__encoder": None},
+            r"expected tokenizer\.encoder \(dict\) in .*, found nothing",
+        ),
+        ({"tokenizer__window": {"left_ms": 10}}, r"expected a valid tokenizer section in .*"),
+    ],
+)
+def test_config_errors_name_the_file_and_the_field(
+    tmp_path: Path, changes: dict, message: str
+) -> None:
+    (tmp_path / "config.json").write_text(json.dumps(_config(**changes)))
+    with pytest.raises(ModelError, match=message):
+        read_config(tmp_path)
+
+
+def test_loaders_go_through_the_kinds_registry(tmp_path: Path) -> None:
+    assert tuple(REGISTRY) == KINDS
+    with pytest.raises(ModelError, match="expected a tokenizer model directory, found a vocoder"):
+        load_tokenizer(MODELS / "vocoder-dcspin-tiny")
+    with pytest.raises(ModelError, match="expected a vocoder model directory, found 'spin'"):
+        require(read_config(MODELS / "dcspin-tiny-k100-stream"), tmp_path, "vocoder")
+    with pytest.raises(ModelError, match="expected an exported model"):
+        load_served(MODELS / "hubert-tiny")

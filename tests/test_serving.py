@@ -25,7 +25,7 @@ from serving.pb import tokenizer_pb2 as pb
 from serving.pb import tokenizer_pb2_grpc as pb_grpc
 from tokenizer.audio import decode_audio
 from tokenizer.corpus.manifest import load_corpus
-from tokenizer.onnx_tokenizer import OnnxTokenizer
+from tokenizer.kinds import load_served
 from vocoder.runtime import Vocoder
 
 from .conftest import speech_like
@@ -87,7 +87,7 @@ def test_unary_and_streams_equal_offline_while_batched(
     service: tuple[str, object], exported: Path, files: list[Path]
 ) -> None:
     address, _ = service
-    offline = OnnxTokenizer.load(exported)
+    offline = load_served(exported)
     expected = [offline.tokenize(decode_audio(f)) for f in files]
 
     async def run() -> tuple[list[list[int]], list[list[int]]]:
@@ -123,7 +123,7 @@ def test_answers_carry_model_and_fingerprint(
     service: tuple[str, object], exported: Path, files: list[Path]
 ) -> None:
     address, _ = service
-    offline = OnnxTokenizer.load(exported)
+    offline = load_served(exported)
     with Client(address, api_key=KEY) as client:
         r = client.tokenize(files[0], dedup=True)
         assert (r.model, r.fingerprint) == ("rand", offline.fingerprint)

@@ -14,9 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tokenizer.errors import AudioError, InvalidInputError
-from tokenizer.kinds import load_tokenizer
+from tokenizer.kinds import load_served, load_tokenizer
 from tokenizer.model_dir import ModelError, load_model_dir
-from tokenizer.onnx_tokenizer import OnnxTokenizer
 from tokenizer.streaming import StreamSession
 from tokenizer.torch_tokenizer import TorchTokenizer
 from tokenizer.windows import WindowSpec, n_frames
@@ -55,7 +54,7 @@ def test_window_spec_checks() -> None:
 def test_any_client_chunking_gives_offline_units(
     exported: Path, seed: int, n: int, one_sample: bool
 ) -> None:
-    tok = OnnxTokenizer.load(exported, threads=1)
+    tok = load_served(exported, threads=1)
     audio = _speech_like(n, seed)
     offline = tok.tokenize(audio)
     rng = np.random.default_rng(seed)
@@ -91,14 +90,14 @@ def test_session_keeps_only_what_it_needs_and_checks_input() -> None:
 
 
 def test_onnx_matches_torch(exported: Path) -> None:
-    onnx_tok = OnnxTokenizer.load(exported, threads=1)
+    onnx_tok = load_served(exported, threads=1)
     torch_tok = load_tokenizer(exported, "torch")
     assert isinstance(torch_tok, TorchTokenizer)
     audios = [_speech_like(n, i) for i, n in enumerate((400, 9000, 48_000))]
     for a in audios:
         with torch.inference_mode():
-            x, _ = torch_tok.features(torch.from_numpy(a)[None], torch.tensor([len(a)]))
-            ref = (x @ torch_tok.codebook.T)[0].numpy()
+            scores, _ = torch_tok.scores(torch.from_numpy(a)[None], torch.tensor([len(a)]))
+            ref = scores[0].numpy()
         got = onnx_tok.scores(a)
         assert np.abs(got - ref).max() <= 1e-3
         top2 = np.sort(ref, axis=1)[:, -2:]
@@ -125,8 +124,8 @@ def test_graph_tampering_is_caught(exported: Path, tmp_path: Path) -> None:
     copy = tmp_path / "m"
     shutil.copytree(exported, copy)
     config = load_model_dir(copy).config
-    assert set(config["tokenizer"]["graphs"]) == {"model.onnx", "window.onnx"}
-    assert config["tokenizer"]["window"] == SPEC.to_dict()
+    assert set(config.graphs) == {"model.onnx", "window.onnx"}
+    assert config.window == SPEC
     data = bytearray((copy / "window.onnx").read_bytes())
     data[-10] ^= 1
     (copy / "window.onnx").write_bytes(bytes(data))

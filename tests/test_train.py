@@ -82,7 +82,7 @@ def test_hubert_resume_equals_one_run(tiny_corpus: Path, tmp_path: Path) -> None
 
 def test_hubert_model_dir(hubert_model: Path) -> None:
     model = load_model_dir(hubert_model)
-    assert model.config["kind"] == "hubert" and model.config["K"] == 100
+    assert model.config.kind == "hubert" and model.config.K == 100
     assert "label_embeddings" in model.tensors and "mask_embedding" not in model.tensors
 
 
@@ -163,7 +163,7 @@ def test_encoder_tokenizers_batch_equals_single(
             assert len(single) == (len(a) - 400) // 320 + 1
             np.testing.assert_array_equal(units, single)
     kmeans = load_model_dir(km)
-    assert kmeans.config["kind"] == "kmeans" and kmeans.config["tokenizer"]["layer"] == 2
+    assert kmeans.config.kind == "kmeans" and kmeans.config.layer == 2
     # The k-means model keeps only the layers it needs.
     assert not any(k.startswith("encoder.encoder.transformer.layers.2.") for k in kmeans.tensors)
 

@@ -70,7 +70,7 @@ def test_onnx_vocoder_equals_torch_and_checks_input(tiny_vocoder: tuple[Path, Pa
     path, _ = tiny_vocoder
     voc = Vocoder(path)
     model = load_model_dir(path)
-    gen = Generator(GeneratorConfig.from_dict(model.config["tokenizer"]["generator"]))
+    gen = Generator(GeneratorConfig.from_dict(dict(model.config.generator)))
     gen.remove_weight_norm().load_state_dict(
         {k: torch.from_numpy(v) for k, v in model.tensors.items()}
     )

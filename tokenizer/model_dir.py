@@ -73,6 +73,8 @@ class ModelConfig:
     """Exported ONNX graph file -> its sha256."""
     sample_rate: int | None = None
     """Output sample rate of a vocoder (Hz)."""
+    generator: Mapping[str, Any] = field(default_factory=dict)
+    """A vocoder's generator config (``vocoder.config.GeneratorConfig`` fields)."""
     speakers: tuple[str, ...] = ()
     """A vocoder's speakers (index = speaker id)."""
     units_model: Mapping[str, str] = field(default_factory=dict)
@@ -97,11 +99,12 @@ class ModelConfig:
         train: Mapping[str, Any],
         K2: int | None = None,
     ) -> ModelConfig:
-        """A config for a model about to be saved (validated like a loaded one)."""
+        """A config for a model about to be saved, validated in the JSON form it is stored in
+        (tuples become lists), like a loaded one."""
         raw = {"name": name, "kind": kind, "K": K, "tokenizer": dict(section), "train": train}
         if K2 is not None:
             raw["K2"] = K2
-        return cls.from_dict(raw, Path(name) / CONFIG)
+        return cls.from_dict(json.loads(json.dumps(raw)), Path(name) / CONFIG)
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any], source: Path) -> ModelConfig:
@@ -175,6 +178,7 @@ def _tokenizer_fields(kind: str, section: Mapping[str, Any], source: Path) -> di
 def _vocoder_fields(kind: str, section: Mapping[str, Any], source: Path) -> dict[str, Any]:
     generator = _get(section, "tokenizer.generator", dict, source)
     return {
+        "generator": generator,
         "sample_rate": _get(section, "tokenizer.sample_rate", int, source),
         "speakers": tuple(_get(generator, "tokenizer.generator.speakers", list, source)),
         "units_model": _get(section, "tokenizer.units_model", dict, source),

@@ -10,7 +10,8 @@ import onnxruntime as ort
 
 from tokenizer.errors import InvalidInputError
 from tokenizer.features import HOP
-from tokenizer.model_dir import ModelError, load_model_dir
+from tokenizer.kinds import require
+from tokenizer.model_dir import load_model_dir
 from tokenizer.onnx_tokenizer import default_providers
 from tokenizer.shipped import DEFAULT_VOCODER_FILE, resolve
 
@@ -24,8 +25,8 @@ class Vocoder:
     def __init__(self, path: str | Path, threads: int | None = None) -> None:
         model = load_model_dir(path)
         c = model.config
-        if c.kind != "vocoder" or c.sample_rate is None:
-            raise ModelError(f"expected a vocoder model directory, found kind {c.kind!r} in {path}")
+        require(c, Path(path), "vocoder")
+        assert c.sample_rate is not None  # every vocoder config has one
         self.name = c.name
         self.fingerprint = model.fingerprint
         self.K = c.K
