@@ -117,9 +117,9 @@ class ModelConfig:
             "name": _get(raw, "name", str, source),
             "kind": kind,
             "K": _get(raw, "K", int, source),
-            "K2": _get(raw, "K2", int, source) if "K2" in raw else None,
+            "K2": _get(raw, "K2", int, source) if raw.get("K2") is not None else None,
             "section": section,
-            "train": _get(raw, "train", dict, source) if "train" in raw else {},
+            "train": _get(raw, "train", dict, source) if raw.get("train") is not None else {},
             "graphs": _get(section, "tokenizer.graphs", dict, source)
             if "graphs" in section
             else {},
