@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from bench import cli as bench_cli
-from speechtok import batch, corpus, models, probe, serve, train, vocoder
+from speechtok import batch, checkpoints, corpus, models, probe, serve, train, vocoder
 from tokenizer.errors import SpeechtokError
 
 EXTRAS = {
@@ -19,6 +19,7 @@ EXTRAS = {
     "onnxscript": "train",
     "parselmouth": "train",
     "sklearn": "train",
+    "joblib": "train",
     "scipy": "probe",
     "kenlm": "probe",
     "sentencepiece": "probe",
@@ -39,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     corpus.add_parser(sub)
     train.add_parser(sub)
+    checkpoints.add_parser(sub)
     models.add_parsers(sub)
     probe.add_parser(sub)
     bench_cli.add_parser(sub)

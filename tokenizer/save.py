@@ -18,11 +18,12 @@ from tokenizer.torch_tokenizer import ENCODER_PREFIX, TorchTokenizer
 
 
 def encoder_tensors(
-    encoder: Encoder, layer: int | None
+    encoder: Encoder, layer: int | None, dtype: type[np.floating] = np.float16
 ) -> tuple[EncoderConfig, dict[str, np.ndarray]]:
     """The encoder config and weights a tokenizer on ``layer`` needs (layers above it are
-    dropped), stored as float16: half the size, and the model is defined by the rounded
-    weights (computation stays float32 in every backend)."""
+    dropped), stored as float16 by default: half the size, and the model is defined by the
+    rounded weights (computation stays float32 in every backend). Imports keep float32, so that
+    an imported checkpoint gives exactly its own numbers."""
     config = encoder.config.without_dropout()
     keep = config.num_layers if layer is None else layer
     config = replace(config, num_layers=keep)
@@ -31,7 +32,7 @@ def encoder_tensors(
         parts = k.split(".")
         if k.startswith("encoder.transformer.layers.") and int(parts[3]) >= keep:
             continue
-        out[ENCODER_PREFIX + k] = v.detach().cpu().numpy().astype(np.float16)
+        out[ENCODER_PREFIX + k] = v.detach().cpu().numpy().astype(dtype)
     return config, out
 
 
@@ -42,22 +43,26 @@ def save_encoder_tokenizer(
     kind: str,
     encoder: Encoder,
     layer: int | None,
-    quantizer: Quantizer,
+    quantizer: Quantizer | None,
     train_info: dict[str, Any],
     card: str,
     aux: Quantizer | None = None,
+    dtype: type[np.floating] = np.float16,
 ) -> ModelDir:
     """Write a model directory for an encoder tokenizer of ``kind``; ``aux`` is DC-Spin's
-    auxiliary codebook (stored, used only in training)."""
-    encoder_config, tensors = encoder_tensors(encoder, layer)
-    tensors.update(quantizer.stored())
+    auxiliary codebook (stored, used only in training). Without a ``quantizer`` (an imported
+    encoder that has no head) the model has K = 0: a base for training and k-means, not a
+    tokenizer. ``dtype``: how encoder weights are stored (see ``encoder_tensors``)."""
+    encoder_config, tensors = encoder_tensors(encoder, layer, dtype)
+    if quantizer is not None:
+        tensors.update(quantizer.stored())
     if aux is not None:
         tensors.update(aux.stored())
     section = {"encoder": encoder_config.to_dict(), "layer": layer, "frame_rate": 50.0}
     config = ModelConfig.new(
         name=name,
         kind=kind,
-        K=quantizer.K,
+        K=0 if quantizer is None else quantizer.K,
         K2=None if aux is None else aux.K,
         section=section,
         train=train_info,
@@ -73,7 +78,8 @@ def save_encoder_kmeans(
     centroids: np.ndarray,
     train_info: dict[str, Any],
 ) -> ModelDir:
-    """The HuBERT + k-means baseline on ``encoder``'s ``layer``."""
+    """The HuBERT + k-means baseline on ``encoder``'s ``layer`` (its weights stored as the
+    encoder's are)."""
     where = "final output" if layer is None else f"layer {layer}"
     facts = card_facts(train_info)
     card = (
@@ -91,4 +97,5 @@ def save_encoder_kmeans(
         quantizer=NearestCentroid.from_stored({"centroids": centroids}),
         train_info=train_info,
         card=card,
+        dtype=encoder.weights_dtype,
     )

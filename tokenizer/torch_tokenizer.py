@@ -14,7 +14,7 @@ from torch import Tensor
 from tokenizer.encoder.model import Encoder
 from tokenizer.errors import AudioError
 from tokenizer.model_dir import ModelDir, ModelError
-from tokenizer.quantizer import quantizer_for
+from tokenizer.quantizer import Quantizer, quantizer_for
 from tokenizer.windows import Windowed
 
 ENCODER_PREFIX = "encoder."
@@ -38,10 +38,12 @@ class TorchTokenizer(Windowed):
         self.fingerprint = model.fingerprint
         self.path = model.path
         self.encoder = Encoder(c.encoder).eval()
+        stored = {k: v for k, v in model.tensors.items() if k.startswith(ENCODER_PREFIX)}
+        self.weights_dtype = next(iter(stored.values())).dtype.type if stored else np.float16
+        """How the encoder weights are stored (float16, or float32 for imported checkpoints)."""
         state = {
             k[len(ENCODER_PREFIX) :]: torch.from_numpy(v.astype(np.float32))
-            for k, v in model.tensors.items()
-            if k.startswith(ENCODER_PREFIX)
+            for k, v in stored.items()
         }
         try:
             self.encoder.load_state_dict(state, strict=True)
@@ -49,8 +51,19 @@ class TorchTokenizer(Windowed):
             raise ModelError(
                 f"expected encoder weights matching the config in {model.path}: {e}"
             ) from e
-        self.quantizer = quantizer_for(c.kind, model.tensors).eval()
-        self.K: int = self.quantizer.K
+        self.K: int = c.K
+        self._quantizer = quantizer_for(c.kind, model.tensors).eval() if c.K else None
+
+    @property
+    def quantizer(self) -> Quantizer:
+        """The quantizer; an encoder imported without a head has none (K = 0)."""
+        if self._quantizer is None:
+            raise ModelError(
+                f"expected a model with units, found {self.name} ({self.path}): an encoder "
+                f"without a quantizer (K = 0); give it one with `speechtok train kmeans "
+                f"--encoder {self.path}` or `speechtok import ... --kmeans`"
+            )
+        return self._quantizer
 
     def scores(self, waveforms: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         """Quantizer scores ``[B, F, K]`` and valid frames ``[B]``."""

@@ -10,7 +10,10 @@ are dropped on purpose.
 
 from __future__ import annotations
 
+import argparse
 import ast
+import pickle
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -21,6 +24,7 @@ from torch import Tensor
 from tokenizer.encoder.config import ConvLayer, EncoderConfig, EncoderConfigError, ExtractorMode
 from tokenizer.encoder.keys import CheckpointKeyError, KeyRule, load_exact, rename_keys
 from tokenizer.encoder.model import Encoder
+from tokenizer.quantizer import HUBERT_KEYS, CosineCodebook
 
 _TA = "encoder.transformer"
 _POS = rf"{_TA}.pos_conv_embed.conv"
@@ -154,15 +158,51 @@ def load_fairseq(state: Mapping[str, Tensor], model_cfg: Mapping[str, Any]) -> E
     return encoder.eval()
 
 
-def load_fairseq_checkpoint(path: str | Path) -> Encoder:
-    """An ``Encoder`` from a fairseq HuBERT ``.pt`` file (unpickled: trusted files only)."""
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+def load_fairseq_checkpoint(path: str | Path, trust_pickle: bool = False) -> Encoder:
+    """An ``Encoder`` from a fairseq HuBERT ``.pt`` file (see ``read_fairseq_checkpoint``)."""
+    return load_fairseq(*read_fairseq_checkpoint(path, trust_pickle))
+
+
+def read_fairseq_checkpoint(
+    path: str | Path, trust_pickle: bool = False
+) -> tuple[Mapping[str, Tensor], Mapping[str, Any]]:
+    """The state dict and model config of a fairseq ``.pt`` file.
+
+    Read with ``torch.load(weights_only=True)`` (tensors, containers and ``argparse.Namespace``,
+    which older fairseq files keep their config in); a file that pickles anything else is
+    refused unless ``trust_pickle``, since unpickling runs code the file names."""
+    try:
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            ckpt = torch.load(path, map_location="cpu", weights_only=not trust_pickle)
+    except pickle.UnpicklingError as e:
+        names = re.findall(r"Unsupported global: GLOBAL ([\w.]+)", str(e))
+        raise CheckpointKeyError(
+            f"expected a checkpoint that torch.load(weights_only=True) reads, found {path} "
+            f"pickling other Python objects ({', '.join(names) or 'not allowed by torch'}); if "
+            f"you trust the file, pass --trust-pickle (trust_pickle=True) to unpickle it"
+        ) from e
+    except (OSError, RuntimeError, EOFError) as e:
+        raise CheckpointKeyError(f"expected a readable torch checkpoint, found {path}: {e}") from e
     if not isinstance(ckpt, Mapping) or not isinstance(ckpt.get("model"), Mapping):
         raise CheckpointKeyError(
             f"expected a fairseq checkpoint dict with a 'model' state dict in {path}, found "
             f"{sorted(ckpt) if isinstance(ckpt, Mapping) else type(ckpt).__name__}"
         )
-    return load_fairseq(ckpt["model"], _model_cfg(ckpt, path))
+    return ckpt["model"], _model_cfg(ckpt, path)
+
+
+def fairseq_head(state: Mapping[str, Tensor]) -> CosineCodebook | None:
+    """HuBERT's own prediction head (``final_proj`` + ``label_embs_concat``: its units are the
+    pretraining targets' ids), when the checkpoint has one for a single target set."""
+    keys = ("final_proj.weight", "final_proj.bias", "label_embs_concat")
+    if not all(k in state for k in keys):
+        return None
+    weight, bias, labels = (state[k].float().numpy() for k in keys)
+    if weight.shape[0] != labels.shape[1]:  # several target sets share the projection
+        return None
+    return CosineCodebook.from_stored(
+        {"proj.weight": weight, "proj.bias": bias, "label_embeddings": labels}, HUBERT_KEYS
+    )
 
 
 def _model_cfg(ckpt: Mapping[str, Any], path: str | Path) -> Mapping[str, Any]:

@@ -8,13 +8,17 @@ or any encoder parameter left unfilled.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
+import safetensors.torch
+import torch
 from torch import Tensor
 
 from tokenizer.encoder.config import EncoderConfig, EncoderConfigError
-from tokenizer.encoder.keys import KeyRule, load_exact, rename_keys
+from tokenizer.encoder.keys import CheckpointKeyError, KeyRule, load_exact, rename_keys
 from tokenizer.encoder.model import Encoder
 
 _TA = "encoder.transformer"
@@ -108,3 +112,51 @@ def load_hf(state: Mapping[str, Tensor], hf_config: Mapping[str, Any]) -> Encode
     encoder = Encoder(config_from_hf(hf_config))
     load_exact(encoder, convert_hf_state_dict(state), "Hugging Face HubertModel")
     return encoder.eval()
+
+
+MODEL_TYPES = ("hubert", "wav2vec2", "wavlm")
+"""``config.json`` model types whose encoder has this layout (a WavLM's relative-position
+tensors have no place in it, so such a checkpoint fails with those keys named)."""
+
+
+def hf_files(paths: Sequence[Path]) -> tuple[Path, Path]:
+    """``config.json`` and the weights file of a checkpoint as ``save_pretrained`` writes it:
+    its folder (``model.safetensors`` or ``pytorch_model.bin``), or the two files named."""
+    files = list(paths)
+    if len(files) == 1 and files[0].is_dir():
+        folder = files[0]
+        files = [folder / "config.json"]
+        files += [p for p in (folder / "model.safetensors", folder / "pytorch_model.bin")
+                  if p.is_file()][:1]  # fmt: skip
+    configs = [p for p in files if p.suffix == ".json"]
+    weights = [p for p in files if p.suffix in (".safetensors", ".bin", ".pt")]
+    if len(configs) != 1 or len(weights) != 1 or not all(p.is_file() for p in files):
+        raise CheckpointKeyError(
+            f"expected a Hugging Face checkpoint: one config.json and one model.safetensors or "
+            f"pytorch_model.bin (or their folder), found {[str(p) for p in files]}"
+        )
+    return configs[0], weights[0]
+
+
+def read_hf(
+    config_file: Path, weights: Path
+) -> tuple[dict[str, Tensor], dict[str, Any], list[str]]:
+    """The encoder state dict, config and dropped task-head keys of a checkpoint. Task models
+    (``HubertForCTC``, ``Wav2Vec2ForPreTraining``, ...) keep the encoder under ``hubert.`` /
+    ``wav2vec2.`` / ``wavlm.``; that prefix is removed and the heads beside it are dropped."""
+    config = json.loads(config_file.read_text())
+    kind = config.get("model_type")
+    if kind not in MODEL_TYPES:
+        raise EncoderConfigError(
+            f"expected a config.json of model_type {' / '.join(MODEL_TYPES)}, found {kind!r} "
+            f"in {config_file}"
+        )
+    if weights.suffix == ".safetensors":
+        state = safetensors.torch.load_file(str(weights))
+    else:
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+    prefix = f"{kind}."
+    if not any(k.startswith(prefix) for k in state):
+        return dict(state), config, []
+    dropped = sorted(k for k in state if not k.startswith(prefix))
+    return {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}, config, dropped
