@@ -22,6 +22,7 @@ from tokenizer.train.runconfig import load_run_config
 
 if TYPE_CHECKING:
     from tokenizer.torch_tokenizer import TorchTokenizer
+    from tokenizer.train.devices import Devices
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +98,12 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-minutes", type=float, help="stop (with a checkpoint) after this long")
     p.add_argument("--until-step", type=int, help="stop (with a checkpoint) at this step")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    p.add_argument(
+        "--device",
+        default="cpu",
+        help="cpu, cuda or cuda:N (bf16 autocast, TF32); under torchrun each process takes "
+        "its share of every batch (cuda: its LOCAL_RANK device)",
+    )
 
 
 def train_info(args: argparse.Namespace, config: Any, step: int, wall_s: float) -> dict[str, Any]:
@@ -113,16 +120,20 @@ def train_info(args: argparse.Namespace, config: Any, step: int, wall_s: float) 
     return info
 
 
-def run_setup(args: argparse.Namespace, defaults: C) -> C:
-    """Torch threads and the run config (``defaults`` <- --config YAML <- --set)."""
+def run_setup(args: argparse.Namespace, defaults: C) -> tuple[C, Devices]:
+    """The run config (``defaults`` <- --config YAML <- --set), torch threads and the devices
+    (this process's rank when launched by torchrun)."""
     import torch
+
+    from tokenizer.train.devices import devices
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    return load_run_config(defaults, args.config, args.set)
+    return load_run_config(defaults, args.config, args.set), devices(args.device)
 
 
 def _report(args: argparse.Namespace, step: int, steps: int, fingerprint: str) -> int:
+    """The last line of a training command (printed by the main process only)."""
     print(
         json.dumps(
             {"model": str(args.out), "step": step, "steps": steps, "fingerprint": fingerprint}
@@ -136,13 +147,15 @@ def run_train_hubert(args: argparse.Namespace) -> int:
     from tokenizer.kinds import load_tokenizer
     from tokenizer.train.hubert import HubertConfig, export_hubert, train_hubert
 
-    config = run_setup(args, HubertConfig())
+    config, devices = run_setup(args, HubertConfig())
     root, utts = load_corpus(args.corpus, args.split)
     targets = load_tokenizer(args.targets)
     start = time.perf_counter()
     model, step = train_hubert(
-        args.run, root, utts, targets, config, args.max_minutes, args.until_step
+        args.run, root, utts, targets, config, args.max_minutes, args.until_step, devices
     )
+    if not devices.main:
+        return 0
     info = train_info(args, config, step, time.perf_counter() - start)
     info["targets"] = {"name": targets.name, "fingerprint": targets.fingerprint}
     out = export_hubert(model, args.out, args.name or args.out.name, info)
@@ -156,7 +169,9 @@ def run_train_spin(args: argparse.Namespace) -> int:
     from tokenizer.torch_tokenizer import TorchTokenizer
     from tokenizer.train.spin import SpinConfig, export_spin, train_spin
 
-    config = run_setup(args, SpinConfig(K2=1024) if args.kind == "dcspin" else SpinConfig())
+    config, devices = run_setup(
+        args, SpinConfig(K2=1024) if args.kind == "dcspin" else SpinConfig()
+    )
     if (config.K2 > 0) != (args.kind == "dcspin"):
         raise InvalidInputError(
             f"expected K2 > 0 for dcspin and K2 = 0 for spin, found K2={config.K2} for {args.kind}"
@@ -168,7 +183,11 @@ def run_train_spin(args: argparse.Namespace) -> int:
         )
     root, utts = load_corpus(args.corpus, args.split)
     start = time.perf_counter()
-    model, step = train_spin(args.run, base, utts, root, config, args.max_minutes, args.until_step)
+    model, step = train_spin(
+        args.run, base, utts, root, config, args.max_minutes, args.until_step, devices
+    )
+    if not devices.main:
+        return 0
     info = train_info(args, config, step, time.perf_counter() - start)
     info["base"] = {"name": base.name, "fingerprint": base.fingerprint}
     out = export_spin(model, args.out, args.name or args.out.name, config, info)
@@ -182,7 +201,7 @@ def run_train_distill(args: argparse.Namespace) -> int:
     from tokenizer.torch_tokenizer import TorchTokenizer
     from tokenizer.train.distill import DistillConfig, export_student, train_distill
 
-    config = run_setup(args, DistillConfig())
+    config, devices = run_setup(args, DistillConfig())
     teacher = load_tokenizer(args.teacher, "torch")
     if not isinstance(teacher, TorchTokenizer):
         raise InvalidInputError(
@@ -191,8 +210,10 @@ def run_train_distill(args: argparse.Namespace) -> int:
     root, utts = load_corpus(args.corpus, args.split)
     start = time.perf_counter()
     model, step = train_distill(
-        args.run, teacher, utts, root, config, args.max_minutes, args.until_step
+        args.run, teacher, utts, root, config, args.max_minutes, args.until_step, devices
     )
+    if not devices.main:
+        return 0
     info = train_info(args, config, step, time.perf_counter() - start)
     info["teacher"] = {"name": teacher.name, "fingerprint": teacher.fingerprint}
     out = export_student(model, args.out, args.name or args.out.name, teacher, info)

@@ -46,10 +46,10 @@ def run_train(args: argparse.Namespace) -> int:
     from vocoder.export import save_vocoder
     from vocoder.train import train_vocoder
 
-    config = run_setup(args, VocoderTrainConfig())
+    config, devices = run_setup(args, VocoderTrainConfig())
     tok = load_tokenizer(args.units_model)
     gen, info = train_vocoder(
-        args.run, args.corpus, tok, config, args.split, args.max_minutes, args.until_step
+        args.run, args.corpus, tok, config, args.split, args.max_minutes, args.until_step, devices
     )
     model = save_vocoder(args.out, args.name or args.out.name, gen, tok, info)
     print(

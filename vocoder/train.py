@@ -26,8 +26,10 @@ from torch import nn
 
 from tokenizer.audio import SAMPLE_RATE
 from tokenizer.corpus.manifest import synth_command
+from tokenizer.errors import InvalidInputError
 from tokenizer.protocol import Tokenizer
 from tokenizer.train.checkpoint import read_log
+from tokenizer.train.devices import CPU, Devices
 from tokenizer.train.loop import resume, train_loop
 from vocoder.config import GeneratorConfig, VocoderTrainConfig
 from vocoder.data import build_cache, corpus_speakers, duration_batch, segment_batch
@@ -58,8 +60,16 @@ def train_vocoder(
     split: str = "train",
     max_minutes: float | None = None,
     until_step: int | None = None,
+    devices: Devices = CPU,
 ) -> tuple[Generator, dict[str, Any]]:
-    """Train (or resume) a vocoder run; returns the generator and the training facts."""
+    """Train (or resume) a vocoder run; returns the generator and the training facts. One
+    process, float32 (TF32 on CUDA: the mel loss's STFT has no bf16 kernel), no accumulation:
+    the GAN's alternating steps are not split."""
+    if devices.world > 1 or config.accum != 1:
+        raise InvalidInputError(
+            f"expected vocoder training in one process with accum 1, found {devices.world} "
+            f"processes and accum {config.accum}"
+        )
     torch.manual_seed(config.seed)
     speakers = corpus_speakers(corpus, split)
     gen_config = GeneratorConfig(n_units=tok.K, speakers=tuple(speakers), **config.generator)
@@ -81,11 +91,16 @@ def train_vocoder(
         [{"params": gen.parameters()}, {"params": disc.parameters()}], betas=(0.8, 0.99)
     )
     start = resume(run, run_config, pair, opt)
-    mel = LogMel()
+    devices.wrap(pair, opt)
+    mel = LogMel().to(devices.device)
+    on = devices.device
 
     def step_fn(step: int) -> dict[str, float]:
-        units, speaker, real = segment_batch(
-            data, config.batch_size, config.segment_frames, config.seed, step
+        units, speaker, real = (
+            x.to(on)
+            for x in segment_batch(
+                data, config.batch_size, config.segment_frames, config.seed, step
+            )
         )
         fake = gen(units, speaker)
         gan = step >= config.gan_start_step
@@ -101,7 +116,9 @@ def train_vocoder(
             stats["disc"] = float(d_loss.item())
 
         mel_loss = F.l1_loss(mel(fake), mel(real))
-        du, ds, dd, dm = duration_batch(data, config.batch_size, config.seed, step)
+        du, ds, dd, dm = (
+            x.to(on) for x in duration_batch(data, config.batch_size, config.seed, step)
+        )
         dur = F.mse_loss(gen.durations(du, ds)[dm], torch.log(dd[dm]))
         g_loss = config.mel_weight * mel_loss + config.duration_weight * dur
         if gan:
@@ -159,7 +176,7 @@ def train_vocoder(
     }
     if built := synth_command(corpus):
         info["corpus_built_with"] = built
-    return gen.eval(), info
+    return gen.cpu().eval(), info
 
 
 def _write_samples(run: Path, step: int, real: torch.Tensor, fake: torch.Tensor) -> None:
@@ -167,5 +184,7 @@ def _write_samples(run: Path, step: int, real: torch.Tensor, fake: torch.Tensor)
     out.mkdir(parents=True, exist_ok=True)
     for name, x in (("real", real[0]), ("fake", fake[0])):
         sf.write(
-            out / f"step-{step:06d}-{name}.wav", x.detach().numpy().astype(np.float32), SAMPLE_RATE
+            out / f"step-{step:06d}-{name}.wav",
+            x.detach().cpu().numpy().astype(np.float32),
+            SAMPLE_RATE,
         )

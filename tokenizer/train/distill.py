@@ -45,6 +45,7 @@ from tokenizer.quantizer import SPIN_KEYS, CosineCodebook
 from tokenizer.save import save_encoder_tokenizer
 from tokenizer.torch_tokenizer import TorchTokenizer
 from tokenizer.train.data import crop_batch, load_audio, n_frames, utterance_digest
+from tokenizer.train.devices import CPU, Devices
 from tokenizer.train.loop import TrainConfig, resume, run_identity, train_loop
 from tokenizer.train.spin import view_audio
 
@@ -225,6 +226,7 @@ def train_distill(
     config: DistillConfig,
     max_minutes: float | None = None,
     until_step: int | None = None,
+    devices: Devices = CPU,
 ) -> tuple[Student, int]:
     """Distil (or resume) in ``run``; returns the student and the step reached. Stops as
     ``train_hubert`` does."""
@@ -246,35 +248,40 @@ def train_distill(
         calibrate_conv_norms(
             model.encoder, teacher.encoder, [a.astype(np.float32) / 32767.0 for a in audio[:32]]
         )
-    targets = teacher_scores(run / "cache", teacher, utts, audio)
-    views = [audio, *perturbed_views(run / "cache", utts, audio, config)]
+    targets = devices.first(lambda: teacher_scores(run / "cache", teacher, utts, audio))
+    copies = devices.first(lambda: perturbed_views(run / "cache", utts, audio, config))
+    views = [audio, *copies]
     max_samples = int(config.max_seconds * SAMPLE_RATE)
+    wrapped = devices.wrap(model, opt)
     step = train_loop(
         run,
         run_config,
         model,
         opt,
         config,
-        lambda step: _step(model, opt, views, targets, config, step, max_samples),
+        lambda step: _step(wrapped, opt, views, targets, config, step, max_samples, devices),
         start,
         "distill",
         ("agree", "agree"),
         max_minutes,
         until_step,
+        devices,
     )
-    return model, step
+    return model.cpu(), step
 
 
 def _step(
-    model: Student,
+    model: nn.Module,
     opt: torch.optim.Optimizer,
     views: list[list[np.ndarray]],
     targets: list[np.ndarray],
     config: DistillConfig,
     step: int,
     max_samples: int,
+    devices: Devices,
 ) -> dict[str, float]:
-    """One step; ``views[0]`` is the original audio, ``views[1:]`` perturbed copies (the same
+    """One step on the global batch of ``step`` (this process's rows, in ``accum``
+    micro-batches); ``views[0]`` is the original audio, ``views[1:]`` perturbed copies (the same
     lengths, so every view gives the same crops for a step)."""
     model.train()
     batch = crop_batch(views[0], config.seed, step, config.batch_size, max_samples)
@@ -286,27 +293,37 @@ def _step(
     )
     waves = batch.waveforms.clone()
     for v in set(pick.tolist()) - {0}:
-        rows = torch.from_numpy(pick == v)
+        chosen = torch.from_numpy(pick == v)
         other = crop_batch(views[v], config.seed, step, config.batch_size, max_samples)
-        waves[rows] = other.waveforms[rows]
-    scores, frames = model(waves, batch.lengths)
-    width = scores.shape[1]
-    teacher = torch.zeros_like(scores)
-    for row, (i, off) in enumerate(zip(batch.items, batch.frame_offsets, strict=True)):
-        f = int(frames[row])
-        teacher[row, :f] = torch.from_numpy(np.asarray(targets[i][off : off + f], np.float32))
-    valid = torch.arange(width)[None, :] < frames[:, None]
-    s, t = scores[valid], teacher[valid]
-    target = nn.functional.softmax(t / config.temperature, dim=-1)
-    log_p = nn.functional.log_softmax(s / config.temperature, dim=-1)
-    loss = nn.functional.kl_div(log_p, target, reduction="batchmean")
+        waves[chosen] = other.waveforms[chosen]
+    frames = [n_frames(int(n)) for n in batch.lengths]
+    total = float(sum(frames))
+
+    def teacher(r: int) -> Tensor:
+        start = batch.frame_offsets[r]
+        return torch.from_numpy(np.asarray(targets[batch.items[r]][start : start + frames[r]]))
+
+    sums = torch.zeros(2)  # KL, agreeing frames
     opt.zero_grad(set_to_none=True)
-    loss.backward()
+    micro = devices.rows(config.batch_size, config.accum)
+    for j, rows in enumerate(micro):
+        idx = list(rows)
+        x = waves[idx, : int(batch.lengths[idx].max())].to(devices.device)
+        with devices.no_sync(model, last=j == len(micro) - 1), devices.autocast():
+            scores, _ = model(x, batch.lengths[idx].to(devices.device))
+        s = torch.cat([scores[row, : frames[r]].float() for row, r in enumerate(idx)])
+        t = torch.cat([teacher(r) for r in idx]).float().to(devices.device)
+        target = nn.functional.softmax(t / config.temperature, dim=-1)
+        log_p = nn.functional.log_softmax(s / config.temperature, dim=-1)
+        kl = nn.functional.kl_div(log_p, target, reduction="sum")
+        (kl / total * devices.world).backward()
+        sums += torch.stack([kl.detach(), (s.argmax(-1) == t.argmax(-1)).sum()]).cpu()
     torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_norm)
     opt.step()
+    sums = devices.all_sum(sums.to(devices.device)).cpu() / total
     return {
-        "loss": loss.item(),
-        "agree": float((s.argmax(-1) == t.argmax(-1)).float().mean()),
+        "loss": float(sums[0]),
+        "agree": float(sums[1]),
         "perturbed_rows": float((pick > 0).mean()),
         "audio_s": float(batch.lengths.sum()) / SAMPLE_RATE,
     }

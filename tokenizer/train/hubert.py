@@ -33,6 +33,7 @@ from tokenizer.protocol import Tokenizer
 from tokenizer.quantizer import HUBERT_KEYS, CosineCodebook
 from tokenizer.save import save_encoder_tokenizer
 from tokenizer.train.data import crop_batch, load_audio, n_frames
+from tokenizer.train.devices import CPU, Devices
 from tokenizer.train.loop import TrainConfig, resume, run_identity, train_loop
 
 
@@ -125,11 +126,13 @@ def train_hubert(
     config: HubertConfig,
     max_minutes: float | None = None,
     until_step: int | None = None,
+    devices: Devices = CPU,
 ) -> tuple[HubertPretrainer, int]:
     """Train (or resume) in ``run``; returns the model and the step reached. Stops at
     ``config.steps`` or ``until_step``, after ``max_minutes`` of this call, or on SIGINT/SIGTERM,
-    always after writing a checkpoint. Batches, masks and dropout depend only on (seed, step),
-    so a run in pieces gives the same model as one run."""
+    always after writing a checkpoint. Batches, masks and dropout depend only on (seed, step)
+    (dropout also on the process's rows and micro-batches), so a run in pieces gives the same
+    model as one run."""
     run_config = run_identity(config, utts, targets=targets.fingerprint)
     torch.manual_seed(config.seed)
     model = HubertPretrainer(config, targets.K)
@@ -144,61 +147,79 @@ def train_hubert(
     audio = load_audio(root, utts)
     labels = compute_targets(targets, utts, audio)
     max_samples = int(config.max_seconds * SAMPLE_RATE)
+    wrapped = devices.wrap(model, opt)
     step = train_loop(
         run,
         run_config,
         model,
         opt,
         config,
-        lambda step: _step(model, opt, audio, labels, config, step, max_samples),
+        lambda step: _step(wrapped, opt, audio, labels, config, step, max_samples, devices),
         start,
         "hubert",
         ("acc", "acc_masked"),
         max_minutes,
         until_step,
+        devices,
     )
-    return model, step
+    return model.cpu(), step
 
 
 def _step(
-    model: HubertPretrainer,
+    model: nn.Module,
     opt: torch.optim.Optimizer,
     audio: list[np.ndarray],
     labels: list[np.ndarray],
     config: HubertConfig,
     step: int,
     max_samples: int,
+    devices: Devices,
 ) -> dict[str, float]:
+    """One optimizer step on the global batch of ``step``: this process's rows in ``accum``
+    micro-batches, losses normalised by the global batch's frame counts."""
     model.train()
     batch = crop_batch(audio, config.seed, step, config.batch_size, max_samples)
     frame_lengths = [n_frames(int(n)) for n in batch.lengths]
     width = max(frame_lengths)
     rng = np.random.default_rng([config.seed, step, 1])
-    torch.manual_seed(config.seed * 1_000_003 + step)  # dropout: same for a resumed run
     mask = span_mask(frame_lengths, width, config.mask_prob, config.mask_length, rng)
     target = torch.full((len(frame_lengths), width), -100, dtype=torch.long)
     for row, (i, off, f) in enumerate(
         zip(batch.items, batch.frame_offsets, frame_lengths, strict=True)
     ):
         target[row, :f] = torch.from_numpy(labels[i][off : off + f])
-    logits, _ = model(batch.waveforms, batch.lengths, mask)
     valid = target >= 0
-    ce = nn.functional.cross_entropy(logits.transpose(1, 2), target.clamp(min=0), reduction="none")
-    m, u = valid & mask, valid & ~mask
-    loss_m = (ce * m).sum() / m.sum().clamp(min=1)
-    loss_u = (ce * u).sum() / u.sum().clamp(min=1)
-    loss = loss_m + config.unmasked_weight * loss_u
+    n_masked, n_unmasked = (valid & mask).sum().clamp(min=1), (valid & ~mask).sum().clamp(min=1)
+    sums = torch.zeros(4)  # masked CE, unmasked CE, masked hits, unmasked hits
     opt.zero_grad(set_to_none=True)
-    loss.backward()
+    micro = devices.rows(config.batch_size, config.accum)
+    for j, rows in enumerate(micro):
+        idx = list(rows)
+        frames = max(frame_lengths[i] for i in idx)
+        waves = batch.waveforms[idx, : int(batch.lengths[idx].max())].to(devices.device)
+        m = mask[idx, :frames].to(devices.device)
+        t = target[idx, :frames].to(devices.device)
+        torch.manual_seed(config.seed * 1_000_003 + step * 1009 + devices.rank * 31 + j)  # dropout
+        with devices.no_sync(model, last=j == len(micro) - 1), devices.autocast():
+            logits, _ = model(waves, batch.lengths[idx].to(devices.device), m)
+        ce = nn.functional.cross_entropy(
+            logits.float().transpose(1, 2), t.clamp(min=0), reduction="none"
+        )
+        hit = logits.argmax(-1) == t
+        is_m, is_u = (t >= 0) & m, (t >= 0) & ~m
+        part = torch.stack([(ce * is_m).sum(), (ce * is_u).sum()])
+        loss = part[0] / n_masked + config.unmasked_weight * part[1] / n_unmasked
+        (loss * devices.world).backward()
+        sums += torch.stack([*part.detach(), (hit & is_m).sum(), (hit & is_u).sum()]).cpu()
     torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_norm)
     opt.step()
-    with torch.no_grad():
-        hit = logits.argmax(-1) == target
+    sums = devices.all_sum(sums.to(devices.device)).cpu()
+    loss_m, loss_u = sums[0] / n_masked, sums[1] / n_unmasked
     return {
-        "loss": loss.item(),
-        "loss_masked": loss_m.item(),
-        "acc_masked": float((hit & m).sum() / m.sum().clamp(min=1)),
-        "acc_unmasked": float((hit & u).sum() / u.sum().clamp(min=1)),
+        "loss": float(loss_m + config.unmasked_weight * loss_u),
+        "loss_masked": float(loss_m),
+        "acc_masked": float(sums[2] / n_masked),
+        "acc_unmasked": float(sums[3] / n_unmasked),
         "audio_s": float(batch.lengths.sum()) / SAMPLE_RATE,
     }
 

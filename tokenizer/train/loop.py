@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from tokenizer.corpus.manifest import Utterance
 from tokenizer.train.checkpoint import load_checkpoint, log_line, save_checkpoint
+from tokenizer.train.devices import CPU, Devices
 
 
 def lr_factor(step: int, warmup_steps: int, steps: int) -> float:
@@ -63,12 +64,17 @@ class TrainConfig:
     seed: int = 0
     checkpoint_every: int = 100
     log_every: int = 10
+    accum: int = 1
+    """Micro-batches per optimizer step in each process (gradient accumulation): the global
+    batch stays ``batch_size`` rows whatever the number of processes and micro-batches."""
 
 
 def run_identity(config: TrainConfig, utts: list[Utterance], **sources: str) -> dict[str, Any]:
-    """What a checkpoint must match to resume: the run config, the fingerprints it was built
-    from (``sources``, e.g. ``base=...``) and the training utterances."""
-    return {**dataclasses.asdict(config), **sources, "utterances": [u.id for u in utts]}
+    """What a checkpoint must match to resume: the run config (but ``accum``, which does not
+    change the math), the fingerprints it was built from (``sources``, e.g. ``base=...``) and
+    the training utterances."""
+    fields = {k: v for k, v in dataclasses.asdict(config).items() if k != "accum"}
+    return {**fields, **sources, "utterances": [u.id for u in utts]}
 
 
 def resume(
@@ -95,14 +101,25 @@ def train_loop(
     postfix: tuple[str, str],
     max_minutes: float | None = None,
     until_step: int | None = None,
+    devices: Devices = CPU,
 ) -> int:
     """Run ``step_fn(step)`` (one optimizer step, returning stats) from ``start``; the step
-    reached."""
+    reached. Only the main process logs and writes checkpoints; every process stops at the same
+    step (a stop asked of one is agreed by all)."""
     step, started = start, time.perf_counter()
-    bar = tqdm(total=schedule.steps, initial=step, desc=desc, unit="step", file=sys.stderr)
+    bar = tqdm(
+        total=schedule.steps,
+        initial=step,
+        desc=desc,
+        unit="step",
+        file=sys.stderr,
+        disable=not devices.main,
+    )
     window: list[dict[str, float]] = []
 
     def save() -> None:
+        if not devices.main:
+            return
         save_checkpoint(
             run,
             {
@@ -115,8 +132,9 @@ def train_loop(
 
     last = schedule.steps if until_step is None else min(schedule.steps, until_step)
     with StopFlag() as flag:
-        while step < last and not flag.stop:
-            if max_minutes is not None and time.perf_counter() - started > max_minutes * 60:
+        while step < last:
+            late = max_minutes is not None and time.perf_counter() - started > max_minutes * 60
+            if devices.all_max(torch.tensor(float(flag.stop or late))).item():
                 break
             t0 = time.perf_counter()
             lr = schedule.lr * lr_factor(step, schedule.warmup_steps, schedule.steps)
@@ -134,7 +152,8 @@ def train_loop(
                     **{k: float(np.mean([w[k] for w in window if k in w])) for k in window[-1]},
                     "elapsed_s": round(time.perf_counter() - started, 1),
                 }
-                log_line(run, record)
+                if devices.main:
+                    log_line(run, record)
                 bar.set_postfix(
                     loss=f"{record['loss']:.3f}", **{postfix[0]: f"{record[postfix[1]]:.3f}"}
                 )

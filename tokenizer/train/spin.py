@@ -38,6 +38,7 @@ from tokenizer.quantizer import AUX_KEYS, CosineCodebook
 from tokenizer.save import save_encoder_tokenizer
 from tokenizer.torch_tokenizer import TorchTokenizer
 from tokenizer.train.data import load_audio, n_frames, utterance_digest
+from tokenizer.train.devices import CPU, Devices
 from tokenizer.train.loop import TrainConfig, resume, run_identity, train_loop
 
 
@@ -60,15 +61,18 @@ class SpinConfig(TrainConfig):
 
 
 @torch.no_grad()
-def sinkhorn(scores: Tensor, eps: float, iters: int) -> Tensor:
+def sinkhorn(scores: Tensor, eps: float, iters: int, devices: Devices = CPU) -> Tensor:
     """Balanced soft assignments ``[N, K]`` (rows sum to 1) from scores ``[N, K]``: every
     codeword gets about N/K of the frames (SwAV's Sinkhorn-Knopp, in float64 so that
-    ``exp(score / eps)`` neither overflows nor underflows to all-zero rows)."""
-    q = torch.exp((scores.double() - scores.max().double()) / eps).T  # [K, N]
-    q /= q.sum()
-    k, n = q.shape
+    ``exp(score / eps)`` neither overflows nor underflows to all-zero rows). Under data
+    parallelism the N frames are those of every process (their sums are all-reduced)."""
+    top = devices.all_max(scores.max().double())
+    q = torch.exp((scores.double() - top) / eps).T  # [K, N]
+    q /= devices.all_sum(q.sum())
+    k = q.shape[0]
+    n = devices.all_sum(torch.tensor(float(q.shape[1]), device=q.device))
     for _ in range(iters):
-        q /= q.sum(dim=1, keepdim=True).clamp(min=1e-300)
+        q /= devices.all_sum(q.sum(dim=1, keepdim=True)).clamp(min=1e-300)
         q /= k
         q /= q.sum(dim=0, keepdim=True).clamp(min=1e-300)
         q /= n
@@ -78,17 +82,14 @@ def sinkhorn(scores: Tensor, eps: float, iters: int) -> Tensor:
 class SpinHead(CosineCodebook):
     """The Spin quantizer (Linear -> L2 norm, L2-normalised codebook) and its training loss."""
 
-    def swapped_loss(self, xa: Tensor, xb: Tensor, config: SpinConfig) -> tuple[Tensor, Tensor]:
-        """Swapped-prediction loss on frames ``[N, D]`` of two views, and the fraction of frames
-        whose top codeword agrees between the views."""
-        sa, sb = self.scores(xa), self.scores(xb)
-        qa = sinkhorn(sa, config.sinkhorn_eps, config.sinkhorn_iters)
-        qb = sinkhorn(sb, config.sinkhorn_eps, config.sinkhorn_iters)
-        la = nn.functional.log_softmax(sa / config.temperature, dim=-1)
-        lb = nn.functional.log_softmax(sb / config.temperature, dim=-1)
-        loss = -0.5 * ((qb * la).sum(-1).mean() + (qa * lb).sum(-1).mean())
-        agree = (sa.argmax(-1) == sb.argmax(-1)).float().mean()
-        return loss, agree
+    def swapped_loss(
+        self, sa: Tensor, sb: Tensor, qa: Tensor, qb: Tensor, temperature: float
+    ) -> Tensor:
+        """Swapped-prediction loss summed over frames: view a's scores ``sa [N, K]`` predict
+        view b's Sinkhorn targets ``qb``, and the other way round."""
+        la = nn.functional.log_softmax(sa.float() / temperature, dim=-1)
+        lb = nn.functional.log_softmax(sb.float() / temperature, dim=-1)
+        return -0.5 * ((qb * la).sum() + (qa * lb).sum())
 
 
 class FrozenCache:
@@ -197,6 +198,16 @@ class SpinModel(nn.Module):
         n = self.encoder.config.num_layers
         return self.encoder.final_norm(self.encoder.run_layers(h, frames, self.frozen, n)[-1])
 
+    def heads(self) -> list[SpinHead]:
+        return [self.head] if self.aux is None else [self.head, self.aux]
+
+    def forward(self, ha: Tensor, hb: Tensor, frames: Tensor) -> list[tuple[Tensor, Tensor]]:
+        """Scores ``([N, K], [N, K])`` of both views' valid frames, one pair per head, from the
+        frozen layers' outputs ``[B, F, D]`` of the two views."""
+        valid = torch.arange(ha.shape[1], device=ha.device)[None, :] < frames[:, None]
+        xa, xb = self.top(ha, frames)[valid], self.top(hb, frames)[valid]
+        return [(h.scores(xa), h.scores(xb)) for h in self.heads()]
+
 
 def train_spin(
     run: Path,
@@ -206,9 +217,10 @@ def train_spin(
     config: SpinConfig,
     max_minutes: float | None = None,
     until_step: int | None = None,
+    devices: Devices = CPU,
 ) -> tuple[SpinModel, int]:
     """Fine-tune (or resume) in ``run``; returns the model and the step reached. Stops as
-    ``train_hubert`` does."""
+    ``train_hubert`` does. The frozen-layer cache is built on the CPU by the main process."""
     if not 1 <= config.train_layers <= base.encoder.config.num_layers:
         raise InvalidInputError(
             f"expected train_layers in 1..{base.encoder.config.num_layers}, "
@@ -233,33 +245,45 @@ def train_spin(
         "seed": config.seed,
         "utterances": utterance_digest(utts),
     }
-    build_cache(run / "cache", cache_key, base.encoder, model.frozen, utts, audio, config)
+    devices.first(
+        lambda: build_cache(
+            run / "cache", cache_key, base.encoder, model.frozen, utts, audio, config
+        )
+    )
     cache = FrozenCache(run / "cache", config.views)
     frames = [n_frames(len(a)) for a in audio]
+    wrapped = devices.wrap(model, opt)
     step = train_loop(
         run,
         run_config,
         model,
         opt,
         config,
-        lambda step: _spin_step(model, opt, cache, frames, config, step),
+        lambda step: _spin_step(model, wrapped, opt, cache, frames, config, step, devices),
         start,
         "dcspin" if config.K2 else "spin",
         ("agree", "agree"),
         max_minutes,
         until_step,
+        devices,
     )
-    return model, step
+    return model.cpu(), step
 
 
 def _spin_step(
     model: SpinModel,
+    wrapped: nn.Module,
     opt: torch.optim.Optimizer,
     cache: FrozenCache,
     frames: list[int],
     config: SpinConfig,
     step: int,
+    devices: Devices,
 ) -> dict[str, float]:
+    """One optimizer step on the global batch of ``step``. Sinkhorn targets come from every
+    frame of the global batch (all processes, all micro-batches: with more than one
+    micro-batch, a gradient-free pass computes them first); losses are sums over this
+    process's frames divided by the global frame count."""
     model.train()
     rng = np.random.default_rng([config.seed, step])
     items = rng.integers(0, len(frames), config.batch_size)
@@ -270,27 +294,59 @@ def _spin_step(
         f = min(frames[i], max_frames)
         starts.append(int(rng.integers(0, frames[i] - f + 1)))
         lens.append(f)
-    width, dim = max(lens), model.encoder.config.embed_dim
-    ha, hb = torch.zeros(len(items), width, dim), torch.zeros(len(items), width, dim)
-    for row, (i, v, s, f) in enumerate(zip(items, views, starts, lens, strict=True)):
-        ha[row, :f] = torch.from_numpy(cache.get(0, int(i), s, f))
-        hb[row, :f] = torch.from_numpy(cache.get(int(v), int(i), s, f))
-    fl = torch.tensor(lens)
-    valid = torch.arange(width)[None, :] < fl[:, None]
-    xa, xb = model.top(ha, fl)[valid], model.top(hb, fl)[valid]
-    loss, agree = model.head.swapped_loss(xa, xb, config)
-    stats = {"loss_k1": loss.item(), "agree": float(agree)}
-    if model.aux is not None:
-        aux_loss, aux_agree = model.aux.swapped_loss(xa, xb, config)
-        loss = loss + aux_loss
-        stats.update(loss_k2=aux_loss.item(), agree_k2=float(aux_agree))
+    total = float(sum(lens))
+    inputs = []
+    for rows in devices.rows(config.batch_size, config.accum):
+        width, dim = max(lens[r] for r in rows), model.encoder.config.embed_dim
+        ha, hb = torch.zeros(len(rows), width, dim), torch.zeros(len(rows), width, dim)
+        for row, r in enumerate(rows):
+            ha[row, : lens[r]] = torch.from_numpy(cache.get(0, int(items[r]), starts[r], lens[r]))
+            hb[row, : lens[r]] = torch.from_numpy(
+                cache.get(int(views[r]), int(items[r]), starts[r], lens[r])
+            )
+        inputs.append((ha.to(devices.device), hb.to(devices.device), torch.tensor(lens)[rows]))
+    if len(inputs) > 1:
+        with torch.no_grad(), devices.autocast():
+            first = [model(ha, hb, fl.to(devices.device)) for ha, hb, fl in inputs]
+        per_head = [[s for part in first for s in part[h]] for h in range(len(first[0]))]
+        targets = _targets(per_head, [int(fl.sum()) for _, _, fl in inputs], config, devices)
     opt.zero_grad(set_to_none=True)
-    loss.backward()
+    sums = torch.zeros(2 * len(model.heads()) + 1)  # per head: loss, agreeing frames; codewords
+    for j, (ha, hb, fl) in enumerate(inputs):
+        with devices.no_sync(wrapped, last=j == len(inputs) - 1), devices.autocast():
+            scored = wrapped(ha, hb, fl.to(devices.device))
+        if len(inputs) == 1:
+            targets = _targets([[sa.detach(), sb.detach()] for sa, sb in scored],
+                               [int(fl.sum())], config, devices)  # fmt: skip
+        loss = torch.zeros((), device=devices.device)
+        for h, ((sa, sb), (qa, qb)) in enumerate(zip(scored, targets[j], strict=True)):
+            part = model.heads()[h].swapped_loss(sa, sb, qa, qb, config.temperature)
+            loss = loss + part / total
+            sums[2 * h] += float(part.detach())
+            sums[2 * h + 1] += float((sa.argmax(-1) == sb.argmax(-1)).sum())
+        (loss * devices.world).backward()
+        sums[-1] = max(float(sums[-1]), float(scored[0][0].argmax(-1).unique().numel()))
     torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 10.0)
     opt.step()
-    with torch.no_grad():
-        used = model.head.scores(xa).argmax(-1).unique().numel()
-    return {"loss": loss.item(), **stats, "codewords_used": float(used)}
+    sums[:-1] = devices.all_sum(sums[:-1].to(devices.device)).cpu() / total
+    stats = {"loss": float(sums[0:-1:2].sum()), "loss_k1": float(sums[0]), "agree": float(sums[1])}
+    if model.aux is not None:
+        stats.update(loss_k2=float(sums[2]), agree_k2=float(sums[3]))
+    return {**stats, "codewords_used": float(sums[-1])}
+
+
+def _targets(
+    scores: list[list[Tensor]], sizes: list[int], config: SpinConfig, devices: Devices
+) -> list[list[tuple[Tensor, Tensor]]]:
+    """Sinkhorn targets per micro-batch and head, from ``scores[head]`` = the micro-batches'
+    ``[sa, sb, sa, sb, ...]`` (valid frames; ``sizes`` frames each)."""
+    out: list[list[tuple[Tensor, Tensor]]] = [[] for _ in sizes]
+    for parts in scores:
+        qa = sinkhorn(torch.cat(parts[0::2]), config.sinkhorn_eps, config.sinkhorn_iters, devices)
+        qb = sinkhorn(torch.cat(parts[1::2]), config.sinkhorn_eps, config.sinkhorn_iters, devices)
+        for j, (a, b) in enumerate(zip(qa.split(sizes), qb.split(sizes), strict=True)):
+            out[j].append((a, b))
+    return out
 
 
 def export_spin(
