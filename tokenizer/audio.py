@@ -14,8 +14,6 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-import soundfile as sf
-import soxr
 
 from tokenizer.errors import AudioError, AudioTooLongError
 
@@ -61,6 +59,8 @@ def decode_audio(source: AudioSource, *, limits: AudioLimits = DEFAULT_LIMITS) -
     if not data:
         raise AudioError(f"expected encoded audio, found 0 bytes ({name})")
     _check_wav_complete(data, name)
+    import soundfile as sf  # here: torch-only machines (a GPU bench) import this module too
+
     try:
         with sf.SoundFile(io.BytesIO(data)) as f:
             fmt, sr, channels, frames = f.format, f.samplerate, f.channels, f.frames
@@ -115,6 +115,8 @@ def to_mono_16k(x: np.ndarray, sample_rate: int) -> np.ndarray:
         x = x.mean(axis=1, dtype=np.float32) if x.shape[1] > 1 else x[:, 0]
     x = np.ascontiguousarray(x, dtype=np.float32)
     if sample_rate != SAMPLE_RATE:
+        import soxr
+
         x = soxr.resample(x, sample_rate, SAMPLE_RATE, quality="HQ").astype(np.float32)
     return x
 
@@ -124,6 +126,8 @@ def write_flac(path: str | Path, x: np.ndarray, sample_rate: int = SAMPLE_RATE) 
     peak = float(np.max(np.abs(x))) if len(x) else 0.0
     if peak > 1.0:
         raise AudioError(f"expected samples in [-1, 1] to write 16-bit FLAC, found peak {peak:.3f}")
+    import soundfile as sf
+
     sf.write(str(path), x, sample_rate, format="FLAC", subtype="PCM_16")
 
 

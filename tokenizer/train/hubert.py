@@ -154,7 +154,7 @@ def train_hubert(
         model,
         opt,
         config,
-        lambda step: _step(wrapped, opt, audio, labels, config, step, max_samples, devices),
+        lambda step: train_step(wrapped, opt, audio, labels, config, step, max_samples, devices),
         start,
         "hubert",
         ("acc", "acc_masked"),
@@ -165,7 +165,7 @@ def train_hubert(
     return model.cpu(), step
 
 
-def _step(
+def train_step(
     model: nn.Module,
     opt: torch.optim.Optimizer,
     audio: list[np.ndarray],

@@ -33,7 +33,6 @@ from tokenizer.corpus.manifest import Utterance
 from tokenizer.encoder.model import Encoder
 from tokenizer.errors import InvalidInputError
 from tokenizer.model_dir import ModelDir, card_facts
-from tokenizer.perturb import perturb_speaker, rng_for
 from tokenizer.quantizer import AUX_KEYS, CosineCodebook
 from tokenizer.save import save_encoder_tokenizer
 from tokenizer.torch_tokenizer import TorchTokenizer
@@ -163,6 +162,8 @@ def view_audio(
 
 
 def _perturb_job(job: tuple[str, np.ndarray, int, int]) -> np.ndarray:
+    from tokenizer.perturb import perturb_speaker, rng_for  # Praat: only where views are made
+
     uid, x, view, seed = job
     return perturb_speaker(x, rng_for(f"{uid}#view{view}", seed))[0]
 
@@ -259,7 +260,7 @@ def train_spin(
         model,
         opt,
         config,
-        lambda step: _spin_step(model, wrapped, opt, cache, frames, config, step, devices),
+        lambda step: spin_step(model, wrapped, opt, cache, frames, config, step, devices),
         start,
         "dcspin" if config.K2 else "spin",
         ("agree", "agree"),
@@ -270,7 +271,7 @@ def train_spin(
     return model.cpu(), step
 
 
-def _spin_step(
+def spin_step(
     model: SpinModel,
     wrapped: nn.Module,
     opt: torch.optim.Optimizer,
