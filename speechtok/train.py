@@ -33,7 +33,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     train = sub.add_parser("train", help="train tokenizers")
     tsub = train.add_subparsers(dest="train_command", required=True)
     km = tsub.add_parser("kmeans", help="k-means tokenizer over acoustic features")
-    km.add_argument("--corpus", required=True, type=Path)
+    add_corpus_args(km)
     km.add_argument("--out", required=True, type=Path)
     km.add_argument("--features", choices=["mfcc", "logmel"], default="mfcc")
     km.add_argument(
@@ -81,8 +81,25 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     dis.set_defaults(func=run_train_distill)
 
 
+def add_corpus_args(p: argparse.ArgumentParser) -> None:
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--corpus", type=Path, help="corpus folder (manifest.jsonl + audio)")
+    source.add_argument(
+        "--manifest",
+        type=Path,
+        help="a manifest instead: jsonl, fairseq .tsv (LibriSpeech style) or Lhotse "
+        "recordings / whole-recording cuts (.jsonl or .jsonl.gz); --split applies when its "
+        "records carry splits",
+    )
+
+
+def corpus_source(args: argparse.Namespace) -> Path:
+    """The --corpus folder or the --manifest file."""
+    return Path(args.corpus or args.manifest)
+
+
 def add_run_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--corpus", required=True, type=Path)
+    add_corpus_args(p)
     p.add_argument("--split", default="train")
     p.add_argument("--run", required=True, type=Path, help="training state folder (resumable)")
     p.add_argument("--out", required=True, type=Path, help="model directory to write")
@@ -108,14 +125,14 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
 
 def train_info(args: argparse.Namespace, config: Any, step: int, wall_s: float) -> dict[str, Any]:
     info: dict[str, Any] = {
-        "corpus": str(args.corpus),
+        "corpus": str(corpus_source(args)),
         "split": args.split,
         "steps_done": step,
         "run_config": dataclasses.asdict(config),
         "command": "speechtok " + shlex.join(sys.argv[1:]),
         "wall_s_last_call": round(wall_s, 1),
     }
-    if built_with := synth_command(args.corpus):
+    if built_with := synth_command(corpus_source(args)):
         info["corpus_built_with"] = built_with
     return info
 
@@ -148,7 +165,7 @@ def run_train_hubert(args: argparse.Namespace) -> int:
     from tokenizer.train.hubert import HubertConfig, export_hubert, train_hubert
 
     config, devices = run_setup(args, HubertConfig())
-    root, utts = load_corpus(args.corpus, args.split)
+    root, utts = load_corpus(corpus_source(args), args.split)
     targets = load_tokenizer(args.targets)
     start = time.perf_counter()
     model, step = train_hubert(
@@ -181,7 +198,7 @@ def run_train_spin(args: argparse.Namespace) -> int:
         raise InvalidInputError(
             f"expected a hubert model as --base, found kind {base.kind!r} in {args.base}"
         )
-    root, utts = load_corpus(args.corpus, args.split)
+    root, utts = load_corpus(corpus_source(args), args.split)
     start = time.perf_counter()
     model, step = train_spin(
         args.run, base, utts, root, config, args.max_minutes, args.until_step, devices
@@ -207,7 +224,7 @@ def run_train_distill(args: argparse.Namespace) -> int:
         raise InvalidInputError(
             f"expected an encoder tokenizer as --teacher, found kind {teacher.kind!r}"
         )
-    root, utts = load_corpus(args.corpus, args.split)
+    root, utts = load_corpus(corpus_source(args), args.split)
     start = time.perf_counter()
     model, step = train_distill(
         args.run, teacher, utts, root, config, args.max_minutes, args.until_step, devices
@@ -229,7 +246,7 @@ def run_train_kmeans(args: argparse.Namespace) -> int:
     from tokenizer.kmeans import fit_kmeans, save_kmeans_tokenizer
     from tokenizer.save import save_encoder_kmeans
 
-    root, utts = load_corpus(args.corpus, args.split)
+    root, utts = load_corpus(corpus_source(args), args.split)
     feat_cfg = FeatureConfig(type=args.features)
     start = time.perf_counter()
     encoder = _encoder_tokenizer(args.encoder) if args.encoder else None
@@ -242,7 +259,7 @@ def run_train_kmeans(args: argparse.Namespace) -> int:
     )
     tensors = fit_kmeans(np.concatenate(feats), config)
     info = {
-        "corpus": str(args.corpus),
+        "corpus": str(corpus_source(args)),
         "split": args.split,
         "utterances": len(utts),
         "frames": int(sum(len(f) for f in feats)),
@@ -250,7 +267,7 @@ def run_train_kmeans(args: argparse.Namespace) -> int:
         "command": "speechtok " + shlex.join(sys.argv[1:]),
         "wall_s": round(time.perf_counter() - start, 1),
     }
-    if built_with := synth_command(args.corpus):
+    if built_with := synth_command(corpus_source(args)):
         info["corpus_built_with"] = built_with
     name = args.name or args.out.name
     if encoder is None:

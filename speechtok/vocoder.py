@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from speechtok.train import add_run_args, run_setup
+from speechtok.train import add_run_args, corpus_source, run_setup
 from tokenizer.errors import InvalidInputError
 
 
@@ -49,7 +49,14 @@ def run_train(args: argparse.Namespace) -> int:
     config, devices = run_setup(args, VocoderTrainConfig())
     tok = load_tokenizer(args.units_model)
     gen, info = train_vocoder(
-        args.run, args.corpus, tok, config, args.split, args.max_minutes, args.until_step, devices
+        args.run,
+        corpus_source(args),
+        tok,
+        config,
+        args.split,
+        args.max_minutes,
+        args.until_step,
+        devices,
     )
     model = save_vocoder(args.out, args.name or args.out.name, gen, tok, info)
     print(

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import gzip
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,6 +15,7 @@ from tokenizer.corpus.manifest import (
     Utterance,
     attach_frame_labels,
     attach_textgrids,
+    load_corpus,
     read_manifest,
     write_manifest,
 )
@@ -76,3 +81,48 @@ def test_attach_textgrids_and_frame_labels(tmp_path: Path) -> None:
 def test_missing_manifest(tmp_path: Path) -> None:
     with pytest.raises(CorpusError, match="found nothing"):
         read_manifest(tmp_path / "none.jsonl")
+
+
+def _lhotse_recording(rid: str, seconds: float) -> dict:
+    source = {"type": "file", "channels": [0], "source": f"wav/{rid}.flac"}
+    return {"id": rid, "sources": [source], "sampling_rate": 16000,
+            "num_samples": int(seconds * 16000), "duration": seconds}  # fmt: skip
+
+
+def test_lhotse_recordings_and_cuts_gzipped(tmp_path: Path) -> None:
+    recordings = [_lhotse_recording("r1", 2.0), _lhotse_recording("r2", 1.5)]
+    cuts = [{"id": f"{r['id']}-0", "start": 0.0, "duration": r["duration"], "channel": 0,
+             "supervisions": [{"id": "s", "recording_id": r["id"], "start": 0.0,
+                               "duration": r["duration"], "speaker": "spk1", "text": "HELLO"}],
+             "recording": r, "type": "MonoCut"} for r in recordings]  # fmt: skip
+    for name, records in (("recordings.jsonl.gz", recordings), ("cuts.jsonl.gz", cuts)):
+        (tmp_path / name).write_bytes(gzip.compress("\n".join(map(json.dumps, records)).encode()))
+    got = read_manifest(tmp_path / "recordings.jsonl.gz")
+    assert [(u.id, u.audio, u.duration) for u in got] == [
+        ("r1", "wav/r1.flac", 2.0),
+        ("r2", "wav/r2.flac", 1.5),
+    ]
+    got = read_manifest(tmp_path / "cuts.jsonl.gz")
+    assert [(u.id, u.speaker, u.text) for u in got] == [
+        ("r1-0", "spk1", "HELLO"),
+        ("r2-0", "spk1", "HELLO"),
+    ]
+    cuts[1]["start"] = 0.5
+    (tmp_path / "part.jsonl").write_text("\n".join(map(json.dumps, cuts)))
+    with pytest.raises(CorpusError, match="expected Lhotse cuts covering whole recordings"):
+        read_manifest(tmp_path / "part.jsonl")
+
+
+def test_trainers_take_a_manifest(tiny_corpus: Path, tmp_path: Path) -> None:
+    """``--manifest`` (here a fairseq .tsv of the corpus's train audio) instead of --corpus."""
+    root, utts = load_corpus(tiny_corpus, "train")
+    lines = [str(root)] + [f"{u.audio}\t{int((u.duration or 0) * 16000)}" for u in utts]
+    (tmp_path / "train.tsv").write_text("\n".join(lines) + "\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "speechtok", "train", "kmeans", "--manifest",
+         str(tmp_path / "train.tsv"), "--out", str(tmp_path / "km"), "--K", "8"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    info = json.loads((tmp_path / "km" / "config.json").read_text())["train"]
+    assert info["utterances"] == len(utts) and info["corpus"].endswith("train.tsv")

@@ -8,6 +8,7 @@ manifest's directory unless absolute.
 
 from __future__ import annotations
 
+import gzip
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -69,7 +70,10 @@ _KNOWN = {"id", "audio", "path", "speaker", "split", "text", "sentence", "engine
 
 
 def utterance_from_dict(d: Mapping[str, Any], where: str) -> Utterance:
-    """Build an :class:`Utterance` from one manifest record (``audio`` or ``path`` required)."""
+    """Build an :class:`Utterance` from one manifest record (``audio`` or ``path`` required), or
+    from a Lhotse recording (``sources``) or cut (``recording``) record."""
+    if "sources" in d or "recording" in d:
+        return _from_lhotse(d, where)
     audio = d.get("audio", d.get("path"))
     if not isinstance(audio, str) or not audio:
         raise CorpusError(f"expected an 'audio' (or 'path') string at {where}, found {audio!r}")
@@ -96,6 +100,33 @@ def utterance_from_dict(d: Mapping[str, Any], where: str) -> Utterance:
     )
 
 
+def _from_lhotse(d: Mapping[str, Any], where: str) -> Utterance:
+    """A Lhotse ``Recording`` or ``MonoCut`` covering its whole recording, one file source."""
+    recording = d.get("recording", d)
+    sources = recording.get("sources") or [{}]
+    if len(sources) != 1 or sources[0].get("type") != "file":
+        raise CorpusError(
+            f"expected a Lhotse recording with one file source at {where}, found {sources!r:.120}"
+        )
+    duration = float(recording.get("duration", 0.0))
+    if "recording" in d and (
+        float(d.get("start", 0.0)) > 1e-3 or float(d.get("duration", duration)) < duration - 1e-3
+    ):
+        raise CorpusError(
+            f"expected Lhotse cuts covering whole recordings at {where}, found cut {d.get('id')!r} "
+            f"at {d.get('start')} s for {d.get('duration')} s of {duration} s (use a recording "
+            f"manifest, or trim the audio into files)"
+        )
+    supervision = (d.get("supervisions") or [{}])[0]
+    return Utterance(
+        id=str(d.get("id") or recording.get("id")),
+        audio=str(sources[0]["source"]),
+        duration=duration or None,
+        speaker=supervision.get("speaker"),
+        text=supervision.get("text"),
+    )
+
+
 def write_manifest(path: str | Path, utterances: Iterable[Utterance]) -> None:
     """Write a manifest atomically (a temporary file renamed into place)."""
     path = Path(path)
@@ -105,15 +136,18 @@ def write_manifest(path: str | Path, utterances: Iterable[Utterance]) -> None:
 
 
 def read_manifest(path: str | Path) -> list[Utterance]:
-    """Read a ``.jsonl`` manifest (one JSON object per line) or a fairseq ``.tsv`` manifest
-    (first line the audio root, then ``relative_path<TAB>n_samples`` lines)."""
+    """Read a ``.jsonl`` manifest (one JSON object per line: speechtok's own records, or Lhotse
+    recordings / cuts, also gzipped as ``.jsonl.gz``) or a fairseq ``.tsv`` manifest (first
+    line the audio root, then ``relative_path<TAB>n_samples`` lines)."""
     path = Path(path)
     if not path.is_file():
         raise CorpusError(f"expected a manifest file, found nothing at {path}")
     if path.suffix == ".tsv":
         return _read_fairseq_tsv(path)
+    data = path.read_bytes()
+    text = (gzip.decompress(data) if path.suffix == ".gz" else data).decode("utf-8")
     out, seen = [], set()
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:
@@ -176,12 +210,19 @@ def attach_frame_labels(
         u.alignment = table[u.id]
 
 
-def load_corpus(folder: str | Path, split: str | None = None) -> tuple[Path, list[Utterance]]:
-    """The root and utterances of a corpus directory (``DIR/manifest.jsonl``), all or one
-    split's."""
-    root = Path(folder)
-    utts = read_manifest(root / MANIFEST)
-    return root, utts if split is None else [u for u in utts if u.split == split]
+def load_corpus(source: str | Path, split: str | None = None) -> tuple[Path, list[Utterance]]:
+    """The root and utterances of a corpus directory (``DIR/manifest.jsonl``) or of a manifest
+    file (any format ``read_manifest`` reads; its folder is the root): all, or one split's (a
+    manifest whose records carry no split is taken whole)."""
+    source = Path(source)
+    root, utts = (
+        (source.parent, read_manifest(source))
+        if source.is_file()
+        else (source, read_manifest(source / MANIFEST))
+    )
+    if split is None or (source.is_file() and all(u.split is None for u in utts)):
+        return root, utts
+    return root, [u for u in utts if u.split == split]
 
 
 def synth_command(folder: str | Path) -> str | None:
