@@ -34,6 +34,7 @@ from tokenizer.quantizer import CosineCodebook
 from tokenizer.save import save_encoder_tokenizer
 from tokenizer.torch_tokenizer import TorchTokenizer
 from tokenizer.train import hubert, spin
+from tokenizer.train.data import crop_batch
 from tokenizer.train.devices import CPU, Devices, devices
 from tokenizer.windows import WindowSpec
 
@@ -70,11 +71,13 @@ def training_rows(args: argparse.Namespace, d: Devices) -> list[dict[str, Any]]:
     labels = [rng.integers(0, 500, n_frames(len(a))) for a in audio]
     samples = int(args.seconds * SAMPLE_RATE)
     step = iter(range(10**6))
-    hub = timed(
-        lambda: hubert.train_step(wrapped, opt, audio, labels, config, next(step), samples, d),
-        d,
-        args.steps,
-    )
+
+    def hubert_step() -> None:
+        s = next(step)
+        batch = crop_batch(audio, config.seed, s, config.batch_size, samples)
+        hubert.train_step(wrapped, opt, batch, labels, config, s, d)
+
+    hub = timed(hubert_step, d, args.steps)
     encoder = Encoder(getattr(presets, args.preset)())
     sc = spin.SpinConfig(
         K1=100, K2=1024, views=1, batch_size=args.train_batch, max_seconds=args.seconds
@@ -85,11 +88,14 @@ def training_rows(args: argparse.Namespace, d: Devices) -> list[dict[str, Any]]:
     with tempfile.TemporaryDirectory() as tmp:
         cache = synthetic_cache(Path(tmp), len(audio), n_frames(samples), encoder.config.embed_dim)
         frames = [n_frames(samples)] * len(audio)
-        dc = timed(
-            lambda: spin.spin_step(sm, swrapped, sopt, cache, frames, sc, next(step), d),
-            d,
-            args.steps,
-        )
+        ids = [str(i) for i in range(len(audio))]
+        micro = d.rows(sc.batch_size)
+
+        def dcspin_step() -> None:
+            batch = spin.views_batch(cache, audio, ids, frames, micro, sc, next(step))
+            spin.spin_step(sm, swrapped, sopt, batch, sc, d)
+
+        dc = timed(dcspin_step, d, args.steps)
     audio_s = args.train_batch * args.seconds
     return [
         {"what": f"HuBERT pretraining step, batch {args.train_batch} x {args.seconds:g} s",

@@ -18,6 +18,7 @@ from tokenizer.kinds import load_tokenizer
 from tokenizer.model_dir import load_model_dir
 from tokenizer.torch_tokenizer import TorchTokenizer
 from tokenizer.train.checkpoint import CheckpointError, read_log
+from tokenizer.train.data import TrainAudio, crop_batch
 from tokenizer.train.hubert import HubertConfig, export_hubert, span_mask, train_hubert
 from tokenizer.train.runconfig import RunConfigError, load_run_config
 from tokenizer.train.spin import SpinConfig, export_spin, sinkhorn, train_spin
@@ -72,12 +73,34 @@ def test_hubert_resume_equals_one_run(tiny_corpus: Path, tmp_path: Path) -> None
     assert all(np.isfinite(r["loss"]) for r in read_log(tmp_path / "a"))
     _, step = train_hubert(tmp_path / "b", root, utts, targets, HUBERT, until_step=2)
     assert step == 2
-    pieces, step = train_hubert(tmp_path / "b", root, utts, targets, HUBERT)
+    # The second piece reads its crops from disk in a worker process: the same batches.
+    streamed = replace(HUBERT, stream_audio=True, workers=1)
+    pieces, step = train_hubert(tmp_path / "b", root, utts, targets, streamed)
     assert step == 4
     a, b = whole.state_dict(), pieces.state_dict()
     assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
     with pytest.raises(CheckpointError, match="changes in \\['lr'\\]"):
         train_hubert(tmp_path / "b", root, utts, targets, replace(HUBERT, lr=1e-3))
+
+
+def test_audio_read_from_disk_equals_audio_in_memory(tiny_corpus: Path, tmp_path: Path) -> None:
+    import soundfile as sf
+
+    root, utts = _train_utts(tiny_corpus)
+    utts = utts[:6]
+    # One file at another rate and in stereo: read whole, resampled, then cut.
+    x, rate = sf.read(utts[0].audio_path(root), dtype="float32")
+    sf.write(tmp_path / "odd.flac", np.stack([x, x], 1)[::2], rate // 2)
+    utts[0] = replace(utts[0], audio=str(tmp_path / "odd.flac"))
+    memory, disk = TrainAudio(root, utts), TrainAudio(root, utts, in_memory=False)
+    assert memory.lengths == disk.lengths
+    for step in range(4):
+        a, b = (crop_batch(x, 0, step, 4, 16000) for x in (memory, disk))
+        assert torch.equal(a.waveforms, b.waveforms) and a.items == b.items
+    # A data-parallel process reads only its rows; the others are silence of the same length.
+    mine, whole = crop_batch(disk, 0, 0, 4, 16000, rows={1}), crop_batch(memory, 0, 0, 4, 16000)
+    assert torch.equal(mine.waveforms[1], whole.waveforms[1]) and not mine.waveforms[0].any()
+    assert torch.equal(mine.lengths, whole.lengths)
 
 
 def test_hubert_model_dir(hubert_model: Path) -> None:
@@ -120,6 +143,11 @@ def test_spin_trains_and_exports(
     now, before = model.encoder.state_dict(), fresh.encoder.state_dict()
     assert torch.equal(now[bottom], before[bottom]) and not torch.equal(now[top], before[top])
     export_spin(model, tmp_path / "m", "s", config, {"command": "test"})
+    if K2:  # without the frozen-layer cache: views cut and perturbed each step, in a worker
+        live = replace(config, cache=False, workers=1, steps=2)
+        _, step = train_spin(tmp_path / "live", base, utts[:8], root, live)
+        assert step == 2 and not (tmp_path / "live" / "cache").exists()
+        assert all(np.isfinite(r["loss"]) for r in read_log(tmp_path / "live"))
     tok = load_tokenizer(tmp_path / "m")
     assert (tok.kind, tok.K) == ("dcspin" if K2 else "spin", 20)
     assert getattr(tok, "K2", None) == (K2 or None)

@@ -65,10 +65,11 @@ def train_vocoder(
     """Train (or resume) a vocoder run; returns the generator and the training facts. One
     process, float32 (TF32 on CUDA: the mel loss's STFT has no bf16 kernel), no accumulation:
     the GAN's alternating steps are not split."""
-    if devices.world > 1 or config.accum != 1:
+    if devices.world > 1 or config.accum != 1 or config.stream_audio or config.workers:
         raise InvalidInputError(
-            f"expected vocoder training in one process with accum 1, found {devices.world} "
-            f"processes and accum {config.accum}"
+            f"expected vocoder training in one process with accum 1, in-memory audio and no "
+            f"batch workers, found {devices.world} processes, accum {config.accum}, "
+            f"stream_audio {config.stream_audio}, workers {config.workers}"
         )
     torch.manual_seed(config.seed)
     speakers = corpus_speakers(corpus, split)

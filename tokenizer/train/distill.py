@@ -26,6 +26,7 @@ import dataclasses
 import json
 import logging
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -162,7 +163,7 @@ class Student(nn.Module):
 
 
 def teacher_scores(
-    folder: Path, teacher: TorchTokenizer, utts: list[Utterance], audio: list[np.ndarray]
+    folder: Path, teacher: TorchTokenizer, utts: list[Utterance], audio: Sequence[np.ndarray]
 ) -> list[np.ndarray]:
     """The teacher's full-utterance codeword scores ``[F, K]`` per utterance (float16),
     cached in ``folder`` under a key of the teacher and the utterance list."""
@@ -192,7 +193,7 @@ def teacher_scores(
 
 
 def perturbed_views(
-    folder: Path, utts: list[Utterance], audio: list[np.ndarray], config: DistillConfig
+    folder: Path, utts: list[Utterance], audio: Sequence[np.ndarray], config: DistillConfig
 ) -> list[list[np.ndarray]]:
     """``config.views`` perturbed copies of every utterance (int16, the original's length),
     cached in ``folder``."""
@@ -235,6 +236,12 @@ def train_distill(
             f"expected a spin or dcspin teacher on its final layer, found kind "
             f"{teacher.kind!r} at layer {teacher.layer}"
         )
+    if config.stream_audio or config.workers:
+        raise InvalidInputError(
+            "expected stream_audio false and workers 0 for distill (its perturbed copies and "
+            "teacher scores are prepared once for the whole corpus), found "
+            f"stream_audio {config.stream_audio}, workers {config.workers}"
+        )
     run_config = run_identity(config, utts, teacher=teacher.fingerprint)
     torch.manual_seed(config.seed)
     model = Student(teacher, config)
@@ -246,7 +253,9 @@ def train_distill(
     audio = load_audio(root, utts)
     if start == 0:
         calibrate_conv_norms(
-            model.encoder, teacher.encoder, [a.astype(np.float32) / 32767.0 for a in audio[:32]]
+            model.encoder,
+            teacher.encoder,
+            [audio[i].astype(np.float32) / 32767.0 for i in range(min(32, len(audio)))],
         )
     targets = devices.first(lambda: teacher_scores(run / "cache", teacher, utts, audio))
     copies = devices.first(lambda: perturbed_views(run / "cache", utts, audio, config))
@@ -273,7 +282,7 @@ def train_distill(
 def _step(
     model: nn.Module,
     opt: torch.optim.Optimizer,
-    views: list[list[np.ndarray]],
+    views: list[Sequence[np.ndarray]],
     targets: list[np.ndarray],
     config: DistillConfig,
     step: int,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -32,7 +33,7 @@ from tokenizer.model_dir import ModelDir, card_facts
 from tokenizer.protocol import Tokenizer
 from tokenizer.quantizer import HUBERT_KEYS, CosineCodebook
 from tokenizer.save import save_encoder_tokenizer
-from tokenizer.train.data import crop_batch, load_audio, n_frames
+from tokenizer.train.data import Batch, Prefetched, crop_batch, load_audio, n_frames
 from tokenizer.train.devices import CPU, Devices
 from tokenizer.train.loop import TrainConfig, resume, run_identity, train_loop
 
@@ -98,7 +99,7 @@ def span_mask(
 
 
 def compute_targets(
-    targets: Tokenizer, utts: list[Utterance], audio: list[np.ndarray]
+    targets: Tokenizer, utts: list[Utterance], audio: Sequence[np.ndarray]
 ) -> list[np.ndarray]:
     out = []
     for u, a in tqdm(
@@ -144,9 +145,16 @@ def train_hubert(
         weight_decay=config.weight_decay,
     )
     start = resume(run, run_config, model, opt)  # before the slow part: fail fast on a mismatch
-    audio = load_audio(root, utts)
+    audio = load_audio(root, utts, in_memory=not config.stream_audio)
     labels = compute_targets(targets, utts, audio)
     max_samples = int(config.max_seconds * SAMPLE_RATE)
+    mine = {r for rows in devices.rows(config.batch_size) for r in rows}
+    batches = Prefetched(
+        lambda step: crop_batch(audio, config.seed, step, config.batch_size, max_samples, mine),
+        start,
+        config.steps,
+        config.workers,
+    )
     wrapped = devices.wrap(model, opt)
     step = train_loop(
         run,
@@ -154,7 +162,7 @@ def train_hubert(
         model,
         opt,
         config,
-        lambda step: train_step(wrapped, opt, audio, labels, config, step, max_samples, devices),
+        lambda step: train_step(wrapped, opt, batches.get(step), labels, config, step, devices),
         start,
         "hubert",
         ("acc", "acc_masked"),
@@ -168,17 +176,15 @@ def train_hubert(
 def train_step(
     model: nn.Module,
     opt: torch.optim.Optimizer,
-    audio: list[np.ndarray],
+    batch: Batch,
     labels: list[np.ndarray],
     config: HubertConfig,
     step: int,
-    max_samples: int,
     devices: Devices,
 ) -> dict[str, float]:
-    """One optimizer step on the global batch of ``step``: this process's rows in ``accum``
-    micro-batches, losses normalised by the global batch's frame counts."""
+    """One optimizer step on ``batch``, the global batch of ``step``: this process's rows in
+    ``accum`` micro-batches, losses normalised by the global batch's frame counts."""
     model.train()
-    batch = crop_batch(audio, config.seed, step, config.batch_size, max_samples)
     frame_lengths = [n_frames(int(n)) for n in batch.lengths]
     width = max(frame_lengths)
     rng = np.random.default_rng([config.seed, step, 1])

@@ -67,13 +67,22 @@ class TrainConfig:
     accum: int = 1
     """Micro-batches per optimizer step in each process (gradient accumulation): the global
     batch stays ``batch_size`` rows whatever the number of processes and micro-batches."""
+    stream_audio: bool = False
+    """Read each crop from disk instead of holding the corpus in memory (large corpora)."""
+    workers: int = 0
+    """Worker processes that read and prepare the next batches while a step runs."""
+
+
+EXECUTION = ("accum", "stream_audio", "workers")
+"""Run-config fields that change how a step is computed, not what: a run may resume with
+others."""
 
 
 def run_identity(config: TrainConfig, utts: list[Utterance], **sources: str) -> dict[str, Any]:
-    """What a checkpoint must match to resume: the run config (but ``accum``, which does not
-    change the math), the fingerprints it was built from (``sources``, e.g. ``base=...``) and
+    """What a checkpoint must match to resume: the run config (but ``EXECUTION``), the
+    fingerprints it was built from (``sources``, e.g. ``base=...``) and
     the training utterances."""
-    fields = {k: v for k, v in dataclasses.asdict(config).items() if k != "accum"}
+    fields = {k: v for k, v in dataclasses.asdict(config).items() if k not in EXECUTION}
     return {**fields, **sources, "utterances": [u.id for u in utts]}
 
 

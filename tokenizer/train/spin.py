@@ -36,9 +36,10 @@ from tokenizer.model_dir import ModelDir, card_facts
 from tokenizer.quantizer import AUX_KEYS, CosineCodebook
 from tokenizer.save import save_encoder_tokenizer
 from tokenizer.torch_tokenizer import TorchTokenizer
-from tokenizer.train.data import load_audio, n_frames, utterance_digest
+from tokenizer.train.data import Prefetched, crop, load_audio, n_frames, utterance_digest
 from tokenizer.train.devices import CPU, Devices
 from tokenizer.train.loop import TrainConfig, resume, run_identity, train_loop
+from tokenizer.windows import FIELD, HOP
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -54,8 +55,12 @@ class SpinConfig(TrainConfig):
     sinkhorn_eps: float = 0.02
     sinkhorn_iters: int = 3
     views: int = 2
-    """Precomputed speaker-perturbed copies per utterance; each step pairs the original with
-    one of them."""
+    """Speaker-perturbed copies per utterance; each step pairs the original with one of them.
+    Without the cache, a view is a fresh Praat perturbation of the step's crop."""
+    cache: bool = True
+    """Compute the frozen layers' outputs of every view once into ``RUN/cache`` (fast steps;
+    float16, ~100 KB per second of audio and view for a base-size model); off for corpora too
+    large for that disk or on GPUs, where running the frozen layers each step is cheap."""
     perturb_jobs: int = 2
 
 
@@ -109,7 +114,7 @@ def build_cache(
     encoder: Encoder,
     frozen: int,
     utts: Sequence[Utterance],
-    audio: list[np.ndarray],
+    audio: Sequence[np.ndarray],
     config: SpinConfig,
 ) -> None:
     """Perturb every utterance ``config.views`` times and store the frozen layers' outputs."""
@@ -140,7 +145,7 @@ def build_cache(
 
 
 def view_audio(
-    utts: Sequence[Utterance], audio: list[np.ndarray], view: int, seed: int, jobs: int
+    utts: Sequence[Utterance], audio: Sequence[np.ndarray], view: int, seed: int, jobs: int
 ) -> list[np.ndarray]:
     """View ``view`` of every utterance as float32: 0 the original, 1.. speaker-perturbed
     copies (seeded by utterance id, view and ``seed``; Praat in ``jobs`` processes)."""
@@ -199,6 +204,16 @@ class SpinModel(nn.Module):
         n = self.encoder.config.num_layers
         return self.encoder.final_norm(self.encoder.run_layers(h, frames, self.frozen, n)[-1])
 
+    @torch.no_grad()
+    def frozen_layers(self, waves: Tensor, frames: Tensor) -> Tensor:
+        """Outputs ``[B, F, D]`` of the frozen bottom layers for audio ``[B, T]`` whose rows
+        have ``frames`` valid frames."""
+        samples = (frames - 1) * HOP + FIELD
+        h, lengths = self.encoder.embed(waves, samples.to(waves.device))
+        if self.frozen:
+            h = self.encoder.run_layers(h, lengths, 0, self.frozen)[-1]
+        return h
+
     def heads(self) -> list[SpinHead]:
         return [self.head] if self.aux is None else [self.head, self.aux]
 
@@ -238,21 +253,31 @@ def train_spin(
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=config.lr, betas=(0.9, 0.98), weight_decay=0.0)
     start = resume(run, run_config, model, opt)  # before the cache: fail fast on a mismatch
-    audio = load_audio(root, utts)
-    cache_key = {
-        "base": base.fingerprint,
-        "frozen": model.frozen,
-        "views": config.views,
-        "seed": config.seed,
-        "utterances": utterance_digest(utts),
-    }
-    devices.first(
-        lambda: build_cache(
-            run / "cache", cache_key, base.encoder, model.frozen, utts, audio, config
+    audio = load_audio(root, utts, in_memory=not config.stream_audio)
+    frames = [n_frames(n) for n in audio.lengths]
+    cache: FrozenCache | None = None
+    if config.cache:
+        cache_key = {
+            "base": base.fingerprint,
+            "frozen": model.frozen,
+            "views": config.views,
+            "seed": config.seed,
+            "utterances": utterance_digest(utts),
+        }
+        devices.first(
+            lambda: build_cache(
+                run / "cache", cache_key, base.encoder, model.frozen, utts, audio, config
+            )
         )
+        cache = FrozenCache(run / "cache", config.views)
+    ids = [u.id for u in utts]
+    micro = devices.rows(config.batch_size, config.accum)
+    batches = Prefetched(
+        lambda step: views_batch(cache, audio, ids, frames, micro, config, step),
+        start,
+        config.steps,
+        config.workers,
     )
-    cache = FrozenCache(run / "cache", config.views)
-    frames = [n_frames(len(a)) for a in audio]
     wrapped = devices.wrap(model, opt)
     step = train_loop(
         run,
@@ -260,7 +285,7 @@ def train_spin(
         model,
         opt,
         config,
-        lambda step: spin_step(model, wrapped, opt, cache, frames, config, step, devices),
+        lambda step: spin_step(model, wrapped, opt, batches.get(step), config, devices),
         start,
         "dcspin" if config.K2 else "spin",
         ("agree", "agree"),
@@ -271,21 +296,32 @@ def train_spin(
     return model.cpu(), step
 
 
-def spin_step(
-    model: SpinModel,
-    wrapped: nn.Module,
-    opt: torch.optim.Optimizer,
-    cache: FrozenCache,
+@dataclass(frozen=True)
+class ViewsBatch:
+    """The two views of a step's global batch, cut into this process's micro-batches: frozen
+    layers' outputs ``[B, F, D]`` (from the cache) or audio ``[B, T]`` (computed each step)."""
+
+    a: list[Tensor]
+    b: list[Tensor]
+    frames: list[Tensor]
+    """Valid frames per row, per micro-batch."""
+    total: float
+    """Frames of the whole global batch."""
+    audio: bool
+
+
+def views_batch(
+    cache: FrozenCache | None,
+    audio: Sequence[np.ndarray],
+    ids: list[str],
     frames: list[int],
+    micro: list[range],
     config: SpinConfig,
     step: int,
-    devices: Devices,
-) -> dict[str, float]:
-    """One optimizer step on the global batch of ``step``. Sinkhorn targets come from every
-    frame of the global batch (all processes, all micro-batches: with more than one
-    micro-batch, a gradient-free pass computes them first); losses are sums over this
-    process's frames divided by the global frame count."""
-    model.train()
+) -> ViewsBatch:
+    """Step ``step``'s crops (from ``(seed, step)`` alone) of the original and a perturbed view:
+    read from the frozen-layer cache, or (no cache) cut from the audio and perturbed here by
+    Praat (a fresh speaker per step; in the batch workers when there are some)."""
     rng = np.random.default_rng([config.seed, step])
     items = rng.integers(0, len(frames), config.batch_size)
     views = rng.integers(1, config.views + 1, config.batch_size)
@@ -295,17 +331,57 @@ def spin_step(
         f = min(frames[i], max_frames)
         starts.append(int(rng.integers(0, frames[i] - f + 1)))
         lens.append(f)
-    total = float(sum(lens))
+    out = ViewsBatch([], [], [], float(sum(lens)), cache is None)
+    for rows in micro:
+        fl = torch.tensor([lens[r] for r in rows])
+        if cache is not None:
+            width, dim = int(fl.max()), cache.arrays[0].shape[1]
+            ha, hb = torch.zeros(len(rows), width, dim), torch.zeros(len(rows), width, dim)
+            for row, r in enumerate(rows):
+                i, s, f = int(items[r]), starts[r], lens[r]
+                ha[row, :f] = torch.from_numpy(cache.get(0, i, s, f))
+                hb[row, :f] = torch.from_numpy(cache.get(int(views[r]), i, s, f))
+        else:
+            width = (int(fl.max()) - 1) * HOP + FIELD
+            ha, hb = torch.zeros(len(rows), width), torch.zeros(len(rows), width)
+            for row, r in enumerate(rows):
+                i, n = int(items[r]), (lens[r] - 1) * HOP + FIELD
+                x = crop(audio, i, starts[r] * HOP, n).astype(np.float32) / 32767.0
+                key = f"{ids[i]}#view{views[r]}#step{step}"
+                ha[row, :n] = torch.from_numpy(x)
+                hb[row, :n] = torch.from_numpy(_perturbed(x, key, config.seed))
+        out.a.append(ha)
+        out.b.append(hb)
+        out.frames.append(fl)
+    return out
+
+
+def _perturbed(x: np.ndarray, key: str, seed: int) -> np.ndarray:
+    from tokenizer.perturb import perturb_speaker, rng_for  # Praat: only where views are made
+
+    return perturb_speaker(x, rng_for(key, seed))[0]
+
+
+def spin_step(
+    model: SpinModel,
+    wrapped: nn.Module,
+    opt: torch.optim.Optimizer,
+    batch: ViewsBatch,
+    config: SpinConfig,
+    devices: Devices,
+) -> dict[str, float]:
+    """One optimizer step on ``batch``. Sinkhorn targets come from every frame of the global
+    batch (all processes, all micro-batches: with more than one micro-batch, a gradient-free
+    pass computes them first); losses are sums over this process's frames divided by the
+    global frame count."""
+    model.train()
+    total = batch.total
     inputs = []
-    for rows in devices.rows(config.batch_size, config.accum):
-        width, dim = max(lens[r] for r in rows), model.encoder.config.embed_dim
-        ha, hb = torch.zeros(len(rows), width, dim), torch.zeros(len(rows), width, dim)
-        for row, r in enumerate(rows):
-            ha[row, : lens[r]] = torch.from_numpy(cache.get(0, int(items[r]), starts[r], lens[r]))
-            hb[row, : lens[r]] = torch.from_numpy(
-                cache.get(int(views[r]), int(items[r]), starts[r], lens[r])
-            )
-        inputs.append((ha.to(devices.device), hb.to(devices.device), torch.tensor(lens)[rows]))
+    for a, b, fl in zip(batch.a, batch.b, batch.frames, strict=True):
+        a, b = a.to(devices.device), b.to(devices.device)
+        if batch.audio:  # no cache: the frozen layers run now, without gradients
+            a, b = (model.frozen_layers(x, fl) for x in (a, b))
+        inputs.append((a, b, fl))
     if len(inputs) > 1:
         with torch.no_grad(), devices.autocast():
             first = [model(ha, hb, fl.to(devices.device)) for ha, hb, fl in inputs]
