@@ -14,6 +14,7 @@ from tokenizer.audio import SAMPLE_RATE, decode_audio
 from tokenizer.dedup import dedup
 from tokenizer.errors import InvalidInputError
 from tokenizer.kinds import load_tokenizer, model_info
+from tokenizer.model_dir import MODEL_GRAPH, ModelDir
 from tokenizer.protocol import BACKENDS, Tokenizer
 from tokenizer.shipped import resolve, shipped
 from tokenizer.streaming import StreamSession
@@ -65,6 +66,18 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         metavar="LEFT,CHUNK,RIGHT",
         help="canonical streaming window in ms (default: the model's)",
     )
+    exp.add_argument(
+        "--precision",
+        choices=["fp32", "fp16"],
+        default="fp32",
+        help="fp16: graphs that compute in float16 (for GPUs); their unit agreement with the "
+        "float32 graph is measured and printed",
+    )
+    exp.add_argument(
+        "--corpus", type=Path, help="audio for the fp16 agreement (default: synthesized)"
+    )
+    exp.add_argument("--split", default="dev")
+    exp.add_argument("--seconds", type=float, default=60.0, help="audio for the fp16 agreement")
     exp.set_defaults(func=run_export)
 
 
@@ -144,18 +157,33 @@ def run_export(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     path = resolve(args.model)
-    hashes = export_model(path, args.window)
+    hashes = export_model(path, args.window, args.precision)
     model = load_model_dir(path)
     assert model.config.window is not None
-    print(
-        json.dumps(
-            {
-                "model": str(path),
-                "graphs": hashes,
-                "window": model.config.window.to_dict(),
-                "fingerprint": model.fingerprint,
-                "wall_s": round(time.perf_counter() - start, 1),
-            }
-        )
-    )
+    line = {
+        "model": str(path),
+        "graphs": hashes,
+        "window": model.config.window.to_dict(),
+        "precision": args.precision,
+        "fingerprint": model.fingerprint,
+    }
+    if args.precision == "fp16":
+        line["fp16_unit_agreement"] = _fp16_agreement(args, model)
+    print(json.dumps({**line, "wall_s": round(time.perf_counter() - start, 1)}))
     return 0
+
+
+def _fp16_agreement(args: argparse.Namespace, model: ModelDir) -> dict[str, float]:
+    """Frames of ``--corpus`` (or a small synthesized one) whose units the exported float16
+    graph gives as a float32 export of the same model does."""
+    from bench.common import bench_audio
+    from tokenizer.export import export_graph, unit_agreement
+    from tokenizer.torch_tokenizer import TorchTokenizer
+
+    audios = bench_audio(args)
+    fp32 = export_graph(TorchTokenizer(model), None)
+    fp16 = (model.path / MODEL_GRAPH).read_bytes()
+    return {
+        "frames_equal": round(unit_agreement(fp16, fp32, audios), 4),
+        "audio_s": round(sum(len(a) for a in audios) / SAMPLE_RATE, 1),
+    }

@@ -216,3 +216,24 @@ def test_streaming_curve_cli(exported: Path, tiny_corpus: Path, tmp_path: Path) 
     assert (tmp_path / "curve.png").stat().st_size > 0 and "agreement" in (
         tmp_path / "curve.md"
     ).read_text()
+
+
+def test_fp16_export_agrees_with_fp32_and_is_fingerprinted(exported: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from tokenizer.export import export_graph, export_model, unit_agreement
+
+    copy = tmp_path / "m"
+    shutil.copytree(exported, copy)
+    export_model(copy, SPEC, "fp16")
+    model = load_model_dir(copy)
+    assert model.config.precision == "fp16"
+    assert model.fingerprint != load_model_dir(exported).fingerprint
+    audios = [_speech_like(n, i) for i, n in enumerate((9000, 32_000))]
+    fp32 = export_graph(load_tokenizer(copy, "torch"), None)  # type: ignore[arg-type]
+    agree = unit_agreement((copy / "model.onnx").read_bytes(), fp32, audios)
+    assert 0.9 <= agree <= 1.0
+    served = load_served(copy)  # float32 in and out, whatever the inside computes in
+    assert served.tokenize(audios[0]).dtype == np.int32
+    export_model(copy, SPEC)  # back to float32: the same graphs and fingerprint as before
+    assert load_model_dir(copy).fingerprint == load_model_dir(exported).fingerprint

@@ -71,6 +71,8 @@ class ModelConfig:
     """The canonical streaming window, once chosen."""
     graphs: Mapping[str, str] = field(default_factory=dict)
     """Exported ONNX graph file -> its sha256."""
+    precision: str = "fp32"
+    """What the exported graphs compute in: ``fp32``, or ``fp16`` (for GPUs)."""
     sample_rate: int | None = None
     """Output sample rate of a vocoder (Hz)."""
     generator: Mapping[str, Any] = field(default_factory=dict)
@@ -142,9 +144,14 @@ class ModelConfig:
         return raw
 
     def with_section(self, source: Path, **changes: Any) -> ModelConfig:
-        """This config with fields of the ``tokenizer`` section set (e.g. after export)."""
+        """This config with fields of the ``tokenizer`` section set (``None``: removed), e.g.
+        after export."""
         raw = self.to_dict()
-        raw["tokenizer"].update(changes)
+        for key, value in changes.items():
+            if value is None:
+                raw["tokenizer"].pop(key, None)
+            else:
+                raw["tokenizer"][key] = value
         return ModelConfig.from_dict(raw, source)
 
 
@@ -165,6 +172,12 @@ def _tokenizer_fields(kind: str, section: Mapping[str, Any], source: Path) -> di
     }
     if section.get("window") is not None:
         out["window"] = WindowSpec(**_get(section, "tokenizer.window", dict, source))
+    if section.get("precision") is not None:
+        out["precision"] = _get(section, "tokenizer.precision", str, source)
+        if out["precision"] not in ("fp32", "fp16"):
+            raise ModelError(
+                f"expected tokenizer.precision fp32 or fp16 in {source}, found {out['precision']!r}"
+            )
     if kind == "kmeans" and "features" in section:
         out["features"] = FeatureConfig(**_get(section, "tokenizer.features", dict, source))
         return out
