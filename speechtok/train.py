@@ -15,7 +15,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from tokenizer.corpus.manifest import load_corpus, synth_command
+from tokenizer.corpus.manifest import Utterance, load_corpus, synth_command
+from tokenizer.errors import CorpusError
 from tokenizer.kmeans import KmeansConfig
 from tokenizer.model_dir import ModelError
 from tokenizer.train.runconfig import load_run_config
@@ -98,8 +99,24 @@ def corpus_source(args: argparse.Namespace) -> Path:
     return Path(args.corpus or args.manifest)
 
 
+def valid_set(args: argparse.Namespace) -> tuple[Path, list[Utterance]] | None:
+    """The --valid-manifest utterances (a corpus folder's dev split), or None."""
+    if args.valid_manifest is None:
+        return None
+    root, utts = load_corpus(args.valid_manifest, "dev")
+    if not utts:
+        raise CorpusError(f"expected validation utterances in {args.valid_manifest}, found none")
+    return root, utts
+
+
 def add_run_args(p: argparse.ArgumentParser) -> None:
     add_corpus_args(p)
+    p.add_argument(
+        "--valid-manifest",
+        type=Path,
+        help="validation set: a manifest (as --manifest) or a corpus folder (its dev split); "
+        "its losses are logged as valid_* every valid_every steps",
+    )
     p.add_argument("--split", default="train")
     p.add_argument("--run", required=True, type=Path, help="training state folder (resumable)")
     p.add_argument("--out", required=True, type=Path, help="model directory to write")
@@ -169,8 +186,9 @@ def run_train_hubert(args: argparse.Namespace) -> int:
     targets = load_tokenizer(args.targets)
     start = time.perf_counter()
     model, step = train_hubert(
-        args.run, root, utts, targets, config, args.max_minutes, args.until_step, devices
-    )
+        args.run, root, utts, targets, config, args.max_minutes, args.until_step, devices,
+        valid_set(args),
+    )  # fmt: skip
     if not devices.main:
         return 0
     info = train_info(args, config, step, time.perf_counter() - start)
@@ -201,8 +219,9 @@ def run_train_spin(args: argparse.Namespace) -> int:
     root, utts = load_corpus(corpus_source(args), args.split)
     start = time.perf_counter()
     model, step = train_spin(
-        args.run, base, utts, root, config, args.max_minutes, args.until_step, devices
-    )
+        args.run, base, utts, root, config, args.max_minutes, args.until_step, devices,
+        valid_set(args),
+    )  # fmt: skip
     if not devices.main:
         return 0
     info = train_info(args, config, step, time.perf_counter() - start)
@@ -227,8 +246,9 @@ def run_train_distill(args: argparse.Namespace) -> int:
     root, utts = load_corpus(corpus_source(args), args.split)
     start = time.perf_counter()
     model, step = train_distill(
-        args.run, teacher, utts, root, config, args.max_minutes, args.until_step, devices
-    )
+        args.run, teacher, utts, root, config, args.max_minutes, args.until_step, devices,
+        valid_set(args),
+    )  # fmt: skip
     if not devices.main:
         return 0
     info = train_info(args, config, step, time.perf_counter() - start)

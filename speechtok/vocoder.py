@@ -46,6 +46,8 @@ def run_train(args: argparse.Namespace) -> int:
     from vocoder.export import save_vocoder
     from vocoder.train import train_vocoder
 
+    if args.valid_manifest is not None:
+        raise InvalidInputError("expected no --valid-manifest for vocoder train (no validation)")
     config, devices = run_setup(args, VocoderTrainConfig())
     tok = load_tokenizer(args.units_model)
     gen, info = train_vocoder(

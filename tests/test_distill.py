@@ -90,16 +90,19 @@ def test_distill_cli_trains_exports_and_curve_picks_an_exact_window(
     teacher = load_tokenizer(exported, "torch")
     assert isinstance(teacher, TorchTokenizer)
     sets = ["steps=4", "batch_size=2", "max_seconds=1.0", "warmup_steps=1", "log_every=1"]
-    sets += ["attention_left=2", "lr=1e-3"]
+    sets += ["attention_left=2", "lr=1e-3", "valid_every=2", "valid_batches=2"]
     cmd = [*CLI, "train", "distill", "--teacher", str(exported), "--corpus", str(tiny_corpus)]
+    cmd += ["--valid-manifest", str(tiny_corpus)]  # its dev split
     cmd += ["--run", str(tmp_path / "run"), "--out", str(tmp_path / "m"), "--threads", "1"]
     for s in sets:
         cmd += ["--set", s]
     done = subprocess.run(cmd, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout)["step"] == 4
-    log = read_log(tmp_path / "run")
+    log = [r for r in read_log(tmp_path / "run") if "loss" in r]
     assert len(log) == 4 and all(np.isfinite(r["loss"]) and 0 <= r["agree"] <= 1 for r in log)
+    valid = [r for r in read_log(tmp_path / "run") if "valid_loss" in r]
+    assert [r["step"] for r in valid] == [2, 4] and all(0 <= r["valid_agree"] <= 1 for r in valid)
     # Perturbed copies (2 views, cached) fed about half of the rows.
     assert sum(r["perturbed_rows"] for r in log) > 0
     assert (tmp_path / "run" / "cache" / "view2.npy").is_file()

@@ -68,9 +68,15 @@ def test_span_mask_covers_spans() -> None:
 def test_hubert_resume_equals_one_run(tiny_corpus: Path, tmp_path: Path) -> None:
     root, utts = _train_utts(tiny_corpus)
     targets = load_tokenizer(MFCC)
-    whole, step = train_hubert(tmp_path / "a", root, utts, targets, HUBERT)
-    assert step == 4 and [r["step"] for r in read_log(tmp_path / "a")] == [1, 2, 3, 4]
-    assert all(np.isfinite(r["loss"]) for r in read_log(tmp_path / "a"))
+    dev = load_corpus(tiny_corpus, "dev")
+    # Validation every 2 steps on the dev split: logged, and it changes nothing that is learnt.
+    checked = replace(HUBERT, valid_every=2, valid_batches=2)
+    whole, step = train_hubert(tmp_path / "a", root, utts, targets, checked, valid=dev)
+    log = read_log(tmp_path / "a")
+    assert step == 4 and [r["step"] for r in log if "loss" in r] == [1, 2, 3, 4]
+    assert all(np.isfinite(r["loss"]) for r in log if "loss" in r)
+    valid = [r for r in log if "valid_loss" in r]
+    assert [r["step"] for r in valid] == [2, 4] and all(np.isfinite(r["valid_loss"]) for r in valid)
     _, step = train_hubert(tmp_path / "b", root, utts, targets, HUBERT, until_step=2)
     assert step == 2
     # The second piece reads its crops from disk in a worker process: the same batches.
@@ -144,10 +150,13 @@ def test_spin_trains_and_exports(
     assert torch.equal(now[bottom], before[bottom]) and not torch.equal(now[top], before[top])
     export_spin(model, tmp_path / "m", "s", config, {"command": "test"})
     if K2:  # without the frozen-layer cache: views cut and perturbed each step, in a worker
-        live = replace(config, cache=False, workers=1, steps=2)
-        _, step = train_spin(tmp_path / "live", base, utts[:8], root, live)
+        live = replace(config, cache=False, workers=1, steps=2, valid_every=2, valid_batches=1)
+        dev = load_corpus(tiny_corpus, "dev")
+        _, step = train_spin(tmp_path / "live", base, utts[:8], root, live, valid=dev)
         assert step == 2 and not (tmp_path / "live" / "cache").exists()
-        assert all(np.isfinite(r["loss"]) for r in read_log(tmp_path / "live"))
+        log = read_log(tmp_path / "live")
+        assert all(np.isfinite(r["loss"]) for r in log if "loss" in r)
+        assert [r["step"] for r in log if "valid_agree" in r] == [2]
     tok = load_tokenizer(tmp_path / "m")
     assert (tok.kind, tok.K) == ("dcspin" if K2 else "spin", 20)
     assert getattr(tok, "K2", None) == (K2 or None)

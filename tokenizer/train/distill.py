@@ -47,7 +47,14 @@ from tokenizer.save import save_encoder_tokenizer
 from tokenizer.torch_tokenizer import TorchTokenizer
 from tokenizer.train.data import crop_batch, load_audio, n_frames, utterance_digest
 from tokenizer.train.devices import CPU, Devices
-from tokenizer.train.loop import TrainConfig, resume, run_identity, train_loop
+from tokenizer.train.loop import (
+    VALID_SEED,
+    TrainConfig,
+    mean_stats,
+    resume,
+    run_identity,
+    train_loop,
+)
 from tokenizer.train.spin import view_audio
 
 log = logging.getLogger(__name__)
@@ -228,6 +235,7 @@ def train_distill(
     max_minutes: float | None = None,
     until_step: int | None = None,
     devices: Devices = CPU,
+    valid: tuple[Path, list[Utterance]] | None = None,
 ) -> tuple[Student, int]:
     """Distil (or resume) in ``run``; returns the student and the step reached. Stops as
     ``train_hubert`` does."""
@@ -262,6 +270,20 @@ def train_distill(
     views = [audio, *copies]
     max_samples = int(config.max_seconds * SAMPLE_RATE)
     wrapped = devices.wrap(model, opt)
+    validate = None
+    if valid is not None:  # the original audio of the validation set, with its teacher scores
+        valid_audio = load_audio(*valid)
+        valid_targets = devices.first(
+            lambda: teacher_scores(run / "cache" / "valid", teacher, valid[1], valid_audio)
+        )
+        fixed = dataclasses.replace(config, seed=config.seed + VALID_SEED)
+
+        def validate() -> dict[str, float]:
+            return mean_stats(
+                _step(wrapped, None, [valid_audio], valid_targets, fixed, k, max_samples, devices)
+                for k in range(config.valid_batches)
+            )
+
     step = train_loop(
         run,
         run_config,
@@ -275,13 +297,14 @@ def train_distill(
         max_minutes,
         until_step,
         devices,
+        validate,
     )
     return model.cpu(), step
 
 
 def _step(
     model: nn.Module,
-    opt: torch.optim.Optimizer,
+    opt: torch.optim.Optimizer | None,
     views: list[Sequence[np.ndarray]],
     targets: list[np.ndarray],
     config: DistillConfig,
@@ -291,8 +314,9 @@ def _step(
 ) -> dict[str, float]:
     """One step on the global batch of ``step`` (this process's rows, in ``accum``
     micro-batches); ``views[0]`` is the original audio, ``views[1:]`` perturbed copies (the same
-    lengths, so every view gives the same crops for a step)."""
-    model.train()
+    lengths, so every view gives the same crops for a step). Without an optimizer: the same
+    loss in eval mode (validation)."""
+    model.train(opt is not None)
     batch = crop_batch(views[0], config.seed, step, config.batch_size, max_samples)
     rng = np.random.default_rng([config.seed, step, 2])
     pick = np.where(
@@ -313,22 +337,29 @@ def _step(
         return torch.from_numpy(np.asarray(targets[batch.items[r]][start : start + frames[r]]))
 
     sums = torch.zeros(2)  # KL, agreeing frames
-    opt.zero_grad(set_to_none=True)
+    if opt is not None:
+        opt.zero_grad(set_to_none=True)
     micro = devices.rows(config.batch_size, config.accum)
     for j, rows in enumerate(micro):
         idx = list(rows)
         x = waves[idx, : int(batch.lengths[idx].max())].to(devices.device)
-        with devices.no_sync(model, last=j == len(micro) - 1), devices.autocast():
+        with (
+            torch.set_grad_enabled(opt is not None),
+            devices.no_sync(model, last=j == len(micro) - 1),
+            devices.autocast(),
+        ):
             scores, _ = model(x, batch.lengths[idx].to(devices.device))
         s = torch.cat([scores[row, : frames[r]].float() for row, r in enumerate(idx)])
         t = torch.cat([teacher(r) for r in idx]).float().to(devices.device)
         target = nn.functional.softmax(t / config.temperature, dim=-1)
         log_p = nn.functional.log_softmax(s / config.temperature, dim=-1)
         kl = nn.functional.kl_div(log_p, target, reduction="sum")
-        (kl / total * devices.world).backward()
+        if opt is not None:
+            (kl / total * devices.world).backward()
         sums += torch.stack([kl.detach(), (s.argmax(-1) == t.argmax(-1)).sum()]).cpu()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_norm)
-    opt.step()
+    if opt is not None:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_norm)
+        opt.step()
     sums = devices.all_sum(sums.to(devices.device)).cpu() / total
     return {
         "loss": float(sums[0]),

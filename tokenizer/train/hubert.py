@@ -35,7 +35,14 @@ from tokenizer.quantizer import HUBERT_KEYS, CosineCodebook
 from tokenizer.save import save_encoder_tokenizer
 from tokenizer.train.data import Batch, Prefetched, crop_batch, load_audio, n_frames
 from tokenizer.train.devices import CPU, Devices
-from tokenizer.train.loop import TrainConfig, resume, run_identity, train_loop
+from tokenizer.train.loop import (
+    VALID_SEED,
+    TrainConfig,
+    mean_stats,
+    resume,
+    run_identity,
+    train_loop,
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -128,6 +135,7 @@ def train_hubert(
     max_minutes: float | None = None,
     until_step: int | None = None,
     devices: Devices = CPU,
+    valid: tuple[Path, list[Utterance]] | None = None,
 ) -> tuple[HubertPretrainer, int]:
     """Train (or resume) in ``run``; returns the model and the step reached. Stops at
     ``config.steps`` or ``until_step``, after ``max_minutes`` of this call, or on SIGINT/SIGTERM,
@@ -156,6 +164,22 @@ def train_hubert(
         config.workers,
     )
     wrapped = devices.wrap(model, opt)
+    validate = None
+    if valid is not None:
+        valid_audio = load_audio(*valid, in_memory=not config.stream_audio)
+        valid_labels = compute_targets(targets, valid[1], valid_audio)
+        fixed = dataclasses.replace(config, seed=config.seed + VALID_SEED)
+        valid_set = [
+            crop_batch(valid_audio, fixed.seed, k, config.batch_size, max_samples, mine)
+            for k in range(config.valid_batches)
+        ]
+
+        def validate() -> dict[str, float]:
+            return mean_stats(
+                train_step(wrapped, None, b, valid_labels, fixed, k, devices)
+                for k, b in enumerate(valid_set)
+            )
+
     step = train_loop(
         run,
         run_config,
@@ -169,13 +193,14 @@ def train_hubert(
         max_minutes,
         until_step,
         devices,
+        validate,
     )
     return model.cpu(), step
 
 
 def train_step(
     model: nn.Module,
-    opt: torch.optim.Optimizer,
+    opt: torch.optim.Optimizer | None,
     batch: Batch,
     labels: list[np.ndarray],
     config: HubertConfig,
@@ -183,8 +208,9 @@ def train_step(
     devices: Devices,
 ) -> dict[str, float]:
     """One optimizer step on ``batch``, the global batch of ``step``: this process's rows in
-    ``accum`` micro-batches, losses normalised by the global batch's frame counts."""
-    model.train()
+    ``accum`` micro-batches, losses normalised by the global batch's frame counts. Without an
+    optimizer: the same losses in eval mode, nothing learnt (validation)."""
+    model.train(opt is not None)
     frame_lengths = [n_frames(int(n)) for n in batch.lengths]
     width = max(frame_lengths)
     rng = np.random.default_rng([config.seed, step, 1])
@@ -197,7 +223,8 @@ def train_step(
     valid = target >= 0
     n_masked, n_unmasked = (valid & mask).sum().clamp(min=1), (valid & ~mask).sum().clamp(min=1)
     sums = torch.zeros(4)  # masked CE, unmasked CE, masked hits, unmasked hits
-    opt.zero_grad(set_to_none=True)
+    if opt is not None:
+        opt.zero_grad(set_to_none=True)
     micro = devices.rows(config.batch_size, config.accum)
     for j, rows in enumerate(micro):
         idx = list(rows)
@@ -206,7 +233,11 @@ def train_step(
         m = mask[idx, :frames].to(devices.device)
         t = target[idx, :frames].to(devices.device)
         torch.manual_seed(config.seed * 1_000_003 + step * 1009 + devices.rank * 31 + j)  # dropout
-        with devices.no_sync(model, last=j == len(micro) - 1), devices.autocast():
+        with (
+            torch.set_grad_enabled(opt is not None),
+            devices.no_sync(model, last=j == len(micro) - 1),
+            devices.autocast(),
+        ):
             logits, _ = model(waves, batch.lengths[idx].to(devices.device), m)
         ce = nn.functional.cross_entropy(
             logits.float().transpose(1, 2), t.clamp(min=0), reduction="none"
@@ -215,10 +246,12 @@ def train_step(
         is_m, is_u = (t >= 0) & m, (t >= 0) & ~m
         part = torch.stack([(ce * is_m).sum(), (ce * is_u).sum()])
         loss = part[0] / n_masked + config.unmasked_weight * part[1] / n_unmasked
-        (loss * devices.world).backward()
+        if opt is not None:
+            (loss * devices.world).backward()
         sums += torch.stack([*part.detach(), (hit & is_m).sum(), (hit & is_u).sum()]).cpu()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_norm)
-    opt.step()
+    if opt is not None:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_norm)
+        opt.step()
     sums = devices.all_sum(sums.to(devices.device)).cpu()
     loss_m, loss_u = sums[0] / n_masked, sums[1] / n_unmasked
     return {

@@ -9,7 +9,7 @@ import dataclasses
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -71,11 +71,25 @@ class TrainConfig:
     """Read each crop from disk instead of holding the corpus in memory (large corpora)."""
     workers: int = 0
     """Worker processes that read and prepare the next batches while a step runs."""
+    valid_every: int = 100
+    """Steps between validations (with a validation set; also after the last step)."""
+    valid_batches: int = 4
+    """Batches of the validation set (fixed crops, the same every time) per validation."""
 
 
-EXECUTION = ("accum", "stream_audio", "workers")
+EXECUTION = ("accum", "stream_audio", "workers", "valid_every", "valid_batches")
 """Run-config fields that change how a step is computed, not what: a run may resume with
 others."""
+
+
+VALID_SEED = 7919
+"""Added to a run's seed for its validation batches (fixed crops, apart from training's)."""
+
+
+def mean_stats(stats: Iterable[dict[str, float]]) -> dict[str, float]:
+    """The mean of each statistic over batches."""
+    rows = list(stats)
+    return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
 
 
 def run_identity(config: TrainConfig, utts: list[Utterance], **sources: str) -> dict[str, Any]:
@@ -111,10 +125,12 @@ def train_loop(
     max_minutes: float | None = None,
     until_step: int | None = None,
     devices: Devices = CPU,
+    validate: Callable[[], dict[str, float]] | None = None,
 ) -> int:
     """Run ``step_fn(step)`` (one optimizer step, returning stats) from ``start``; the step
-    reached. Only the main process logs and writes checkpoints; every process stops at the same
-    step (a stop asked of one is agreed by all)."""
+    reached. ``validate()`` (the losses on the validation set) is logged as ``valid_*`` every
+    ``valid_every`` steps and after the last one. Only the main process logs and writes
+    checkpoints; every process stops at the same step (a stop asked of one is agreed by all)."""
     step, started = start, time.perf_counter()
     bar = tqdm(
         total=schedule.steps,
@@ -167,6 +183,10 @@ def train_loop(
                     loss=f"{record['loss']:.3f}", **{postfix[0]: f"{record[postfix[1]]:.3f}"}
                 )
                 window = []
+            if validate is not None and (step % schedule.valid_every == 0 or step == last):
+                checked = {f"valid_{k}": v for k, v in validate().items()}
+                if devices.main:
+                    log_line(run, {"step": step, **checked})
             if step % schedule.checkpoint_every == 0:
                 save()
     bar.close()

@@ -15,6 +15,7 @@ perturbation (Praat, the slow part) and the frozen layers cost nothing per step.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import multiprocessing
 import sys
@@ -38,7 +39,14 @@ from tokenizer.save import save_encoder_tokenizer
 from tokenizer.torch_tokenizer import TorchTokenizer
 from tokenizer.train.data import Prefetched, crop, load_audio, n_frames, utterance_digest
 from tokenizer.train.devices import CPU, Devices
-from tokenizer.train.loop import TrainConfig, resume, run_identity, train_loop
+from tokenizer.train.loop import (
+    VALID_SEED,
+    TrainConfig,
+    mean_stats,
+    resume,
+    run_identity,
+    train_loop,
+)
 from tokenizer.windows import FIELD, HOP
 
 
@@ -234,6 +242,7 @@ def train_spin(
     max_minutes: float | None = None,
     until_step: int | None = None,
     devices: Devices = CPU,
+    valid: tuple[Path, list[Utterance]] | None = None,
 ) -> tuple[SpinModel, int]:
     """Fine-tune (or resume) in ``run``; returns the model and the step reached. Stops as
     ``train_hubert`` does. The frozen-layer cache is built on the CPU by the main process."""
@@ -279,6 +288,22 @@ def train_spin(
         config.workers,
     )
     wrapped = devices.wrap(model, opt)
+    validate = None
+    if valid is not None:  # fixed crops and Praat views of the validation set, made once
+        valid_audio = load_audio(*valid, in_memory=not config.stream_audio)
+        fixed = dataclasses.replace(config, seed=config.seed + VALID_SEED)
+        valid_ids, valid_frames = (
+            [u.id for u in valid[1]],
+            [n_frames(n) for n in valid_audio.lengths],
+        )
+        valid_set = [
+            views_batch(None, valid_audio, valid_ids, valid_frames, micro, fixed, k)
+            for k in range(config.valid_batches)
+        ]
+
+        def validate() -> dict[str, float]:
+            return mean_stats(spin_step(model, wrapped, None, b, fixed, devices) for b in valid_set)
+
     step = train_loop(
         run,
         run_config,
@@ -292,6 +317,7 @@ def train_spin(
         max_minutes,
         until_step,
         devices,
+        validate,
     )
     return model.cpu(), step
 
@@ -365,7 +391,7 @@ def _perturbed(x: np.ndarray, key: str, seed: int) -> np.ndarray:
 def spin_step(
     model: SpinModel,
     wrapped: nn.Module,
-    opt: torch.optim.Optimizer,
+    opt: torch.optim.Optimizer | None,
     batch: ViewsBatch,
     config: SpinConfig,
     devices: Devices,
@@ -373,8 +399,8 @@ def spin_step(
     """One optimizer step on ``batch``. Sinkhorn targets come from every frame of the global
     batch (all processes, all micro-batches: with more than one micro-batch, a gradient-free
     pass computes them first); losses are sums over this process's frames divided by the
-    global frame count."""
-    model.train()
+    global frame count. Without an optimizer: the same losses in eval mode (validation)."""
+    model.train(opt is not None)
     total = batch.total
     inputs = []
     for a, b, fl in zip(batch.a, batch.b, batch.frames, strict=True):
@@ -387,10 +413,15 @@ def spin_step(
             first = [model(ha, hb, fl.to(devices.device)) for ha, hb, fl in inputs]
         per_head = [[s for part in first for s in part[h]] for h in range(len(first[0]))]
         targets = _targets(per_head, [int(fl.sum()) for _, _, fl in inputs], config, devices)
-    opt.zero_grad(set_to_none=True)
+    if opt is not None:
+        opt.zero_grad(set_to_none=True)
     sums = torch.zeros(2 * len(model.heads()) + 1)  # per head: loss, agreeing frames; codewords
     for j, (ha, hb, fl) in enumerate(inputs):
-        with devices.no_sync(wrapped, last=j == len(inputs) - 1), devices.autocast():
+        with (
+            torch.set_grad_enabled(opt is not None),
+            devices.no_sync(wrapped, last=j == len(inputs) - 1),
+            devices.autocast(),
+        ):
             scored = wrapped(ha, hb, fl.to(devices.device))
         if len(inputs) == 1:
             targets = _targets([[sa.detach(), sb.detach()] for sa, sb in scored],
@@ -401,10 +432,12 @@ def spin_step(
             loss = loss + part / total
             sums[2 * h] += float(part.detach())
             sums[2 * h + 1] += float((sa.argmax(-1) == sb.argmax(-1)).sum())
-        (loss * devices.world).backward()
+        if opt is not None:
+            (loss * devices.world).backward()
         sums[-1] = max(float(sums[-1]), float(scored[0][0].argmax(-1).unique().numel()))
-    torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 10.0)
-    opt.step()
+    if opt is not None:
+        torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 10.0)
+        opt.step()
     sums[:-1] = devices.all_sum(sums[:-1].to(devices.device)).cpu() / total
     stats = {"loss": float(sums[0:-1:2].sum()), "loss_k1": float(sums[0]), "agree": float(sums[1])}
     if model.aux is not None:
