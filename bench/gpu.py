@@ -33,7 +33,7 @@ from tokenizer.model_dir import load_model_dir
 from tokenizer.quantizer import CosineCodebook
 from tokenizer.save import save_encoder_tokenizer
 from tokenizer.torch_tokenizer import TorchTokenizer
-from tokenizer.train import hubert, spin
+from tokenizer.train import hubert, spin, views
 from tokenizer.train.data import crop_batch
 from tokenizer.train.devices import CPU, Devices, devices
 from tokenizer.windows import WindowSpec
@@ -92,7 +92,7 @@ def training_rows(args: argparse.Namespace, d: Devices) -> list[dict[str, Any]]:
         micro = d.rows(sc.batch_size)
 
         def dcspin_step() -> None:
-            batch = spin.views_batch(cache, audio, ids, frames, micro, sc, next(step))
+            batch = views.views_batch(cache, audio, ids, frames, micro, sc, next(step))
             spin.spin_step(sm, swrapped, sopt, batch, sc, d)
 
         dc = timed(dcspin_step, d, args.steps)
@@ -105,7 +105,7 @@ def training_rows(args: argparse.Namespace, d: Devices) -> list[dict[str, Any]]:
     ]  # fmt: skip
 
 
-def synthetic_cache(folder: Path, n: int, frames: int, dim: int) -> spin.FrozenCache:
+def synthetic_cache(folder: Path, n: int, frames: int, dim: int) -> views.FrozenCache:
     """A frozen-layer cache of ``n`` utterances x 2 views of random features."""
     np.save(folder / "offsets.npy", np.arange(n + 1, dtype=np.int64) * frames)
     rng = np.random.default_rng(0)
@@ -113,7 +113,7 @@ def synthetic_cache(folder: Path, n: int, frames: int, dim: int) -> spin.FrozenC
         np.save(
             folder / f"view{view}.npy", rng.standard_normal((n * frames, dim)).astype(np.float16)
         )
-    return spin.FrozenCache(folder, views=1)
+    return views.FrozenCache(folder, views=1)
 
 
 def tokenizer_model(args: argparse.Namespace, folder: Path) -> TorchTokenizer:

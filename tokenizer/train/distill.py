@@ -55,7 +55,7 @@ from tokenizer.train.loop import (
     run_identity,
     train_loop,
 )
-from tokenizer.train.spin import view_audio
+from tokenizer.train.views import view_audio
 
 log = logging.getLogger(__name__)
 

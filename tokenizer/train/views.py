@@ -1,0 +1,193 @@
+"""The two views Spin and DC-Spin train on, an utterance and a speaker-perturbed copy: the
+frozen-layer cache (the frozen bottom layers' outputs for the original and ``views`` Praat
+copies of every training utterance, computed once into ``RUN/cache`` as float16 memmaps, so
+neither Praat nor the frozen layers cost anything per step), and each step's batch of both
+views, read from that cache or, without it, cut from the audio and perturbed on the spot.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+from tqdm import tqdm
+
+from tokenizer.audio import SAMPLE_RATE
+from tokenizer.corpus.manifest import Utterance
+from tokenizer.encoder.model import Encoder
+from tokenizer.train.data import crop, n_frames
+from tokenizer.train.loop import TrainConfig
+from tokenizer.windows import FIELD, HOP
+
+
+@dataclass(frozen=True, kw_only=True)
+class ViewsConfig(TrainConfig):
+    """What a two-view run config has (``SpinConfig`` adds the heads and the loss)."""
+
+    views: int = 2
+    """Speaker-perturbed copies per utterance; each step pairs the original with one of them.
+    Without the cache, a view is a fresh Praat perturbation of the step's crop."""
+    cache: bool = True
+    """Compute the frozen layers' outputs of every view once into ``RUN/cache`` (fast steps;
+    float16, ~100 KB per second of audio and view for a base-size model); off for corpora too
+    large for that disk or on GPUs, where running the frozen layers each step is cheap."""
+    perturb_jobs: int = 2
+
+
+class FrozenCache:
+    """Frozen-layer outputs of every utterance and view, as float16 memmaps in ``folder``."""
+
+    def __init__(self, folder: Path, views: int) -> None:
+        self.offsets = np.load(folder / "offsets.npy")
+        self.arrays = [np.load(folder / f"view{v}.npy", mmap_mode="r") for v in range(views + 1)]
+
+    def get(self, view: int, item: int, start: int, frames: int) -> np.ndarray:
+        base = int(self.offsets[item]) + start
+        return np.asarray(self.arrays[view][base : base + frames], dtype=np.float32)
+
+
+def build_cache(
+    folder: Path,
+    key: dict[str, Any],
+    encoder: Encoder,
+    frozen: int,
+    utts: Sequence[Utterance],
+    audio: Sequence[np.ndarray],
+    config: ViewsConfig,
+) -> None:
+    """Perturb every utterance ``config.views`` times and store the frozen layers' outputs."""
+    meta = folder / "cache.json"
+    if meta.is_file() and json.loads(meta.read_text()) == key:
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    meta.unlink(missing_ok=True)
+    lengths = [n_frames(len(a)) for a in audio]
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    np.save(folder / "offsets.npy", offsets)
+    dim = encoder.config.embed_dim
+    for view in range(config.views + 1):
+        out = np.lib.format.open_memmap(
+            folder / f"view{view}.npy", mode="w+", dtype=np.float16, shape=(int(offsets[-1]), dim)
+        )
+        views = view_audio(utts, audio, view, config.seed, config.perturb_jobs)
+        for i, x in enumerate(
+            tqdm(
+                views, desc=f"frozen layers, view {view}", unit="utt", file=sys.stderr, leave=False
+            )
+        ):
+            h = _frozen_output(encoder, frozen, x)
+            out[offsets[i] : offsets[i] + len(h)] = h.astype(np.float16)
+        out.flush()
+        del out
+    meta.write_text(json.dumps(key))
+
+
+def view_audio(
+    utts: Sequence[Utterance], audio: Sequence[np.ndarray], view: int, seed: int, jobs: int
+) -> list[np.ndarray]:
+    """View ``view`` of every utterance as float32: 0 the original, 1.. speaker-perturbed
+    copies (seeded by utterance id, view and ``seed``; Praat in ``jobs`` processes)."""
+    floats = [a.astype(np.float32) / 32767.0 for a in audio]
+    if view == 0:
+        return floats
+    tasks = [(u.id, x, view, seed) for u, x in zip(utts, floats, strict=True)]
+    with multiprocessing.get_context("fork").Pool(jobs) as pool:
+        return list(
+            tqdm(
+                pool.imap(_perturb_job, tasks, chunksize=8),
+                total=len(tasks),
+                desc=f"perturb view {view}",
+                unit="utt",
+                file=sys.stderr,
+                leave=False,
+            )
+        )
+
+
+def _perturb_job(job: tuple[str, np.ndarray, int, int]) -> np.ndarray:
+    from tokenizer.perturb import perturb_speaker, rng_for  # Praat: only where views are made
+
+    uid, x, view, seed = job
+    return perturb_speaker(x, rng_for(f"{uid}#view{view}", seed))[0]
+
+
+@torch.inference_mode()
+def _frozen_output(encoder: Encoder, frozen: int, x: np.ndarray) -> np.ndarray:
+    h, lengths = encoder.embed(torch.from_numpy(x)[None, :])
+    if frozen:
+        h = encoder.run_layers(h, lengths, 0, frozen)[-1]
+    return h[0].numpy()
+
+
+@dataclass(frozen=True)
+class ViewsBatch:
+    """The two views of a step's global batch, cut into this process's micro-batches: frozen
+    layers' outputs ``[B, F, D]`` (from the cache) or audio ``[B, T]`` (computed each step)."""
+
+    a: list[Tensor]
+    b: list[Tensor]
+    frames: list[Tensor]
+    """Valid frames per row, per micro-batch."""
+    total: float
+    """Frames of the whole global batch."""
+    audio: bool
+
+
+def views_batch(
+    cache: FrozenCache | None,
+    audio: Sequence[np.ndarray],
+    ids: list[str],
+    frames: list[int],
+    micro: list[range],
+    config: ViewsConfig,
+    step: int,
+) -> ViewsBatch:
+    """Step ``step``'s crops (from ``(seed, step)`` alone) of the original and a perturbed view:
+    read from the frozen-layer cache, or (no cache) cut from the audio and perturbed here by
+    Praat (a fresh speaker per step; in the batch workers when there are some)."""
+    rng = np.random.default_rng([config.seed, step])
+    items = rng.integers(0, len(frames), config.batch_size)
+    views = rng.integers(1, config.views + 1, config.batch_size)
+    max_frames = n_frames(int(config.max_seconds * SAMPLE_RATE))
+    lens, starts = [], []
+    for i in items:
+        f = min(frames[i], max_frames)
+        starts.append(int(rng.integers(0, frames[i] - f + 1)))
+        lens.append(f)
+    out = ViewsBatch([], [], [], float(sum(lens)), cache is None)
+    for rows in micro:
+        fl = torch.tensor([lens[r] for r in rows])
+        if cache is not None:
+            width, dim = int(fl.max()), cache.arrays[0].shape[1]
+            ha, hb = torch.zeros(len(rows), width, dim), torch.zeros(len(rows), width, dim)
+            for row, r in enumerate(rows):
+                i, s, f = int(items[r]), starts[r], lens[r]
+                ha[row, :f] = torch.from_numpy(cache.get(0, i, s, f))
+                hb[row, :f] = torch.from_numpy(cache.get(int(views[r]), i, s, f))
+        else:
+            width = (int(fl.max()) - 1) * HOP + FIELD
+            ha, hb = torch.zeros(len(rows), width), torch.zeros(len(rows), width)
+            for row, r in enumerate(rows):
+                i, n = int(items[r]), (lens[r] - 1) * HOP + FIELD
+                x = crop(audio, i, starts[r] * HOP, n).astype(np.float32) / 32767.0
+                key = f"{ids[i]}#view{views[r]}#step{step}"
+                ha[row, :n] = torch.from_numpy(x)
+                hb[row, :n] = torch.from_numpy(_perturbed(x, key, config.seed))
+        out.a.append(ha)
+        out.b.append(hb)
+        out.frames.append(fl)
+    return out
+
+
+def _perturbed(x: np.ndarray, key: str, seed: int) -> np.ndarray:
+    from tokenizer.perturb import perturb_speaker, rng_for  # Praat: only where views are made
+
+    return perturb_speaker(x, rng_for(key, seed))[0]
