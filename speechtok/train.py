@@ -12,6 +12,7 @@ import logging
 import shlex
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -22,6 +23,8 @@ from tokenizer.model_dir import ModelError
 from tokenizer.train.runconfig import load_run_config
 
 if TYPE_CHECKING:
+    from tokenizer.model_dir import ModelDir
+    from tokenizer.protocol import Tokenizer
     from tokenizer.torch_tokenizer import TorchTokenizer
     from tokenizer.train.devices import Devices
 
@@ -166,13 +169,27 @@ def run_setup(args: argparse.Namespace, defaults: C) -> tuple[C, Devices]:
     return load_run_config(defaults, args.config, args.set), devices(args.device)
 
 
-def _report(args: argparse.Namespace, step: int, steps: int, fingerprint: str) -> int:
-    """The last line of a training command (printed by the main process only)."""
-    print(
-        json.dumps(
-            {"model": str(args.out), "step": step, "steps": steps, "fingerprint": fingerprint}
-        )
-    )
+def _train_and_export(
+    args: argparse.Namespace,
+    config: Any,
+    devices: Devices,
+    source: tuple[str, Tokenizer],
+    train: Callable[[Path, list[Utterance]], tuple[Any, int]],
+    export: Callable[[Any, str, dict[str, Any]], ModelDir],
+) -> int:
+    """Load the corpus, ``train(root, utts)``, and on the main process write the model
+    directory (its card naming ``source``: the targets, base or teacher) and the last line."""
+    root, utts = load_corpus(corpus_source(args), args.split)
+    start = time.perf_counter()
+    model, step = train(root, utts)
+    if not devices.main:
+        return 0
+    info = train_info(args, config, step, time.perf_counter() - start)
+    key, tok = source
+    info[key] = {"name": tok.name, "fingerprint": tok.fingerprint}
+    out = export(model, args.name or args.out.name, info)
+    line = {"model": str(args.out), "step": step, "steps": config.steps}
+    print(json.dumps({**line, "fingerprint": out.fingerprint}))
     return 0
 
 
@@ -182,19 +199,13 @@ def run_train_hubert(args: argparse.Namespace) -> int:
     from tokenizer.train.hubert import HubertConfig, export_hubert, train_hubert
 
     config, devices = run_setup(args, HubertConfig())
-    root, utts = load_corpus(corpus_source(args), args.split)
     targets = load_tokenizer(args.targets)
-    start = time.perf_counter()
-    model, step = train_hubert(
-        args.run, root, utts, targets, config, args.max_minutes, args.until_step, devices,
-        valid_set(args),
+    return _train_and_export(
+        args, config, devices, ("targets", targets),
+        lambda root, utts: train_hubert(args.run, root, utts, targets, config, args.max_minutes,
+                                        args.until_step, devices, valid_set(args)),
+        lambda model, name, info: export_hubert(model, args.out, name, info),
     )  # fmt: skip
-    if not devices.main:
-        return 0
-    info = train_info(args, config, step, time.perf_counter() - start)
-    info["targets"] = {"name": targets.name, "fingerprint": targets.fingerprint}
-    out = export_hubert(model, args.out, args.name or args.out.name, info)
-    return _report(args, step, config.steps, out.fingerprint)
 
 
 def run_train_spin(args: argparse.Namespace) -> int:
@@ -216,18 +227,12 @@ def run_train_spin(args: argparse.Namespace) -> int:
         raise InvalidInputError(
             f"expected a hubert model as --base, found kind {base.kind!r} in {args.base}"
         )
-    root, utts = load_corpus(corpus_source(args), args.split)
-    start = time.perf_counter()
-    model, step = train_spin(
-        args.run, base, utts, root, config, args.max_minutes, args.until_step, devices,
-        valid_set(args),
+    return _train_and_export(
+        args, config, devices, ("base", base),
+        lambda root, utts: train_spin(args.run, base, utts, root, config, args.max_minutes,
+                                      args.until_step, devices, valid_set(args)),
+        lambda model, name, info: export_spin(model, args.out, name, config, info),
     )  # fmt: skip
-    if not devices.main:
-        return 0
-    info = train_info(args, config, step, time.perf_counter() - start)
-    info["base"] = {"name": base.name, "fingerprint": base.fingerprint}
-    out = export_spin(model, args.out, args.name or args.out.name, config, info)
-    return _report(args, step, config.steps, out.fingerprint)
 
 
 def run_train_distill(args: argparse.Namespace) -> int:
@@ -243,18 +248,12 @@ def run_train_distill(args: argparse.Namespace) -> int:
         raise InvalidInputError(
             f"expected an encoder tokenizer as --teacher, found kind {teacher.kind!r}"
         )
-    root, utts = load_corpus(corpus_source(args), args.split)
-    start = time.perf_counter()
-    model, step = train_distill(
-        args.run, teacher, utts, root, config, args.max_minutes, args.until_step, devices,
-        valid_set(args),
+    return _train_and_export(
+        args, config, devices, ("teacher", teacher),
+        lambda root, utts: train_distill(args.run, teacher, utts, root, config, args.max_minutes,
+                                         args.until_step, devices, valid_set(args)),
+        lambda model, name, info: export_student(model, args.out, name, teacher, info),
     )  # fmt: skip
-    if not devices.main:
-        return 0
-    info = train_info(args, config, step, time.perf_counter() - start)
-    info["teacher"] = {"name": teacher.name, "fingerprint": teacher.fingerprint}
-    out = export_student(model, args.out, args.name or args.out.name, teacher, info)
-    return _report(args, step, config.steps, out.fingerprint)
 
 
 def run_train_kmeans(args: argparse.Namespace) -> int:
