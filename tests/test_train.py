@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from tokenizer.corpus.manifest import load_corpus
+from tokenizer.errors import InvalidInputError
 from tokenizer.kinds import load_tokenizer
 from tokenizer.model_dir import load_model_dir
 from tokenizer.torch_tokenizer import TorchTokenizer
@@ -56,6 +57,8 @@ def test_run_config_yaml_and_sets(tmp_path: Path) -> None:
         load_run_config(HubertConfig(), None, ["preset=huge"])
     with pytest.raises(RunConfigError, match="KEY=VALUE"):
         load_run_config(HubertConfig(), None, ["steps"])
+    with pytest.raises(InvalidInputError, match=r"accum=0 \(at least 1\)"):
+        load_run_config(HubertConfig(), None, ["accum=0"])
 
 
 def test_span_mask_covers_spans() -> None:

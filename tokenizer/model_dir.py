@@ -190,11 +190,15 @@ def _tokenizer_fields(kind: str, section: Mapping[str, Any], source: Path) -> di
 
 def _vocoder_fields(kind: str, section: Mapping[str, Any], source: Path) -> dict[str, Any]:
     generator = _get(section, "tokenizer.generator", dict, source)
+    units_model = _get(section, "tokenizer.units_model", dict, source)
     return {
         "generator": generator,
         "sample_rate": _get(section, "tokenizer.sample_rate", int, source),
         "speakers": tuple(_get(generator, "tokenizer.generator.speakers", list, source)),
-        "units_model": _get(section, "tokenizer.units_model", dict, source),
+        "units_model": {
+            key: _get(units_model, f"tokenizer.units_model.{key}", str, source)
+            for key in ("name", "fingerprint")
+        },
     }
 
 

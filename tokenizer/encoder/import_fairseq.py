@@ -181,6 +181,11 @@ def read_fairseq_checkpoint(
             f"pickling other Python objects ({', '.join(names) or 'not allowed by torch'}); if "
             f"you trust the file, pass --trust-pickle (trust_pickle=True) to unpickle it"
         ) from e
+    except ModuleNotFoundError as e:  # a trusted pickle naming a package that is not here
+        raise CheckpointKeyError(
+            f"expected the packages {path} pickles to be installed, found no {e.name} "
+            f"(pip install {e.name}, e.g. omegaconf for fairseq's configs)"
+        ) from e
     except (OSError, RuntimeError, EOFError) as e:
         raise CheckpointKeyError(f"expected a readable torch checkpoint, found {path}: {e}") from e
     if not isinstance(ckpt, Mapping) or not isinstance(ckpt.get("model"), Mapping):

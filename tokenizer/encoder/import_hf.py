@@ -144,17 +144,28 @@ def read_hf(
     """The encoder state dict, config and dropped task-head keys of a checkpoint. Task models
     (``HubertForCTC``, ``Wav2Vec2ForPreTraining``, ...) keep the encoder under ``hubert.`` /
     ``wav2vec2.`` / ``wavlm.``; that prefix is removed and the heads beside it are dropped."""
-    config = json.loads(config_file.read_text())
+    try:
+        config = json.loads(config_file.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise EncoderConfigError(f"expected a JSON config at {config_file}, found {e}") from e
+    if not isinstance(config, dict):
+        raise EncoderConfigError(f"expected a JSON object in {config_file}, found {config!r:.60}")
     kind = config.get("model_type")
     if kind not in MODEL_TYPES:
         raise EncoderConfigError(
             f"expected a config.json of model_type {' / '.join(MODEL_TYPES)}, found {kind!r} "
             f"in {config_file}"
         )
-    if weights.suffix == ".safetensors":
-        state = safetensors.torch.load_file(str(weights))
-    else:
-        state = torch.load(weights, map_location="cpu", weights_only=True)
+    try:
+        if weights.suffix == ".safetensors":
+            state = safetensors.torch.load_file(str(weights))
+        else:
+            state = torch.load(weights, map_location="cpu", weights_only=True)
+    except Exception as e:  # safetensors / unpickling errors have no common base class
+        raise CheckpointKeyError(
+            f"expected tensors in {weights} (safetensors, or a torch state dict), found "
+            f"{type(e).__name__}: {str(e)[:200]}"
+        ) from e
     prefix = f"{kind}."
     if not any(k.startswith(prefix) for k in state):
         return dict(state), config, []

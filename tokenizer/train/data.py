@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from tokenizer.audio import SAMPLE_RATE, decode_audio
 from tokenizer.corpus.manifest import Utterance
-from tokenizer.errors import CorpusError
+from tokenizer.errors import AudioError, CorpusError
 from tokenizer.windows import FIELD, HOP, n_frames
 
 T = TypeVar("T")
@@ -82,17 +82,30 @@ class TrainAudio(Sequence[np.ndarray]):
             return self._memory[i][start : start + n]
         import soundfile as sf
 
-        with sf.SoundFile(self.paths[i]) as f:
-            if f.samplerate != SAMPLE_RATE or f.channels != 1:
-                return self[i][start : start + n]
-            f.seek(start)
-            return _int16(f.read(n, dtype="float32"))
+        try:
+            with sf.SoundFile(self.paths[i]) as f:
+                if f.samplerate != SAMPLE_RATE or f.channels != 1:
+                    out = self[i][start : start + n]
+                else:
+                    f.seek(start)
+                    out = _int16(f.read(n, dtype="float32"))
+        except (sf.LibsndfileError, OSError) as e:
+            raise AudioError(f"expected readable audio at {self.paths[i]}, found {e}") from e
+        if len(out) != n:
+            raise AudioError(
+                f"expected samples {start}..{start + n} of {self.paths[i]}, found {len(out)} "
+                f"(the file changed or is truncated)"
+            )
+        return out
 
     @staticmethod
     def _length(path: Path) -> int:
         import soundfile as sf
 
-        info = sf.info(str(path))
+        try:
+            info = sf.info(str(path))
+        except (sf.LibsndfileError, OSError):
+            return len(decode_audio(path))  # raises the decoder's clear AudioError
         if info.samplerate == SAMPLE_RATE and info.channels == 1:
             return int(info.frames)
         return len(decode_audio(path))  # resampled length: exactly what decoding gives

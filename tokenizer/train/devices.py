@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import datetime
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -60,17 +61,19 @@ class Devices:
         return [mine[i : i + size] for i in range(0, len(mine), size)]
 
     def all_sum(self, x: Tensor) -> Tensor:
-        """``x`` summed over the processes (itself with one process)."""
-        if self.world > 1:
-            x = x.clone()
-            torch.distributed.all_reduce(x)
-        return x
+        """``x`` summed over the processes (itself with one process), on ``x``'s device (the
+        reduction runs on this process's device: NCCL takes CUDA tensors only)."""
+        return self._reduce(x, torch.distributed.ReduceOp.SUM)
 
     def all_max(self, x: Tensor) -> Tensor:
-        if self.world > 1:
-            x = x.clone()
-            torch.distributed.all_reduce(x, op=torch.distributed.ReduceOp.MAX)
-        return x
+        return self._reduce(x, torch.distributed.ReduceOp.MAX)
+
+    def _reduce(self, x: Tensor, op: torch.distributed.ReduceOp.RedOpType) -> Tensor:
+        if self.world == 1:
+            return x
+        y = x.to(self.device, copy=True)
+        torch.distributed.all_reduce(y, op=op)
+        return y.to(x.device)
 
     def wrap(self, model: nn.Module, opt: torch.optim.Optimizer) -> nn.Module:
         """The model (and the optimizer's state, as a resumed run loaded it) on the device;
@@ -115,8 +118,13 @@ def devices(spec: str = "cpu") -> Devices:
     if spec.startswith("cuda"):
         if not torch.cuda.is_available():
             raise InvalidInputError(f"expected a CUDA device for --device {spec}, found none")
-        if spec == "cuda" and world > 1:
-            spec = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+        if world > 1 and spec != "cuda":
+            raise InvalidInputError(
+                f"expected --device cuda under torchrun (each process takes its LOCAL_RANK "
+                f"device), found {spec}"
+            )
+        local = int(os.environ.get("LOCAL_RANK", "0")) if world > 1 else torch.cuda.current_device()
+        spec = f"cuda:{local}" if spec == "cuda" else spec
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
     device = torch.device(spec)
@@ -124,6 +132,9 @@ def devices(spec: str = "cpu") -> Devices:
         torch.cuda.set_device(device)
     if world > 1 and not torch.distributed.is_initialized():
         backend = "nccl" if device.type == "cuda" else "gloo"
-        torch.distributed.init_process_group(backend, rank=rank, world_size=world)
+        # Long: the other processes wait at a barrier while the main one builds a cache.
+        torch.distributed.init_process_group(
+            backend, rank=rank, world_size=world, timeout=datetime.timedelta(hours=12)
+        )
         atexit.register(torch.distributed.destroy_process_group)
     return Devices(device, rank, world)

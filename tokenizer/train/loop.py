@@ -21,6 +21,7 @@ from torch import nn
 from tqdm import tqdm
 
 from tokenizer.corpus.manifest import Utterance
+from tokenizer.errors import InvalidInputError
 from tokenizer.train.checkpoint import load_checkpoint, log_line, save_checkpoint
 from tokenizer.train.devices import CPU, Devices
 
@@ -75,6 +76,15 @@ class TrainConfig:
     """Steps between validations (with a validation set; also after the last step)."""
     valid_batches: int = 4
     """Batches of the validation set (fixed crops, the same every time) per validation."""
+
+    def __post_init__(self) -> None:
+        low = {"steps": 1, "batch_size": 1, "accum": 1, "workers": 0, "checkpoint_every": 1}
+        low |= {"log_every": 1, "valid_every": 1, "valid_batches": 1}
+        bad = [
+            f"{k}={getattr(self, k)} (at least {v})" for k, v in low.items() if getattr(self, k) < v
+        ]
+        if bad:
+            raise InvalidInputError(f"expected run-config values in range, found {', '.join(bad)}")
 
 
 EXECUTION = ("accum", "stream_audio", "workers", "valid_every", "valid_batches")

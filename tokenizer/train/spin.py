@@ -255,7 +255,8 @@ def spin_step(
         targets = _targets(per_head, [int(fl.sum()) for _, _, fl in inputs], config, devices)
     if opt is not None:
         opt.zero_grad(set_to_none=True)
-    sums = torch.zeros(2 * len(model.heads()) + 1)  # per head: loss, agreeing frames; codewords
+    sums = torch.zeros(2 * len(model.heads()))  # per head: loss, agreeing frames
+    used = torch.zeros(model.head.K, device=devices.device)  # primary codewords chosen
     for j, (ha, hb, fl) in enumerate(inputs):
         with (
             torch.set_grad_enabled(opt is not None),
@@ -274,15 +275,15 @@ def spin_step(
             sums[2 * h + 1] += float((sa.argmax(-1) == sb.argmax(-1)).sum())
         if opt is not None:
             (loss * devices.world).backward()
-        sums[-1] = max(float(sums[-1]), float(scored[0][0].argmax(-1).unique().numel()))
+        used[scored[0][0].argmax(-1)] = 1.0
     if opt is not None:
         torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 10.0)
         opt.step()
-    sums[:-1] = devices.all_sum(sums[:-1].to(devices.device)).cpu() / total
-    stats = {"loss": float(sums[0:-1:2].sum()), "loss_k1": float(sums[0]), "agree": float(sums[1])}
+    sums = devices.all_sum(sums) / total
+    stats = {"loss": float(sums[0::2].sum()), "loss_k1": float(sums[0]), "agree": float(sums[1])}
     if model.aux is not None:
         stats.update(loss_k2=float(sums[2]), agree_k2=float(sums[3]))
-    return {**stats, "codewords_used": float(sums[-1])}
+    return {**stats, "codewords_used": float(devices.all_max(used).sum())}
 
 
 def _targets(
