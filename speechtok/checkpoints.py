@@ -64,14 +64,14 @@ def run_import(args: argparse.Namespace) -> int:
         "fingerprint": model.fingerprint,
     }
     if args.kmeans:
-        K = len(read_centroids(args.kmeans, args.trust_pickle))
-        out = args.kmeans_out or args.out.with_name(f"{args.out.name}-km{K}")
+        centroids = read_centroids(args.kmeans, args.trust_pickle)
+        out = args.kmeans_out or args.out.with_name(f"{args.out.name}-km{len(centroids)}")
         km = import_kmeans(
             args.out,
             args.kmeans,
+            centroids,
             out,
             layer=args.layer,
-            trust_pickle=args.trust_pickle,
             command=command,
         )
         line["kmeans"] = {"model": str(out), "K": km.config.K, "fingerprint": km.fingerprint}

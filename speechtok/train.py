@@ -211,8 +211,6 @@ def run_train_hubert(args: argparse.Namespace) -> int:
 def run_train_spin(args: argparse.Namespace) -> int:
 
     from tokenizer.errors import InvalidInputError
-    from tokenizer.kinds import load_tokenizer
-    from tokenizer.torch_tokenizer import TorchTokenizer
     from tokenizer.train.spin import SpinConfig, export_spin, train_spin
 
     config, devices = run_setup(
@@ -222,11 +220,7 @@ def run_train_spin(args: argparse.Namespace) -> int:
         raise InvalidInputError(
             f"expected K2 > 0 for dcspin and K2 = 0 for spin, found K2={config.K2} for {args.kind}"
         )
-    base = load_tokenizer(args.base, "torch")
-    if not isinstance(base, TorchTokenizer) or base.kind != "hubert":
-        raise InvalidInputError(
-            f"expected a hubert model as --base, found kind {base.kind!r} in {args.base}"
-        )
+    base = _encoder_tokenizer(args.base, "--base", ("hubert",))
     return _train_and_export(
         args, config, devices, ("base", base),
         lambda root, utts: train_spin(args.run, base, utts, root, config, args.max_minutes,
@@ -237,17 +231,10 @@ def run_train_spin(args: argparse.Namespace) -> int:
 
 def run_train_distill(args: argparse.Namespace) -> int:
 
-    from tokenizer.errors import InvalidInputError
-    from tokenizer.kinds import load_tokenizer
-    from tokenizer.torch_tokenizer import TorchTokenizer
     from tokenizer.train.distill import DistillConfig, export_student, train_distill
 
     config, devices = run_setup(args, DistillConfig())
-    teacher = load_tokenizer(args.teacher, "torch")
-    if not isinstance(teacher, TorchTokenizer):
-        raise InvalidInputError(
-            f"expected an encoder tokenizer as --teacher, found kind {teacher.kind!r}"
-        )
+    teacher = _encoder_tokenizer(args.teacher, "--teacher")
     return _train_and_export(
         args, config, devices, ("teacher", teacher),
         lambda root, utts: train_distill(args.run, teacher, utts, root, config, args.max_minutes,
@@ -268,7 +255,7 @@ def run_train_kmeans(args: argparse.Namespace) -> int:
     root, utts = load_corpus(corpus_source(args), args.split)
     feat_cfg = FeatureConfig(type=args.features)
     start = time.perf_counter()
-    encoder = _encoder_tokenizer(args.encoder) if args.encoder else None
+    encoder = _encoder_tokenizer(args.encoder, "--encoder") if args.encoder else None
     feats = []
     for u in tqdm(utts, desc="features", unit="utt", file=sys.stderr):
         x = decode_audio(u.audio_path(root))
@@ -307,14 +294,13 @@ def run_train_kmeans(args: argparse.Namespace) -> int:
     return 0
 
 
-def _encoder_tokenizer(name: str) -> TorchTokenizer:
+def _encoder_tokenizer(spec: str, flag: str, kinds: tuple[str, ...] = ()) -> TorchTokenizer:
+    """The encoder model ``spec`` in torch (of one of ``kinds``, if given) for ``flag``."""
     from tokenizer.kinds import load_tokenizer
     from tokenizer.torch_tokenizer import TorchTokenizer
 
-    tok = load_tokenizer(name, "torch")
-    if not isinstance(tok, TorchTokenizer):
-        raise ModelError(
-            f"expected an encoder model (hubert, spin, dcspin) for --encoder, "
-            f"found kind {tok.kind!r} in {name}"
-        )
+    tok = load_tokenizer(spec, "torch")
+    if not isinstance(tok, TorchTokenizer) or (kinds and tok.kind not in kinds):
+        what = f"a {' or '.join(kinds)}" if kinds else "an encoder"
+        raise ModelError(f"expected {what} model as {flag}, found kind {tok.kind!r} in {spec}")
     return tok

@@ -33,6 +33,7 @@ from tokenizer.model_dir import (
     CARD,
     CONFIG,
     MODEL_GRAPH,
+    PRECISIONS,
     WINDOW_GRAPH,
     load_model_dir,
     save_model_dir,
@@ -61,7 +62,7 @@ class TokenGraph(nn.Module):
 class HalfGraph(nn.Module):
     """``TokenGraph`` computed in float16 (for GPUs), with float32 inputs and scores."""
 
-    def __init__(self, graph: TokenGraph) -> None:
+    def __init__(self, graph: nn.Module) -> None:
         super().__init__()
         self.inner = copy.deepcopy(graph).half()
 
@@ -70,17 +71,15 @@ class HalfGraph(nn.Module):
         return units, frames, scores.float()
 
 
-PRECISIONS = ("fp32", "fp16")
-
-
 def export_graph(tok: TorchTokenizer, window_samples: int | None, precision: str = "fp32") -> bytes:
     """The serialized ONNX graph (dynamic length if ``window_samples`` is None); ``fp16``
     computes in float16 inside (inputs and scores stay float32)."""
     if precision not in PRECISIONS:
         raise InvalidInputError(f"expected a precision in {PRECISIONS}, found {precision!r}")
-    graph: nn.Module = TokenGraph(tok).eval()
+    graph: nn.Module = TokenGraph(tok)
     if precision == "fp16":
-        graph = HalfGraph(TokenGraph(tok)).eval()
+        graph = HalfGraph(graph)
+    graph.eval()
     n = window_samples or 48_000
     example = (torch.zeros(2, n), torch.tensor([n, n - 320]))
     batch = torch.export.Dim("batch", min=1, max=1024)

@@ -73,19 +73,20 @@ def import_hf(
 def import_kmeans(
     encoder: Path,
     kmeans: Path,
+    centroids: np.ndarray,
     out: Path,
     *,
     layer: int | None,
     name: str | None = None,
-    trust_pickle: bool = False,
     command: str = "",
 ) -> ModelDir:
+    """``centroids`` (``read_centroids(kmeans)``) as a kmeans tokenizer on ``encoder``'s
+    ``layer``; the card names ``kmeans`` and its sha256."""
     tok = load_tokenizer(encoder, "torch")
     if not isinstance(tok, TorchTokenizer):
         raise CheckpointKeyError(
             f"expected an encoder model for the k-means, found {tok.kind} in {encoder}"
         )
-    centroids = read_centroids(kmeans, trust_pickle)
     width = tok.encoder.config.embed_dim
     if centroids.ndim != 2 or centroids.shape[1] != width:
         raise CheckpointKeyError(

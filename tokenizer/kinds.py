@@ -125,8 +125,8 @@ def load_served(
 
     path = resolve(spec)
     model = load_model_dir(path)
-    require(model.config, path, "tokenizer", exported=True)
-    tok = OnnxTokenizer(model, threads=threads, spinning=spinning)
+    require(model.config, path, "tokenizer")
+    tok = OnnxTokenizer(model, threads=threads, spinning=spinning)  # fails if not exported
     if tok.window is None:
         raise ModelError(f"expected a model with a streaming window, found none in {path}")
     return tok

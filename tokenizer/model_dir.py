@@ -37,6 +37,8 @@ MODEL_GRAPH = "model.onnx"
 WINDOW_GRAPH = "window.onnx"
 """Exported graph of one canonical streaming window (dynamic batch, fixed length)."""
 
+PRECISIONS = ("fp32", "fp16")
+"""What exported graphs compute in (``fp16``: for GPUs; inputs and scores stay float32)."""
 KINDS = ("hubert", "spin", "dcspin", "kmeans", "vocoder")
 """Every model kind; ``tokenizer.kinds`` says how each is loaded and described."""
 
@@ -174,9 +176,10 @@ def _tokenizer_fields(kind: str, section: Mapping[str, Any], source: Path) -> di
         out["window"] = WindowSpec(**_get(section, "tokenizer.window", dict, source))
     if section.get("precision") is not None:
         out["precision"] = _get(section, "tokenizer.precision", str, source)
-        if out["precision"] not in ("fp32", "fp16"):
+        if out["precision"] not in PRECISIONS:
             raise ModelError(
-                f"expected tokenizer.precision fp32 or fp16 in {source}, found {out['precision']!r}"
+                f"expected tokenizer.precision in {PRECISIONS} in {source}, "
+                f"found {out['precision']!r}"
             )
     if kind == "kmeans" and "features" in section:
         out["features"] = FeatureConfig(**_get(section, "tokenizer.features", dict, source))

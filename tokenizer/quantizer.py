@@ -35,9 +35,6 @@ class Quantizer(nn.Module):
     def scores(self, x: Tensor) -> Tensor:
         raise NotImplementedError
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.scores(x).argmax(-1)
-
     @property
     def K(self) -> int:
         raise NotImplementedError

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from tokenizer.encoder.config import EncoderConfig
 from tokenizer.encoder.model import Encoder
@@ -94,7 +95,7 @@ def save_encoder_kmeans(
         kind="kmeans",
         encoder=encoder.encoder,
         layer=layer,
-        quantizer=NearestCentroid.from_stored({"centroids": centroids}),
+        quantizer=NearestCentroid(torch.from_numpy(centroids)),
         train_info=train_info,
         card=card,
         dtype=encoder.weights_dtype,

@@ -111,10 +111,6 @@ class TrainAudio(Sequence[np.ndarray]):
         return len(decode_audio(path))  # resampled length: exactly what decoding gives
 
 
-def load_audio(root: Path, utts: Sequence[Utterance], in_memory: bool = True) -> TrainAudio:
-    return TrainAudio(root, utts, in_memory)
-
-
 def crop(audio: Sequence[np.ndarray], i: int, start: int, n: int) -> np.ndarray:
     """Samples ``start .. start + n`` of utterance ``i`` (read from disk by ``TrainAudio``)."""
     if isinstance(audio, TrainAudio):

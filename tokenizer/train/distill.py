@@ -45,7 +45,7 @@ from tokenizer.model_dir import ModelDir, card_facts
 from tokenizer.quantizer import SPIN_KEYS, CosineCodebook
 from tokenizer.save import save_encoder_tokenizer
 from tokenizer.torch_tokenizer import TorchTokenizer
-from tokenizer.train.data import crop_batch, load_audio, n_frames, utterance_digest
+from tokenizer.train.data import TrainAudio, crop_batch, n_frames, utterance_digest
 from tokenizer.train.devices import CPU, Devices
 from tokenizer.train.loop import (
     VALID_SEED,
@@ -258,7 +258,7 @@ def train_distill(
         params, lr=config.lr, betas=(0.9, 0.98), eps=1e-6, weight_decay=config.weight_decay
     )
     start = resume(run, run_config, model, opt)  # before the slow part: fail fast on a mismatch
-    audio = load_audio(root, utts)
+    audio = TrainAudio(root, utts)
     if start == 0:
         calibrate_conv_norms(
             model.encoder,
@@ -272,7 +272,7 @@ def train_distill(
     wrapped = devices.wrap(model, opt)
     validate = None
     if valid is not None:  # the original audio of the validation set, with its teacher scores
-        valid_audio = load_audio(*valid)
+        valid_audio = TrainAudio(*valid)
         valid_targets = devices.first(
             lambda: teacher_scores(run / "cache" / "valid", teacher, valid[1], valid_audio)
         )

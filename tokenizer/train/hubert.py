@@ -33,7 +33,7 @@ from tokenizer.model_dir import ModelDir, card_facts
 from tokenizer.protocol import Tokenizer
 from tokenizer.quantizer import HUBERT_KEYS, CosineCodebook
 from tokenizer.save import save_encoder_tokenizer
-from tokenizer.train.data import Batch, Prefetched, crop_batch, load_audio, n_frames
+from tokenizer.train.data import Batch, Prefetched, TrainAudio, crop_batch, n_frames
 from tokenizer.train.devices import CPU, Devices
 from tokenizer.train.loop import (
     VALID_SEED,
@@ -153,7 +153,7 @@ def train_hubert(
         weight_decay=config.weight_decay,
     )
     start = resume(run, run_config, model, opt)  # before the slow part: fail fast on a mismatch
-    audio = load_audio(root, utts, in_memory=not config.stream_audio)
+    audio = TrainAudio(root, utts, in_memory=not config.stream_audio)
     labels = compute_targets(targets, utts, audio)
     max_samples = int(config.max_seconds * SAMPLE_RATE)
     mine = {r for rows in devices.rows(config.batch_size) for r in rows}
@@ -166,7 +166,7 @@ def train_hubert(
     wrapped = devices.wrap(model, opt)
     validate = None
     if valid is not None:
-        valid_audio = load_audio(*valid, in_memory=not config.stream_audio)
+        valid_audio = TrainAudio(*valid, in_memory=not config.stream_audio)
         valid_labels = compute_targets(targets, valid[1], valid_audio)
         fixed = dataclasses.replace(config, seed=config.seed + VALID_SEED)
         valid_set = [

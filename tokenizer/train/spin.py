@@ -30,7 +30,7 @@ from tokenizer.model_dir import ModelDir, card_facts
 from tokenizer.quantizer import AUX_KEYS, CosineCodebook
 from tokenizer.save import save_encoder_tokenizer
 from tokenizer.torch_tokenizer import TorchTokenizer
-from tokenizer.train.data import Prefetched, load_audio, n_frames, utterance_digest
+from tokenizer.train.data import Prefetched, TrainAudio, n_frames, utterance_digest
 from tokenizer.train.devices import CPU, Devices
 from tokenizer.train.loop import (
     VALID_SEED,
@@ -168,7 +168,7 @@ def train_spin(
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=config.lr, betas=(0.9, 0.98), weight_decay=0.0)
     start = resume(run, run_config, model, opt)  # before the cache: fail fast on a mismatch
-    audio = load_audio(root, utts, in_memory=not config.stream_audio)
+    audio = TrainAudio(root, utts, in_memory=not config.stream_audio)
     frames = [n_frames(n) for n in audio.lengths]
     cache: FrozenCache | None = None
     if config.cache:
@@ -196,7 +196,7 @@ def train_spin(
     wrapped = devices.wrap(model, opt)
     validate = None
     if valid is not None:  # fixed crops and Praat views of the validation set, made once
-        valid_audio = load_audio(*valid, in_memory=not config.stream_audio)
+        valid_audio = TrainAudio(*valid, in_memory=not config.stream_audio)
         fixed = dataclasses.replace(config, seed=config.seed + VALID_SEED)
         valid_ids, valid_frames = (
             [u.id for u in valid[1]],

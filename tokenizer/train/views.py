@@ -37,7 +37,8 @@ class ViewsConfig(TrainConfig):
     Without the cache, a view is a fresh Praat perturbation of the step's crop."""
     cache: bool = True
     """Compute the frozen layers' outputs of every view once into ``RUN/cache`` (fast steps;
-    float16, ~100 KB per second of audio and view for a base-size model); off for corpora too
+    float16: 50 frames x D x 2 bytes per second of audio and view, 77 KB for a base-size
+    model); off for corpora too
     large for that disk or on GPUs, where running the frozen layers each step is cheap."""
     perturb_jobs: int = 2
 
@@ -113,10 +114,8 @@ def view_audio(
 
 
 def _perturb_job(job: tuple[str, np.ndarray, int, int]) -> np.ndarray:
-    from tokenizer.perturb import perturb_speaker, rng_for  # Praat: only where views are made
-
     uid, x, view, seed = job
-    return perturb_speaker(x, rng_for(f"{uid}#view{view}", seed))[0]
+    return _perturbed(x, f"{uid}#view{view}", seed)
 
 
 @torch.inference_mode()
