@@ -95,6 +95,24 @@ def labelled_frames(
     return labels, np.concatenate([units[u.id] for u in utts])
 
 
+def run_lengths(
+    units: dict[str, np.ndarray], utts: Sequence[Utterance], frame_rate: float
+) -> dict[str, float]:
+    """Mean frames per run of one unit (``run_length``: frames per deduplicated unit) and per run
+    of one phone label on the same frames (``phone_run_length``): units that flicker have runs
+    much shorter than the phones they stand for."""
+    frames = unit_runs = phone_runs = 0
+    for u in utts:
+        labels = frame_labels(u.alignment or [], len(units[u.id]), frame_rate)
+        frames += len(labels)
+        unit_runs += len(dedup(units[u.id])[0])
+        phone_runs += sum(1 for i, p in enumerate(labels) if i == 0 or p != labels[i - 1])
+    return {
+        "run_length": frames / max(1, unit_runs),
+        "phone_run_length": frames / max(1, phone_runs),
+    }
+
+
 def _pnmi(units: dict[str, np.ndarray], utts: Sequence[Utterance], rate: float) -> float:
     labels, flat = labelled_frames(units, utts, rate)
     return scores(contingency(labels, flat)).pnmi
@@ -128,6 +146,7 @@ def probe_source(
         "phone_purity": s.phone_purity,
         "cluster_purity": s.cluster_purity,
         "units_used": len(np.unique(flat)),
+        **run_lengths(u_test, test, rate),
         "notes": [],
     }
     by_voice: dict[str, list[Utterance]] = defaultdict(list)

@@ -47,6 +47,8 @@ ROWS = [
     ("phone purity ↑", "phone_purity", "{:.3f}"),
     ("cluster purity", "cluster_purity", "{:.3f}"),
     ("units used", "units_used", "{}"),
+    ("mean run length, frames per unit", "run_length", "{:.2f}"),
+    ("  (phones' own)", "phone_run_length", "{:.2f}"),
     ("n-gram ppl, dedup ↓", "ngram.dedup.ppl", "{:.2f}"),
     ("n-gram bits/unit, dedup ↓", "ngram.dedup.bits_per_unit", "{:.3f}"),
     ("n-gram ppl, raw frames ↓", "ngram.raw.ppl", "{:.2f}"),

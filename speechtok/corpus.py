@@ -28,6 +28,23 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     synth.add_argument("--sentences", type=int, default=2000, help="train/dev/test sentences")
     synth.add_argument("--parallel-sentences", type=int, default=100,
                        help="sentences read by every voice (the parallel split)")  # fmt: skip
+    synth.add_argument(
+        "--holdout-engine",
+        choices=["festival", "flite", "espeak", "none"],
+        default="festival",
+        help="engine whose voices speak only the unseen split (and parallel)",
+    )
+    synth.add_argument(
+        "--core-voices",
+        action="store_true",
+        help="speak train/dev/test with the 22 core voices only (not the whole catalogue)",
+    )
+    synth.add_argument(
+        "--augment",
+        type=int,
+        default=0,
+        help="seeded speed/formant/pitch/room-augmented copies of each training utterance",
+    )
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--jobs", type=int, default=2, help="worker processes")
     synth.add_argument("--force", action="store_true", help="overwrite a corpus in --out")
@@ -40,9 +57,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run_synth(args: argparse.Namespace) -> int:
     config = SynthConfig(
-        sentences=args.sentences, parallel_sentences=args.parallel_sentences, seed=args.seed
+        sentences=args.sentences,
+        parallel_sentences=args.parallel_sentences,
+        seed=args.seed,
+        extra_voices=not args.core_voices,
+        holdout_engine=None if args.holdout_engine == "none" else args.holdout_engine,
+        augment=args.augment,
     )
-    total = sum(len(t.items) for t in plan(config, wordnet_sentences()))
+    items = [it for t in plan(config, wordnet_sentences()) for it in t.items]
+    total = len(items) + config.augment * sum(it.split == "train" for it in items)
     start = time.perf_counter()
     with tqdm(total=total, unit="utt", desc="synth", file=sys.stderr) as bar:
         audio = 0.0

@@ -16,7 +16,7 @@ from tokenizer.corpus.check import check_corpus
 from tokenizer.corpus.manifest import read_manifest
 from tokenizer.corpus.sentences import wordnet_sentences
 from tokenizer.corpus.synth import SynthConfig, build_corpus, plan
-from tokenizer.corpus.voices import HELD_OUT_VOICES, VOICES
+from tokenizer.corpus.voices import CORE_VOICES, VOICES, VOICES_BY_ID
 from tokenizer.errors import CorpusError
 
 from .conftest import TINY
@@ -55,20 +55,58 @@ def test_split_rules(tiny_corpus: Path) -> None:
     by_split: dict[str, set[str]] = defaultdict(set)
     for u in utts:
         by_split[u.split or ""].add(u.sentence or "")
-    assert set(by_split) == {"train", "dev", "test", "parallel"}
+    assert set(by_split) == {"train", "dev", "test", "unseen", "parallel"}
     for a in by_split:
         for b in by_split:
             assert a == b or not by_split[a] & by_split[b]
-    held = {v.id for v in HELD_OUT_VOICES}
+    held = {v.id for v in VOICES if v.held_out and v.engine != "festival"}
     assert all(u.split in ("test", "parallel") for u in utts if u.speaker in held)
     assert any(u.speaker in held for u in utts if u.split == "test")
+    # the held-out engine speaks only (and alone) in unseen and parallel
+    for u in utts:
+        if u.split != "parallel":
+            assert (u.engine == "festival") == (u.split == "unseen"), u.id
     parallel: dict[str, set[str]] = defaultdict(set)
     for u in utts:
         if u.split == "parallel":
             parallel[u.sentence or ""].add(u.speaker or "")
-    assert len(parallel) == 2 and all(v == {x.id for x in VOICES} for v in parallel.values())
+    assert len(parallel) == 2 and all(v == {x.id for x in CORE_VOICES} for v in parallel.values())
     info = json.loads((tiny_corpus / "corpus.json").read_text())
-    assert info["utterances"] == len(utts) == 24 + 2 * len(VOICES)
+    assert info["utterances"] == len(utts) == 24 + 2 * len(CORE_VOICES)
+
+
+def test_core_voices_without_held_out_engine_keep_the_first_plan() -> None:
+    """Old corpora rebuild as they were: the core catalogue and no held-out engine give the
+    plan of the first corpus builder (festival voices in train, no unseen split)."""
+    old = SynthConfig(sentences=200, parallel_sentences=1, extra_voices=False, holdout_engine=None)
+    items = [(t.voice_id, it.split) for t in plan(old, wordnet_sentences()) for it in t.items]
+    assert {split for _, split in items} == {"train", "dev", "test", "parallel"}
+    assert {v for v, _ in items} == {v.id for v in CORE_VOICES}
+    assert any(VOICES_BY_ID[v].engine == "festival" for v, split in items if split == "train")
+
+
+def test_augmented_copies(tmp_path: Path) -> None:
+    """Each training utterance gets a seeded copy: other samples, the same phones on a grid
+    moved by the drawn speed, and a record of what was drawn; other splits get none."""
+    config = SynthConfig(sentences=12, parallel_sentences=0, seed=3, augment=1)
+    build_corpus(tmp_path / "a", config)
+    a = read_manifest(tmp_path / "a" / "manifest.jsonl")
+    by_id = {u.id: u for u in a}
+    copies = [u for u in a if u.id.endswith("-aug1")]
+    assert copies and len(copies) == sum(u.split == "train" for u in a) / 2
+    assert all(u.split == "train" for u in copies)
+    for c in copies:
+        orig = by_id[c.id.removesuffix("-aug1")]
+        drawn = c.extra["augment"]
+        assert [p for p, _, _ in c.alignment or []] == [p for p, _, _ in orig.alignment or []]
+        assert c.duration == pytest.approx((orig.duration or 0) / drawn["speed"], abs=1e-3)
+        assert c.alignment is not None and orig.alignment is not None
+        assert c.alignment[1][1] == pytest.approx(orig.alignment[1][1] / drawn["speed"], abs=1e-4)
+    assert {c.extra["augment"]["speed"] for c in copies} != {1.0}
+    assert check_corpus(tmp_path / "a") == []
+    build_corpus(tmp_path / "b", config, jobs=1)
+    b = read_manifest(tmp_path / "b" / "manifest.jsonl")
+    assert [u.to_json() for u in a] == [u.to_json() for u in b]  # seeded: the same draws
 
 
 def test_audio_and_alignments(tiny_corpus: Path) -> None:

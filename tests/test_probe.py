@@ -11,11 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from lm_probe.probe import run_lengths
 from lm_probe.rates import bitrates
 from lm_probe.speaker import edit_distance, phone_units
 from tokenizer.audio import decode_audio
 from tokenizer.corpus.alignment import Segment, write_textgrid
-from tokenizer.corpus.manifest import load_corpus
+from tokenizer.corpus.manifest import Utterance, load_corpus
 from tokenizer.features import FeatureConfig, extract
 from tokenizer.kinds import load_tokenizer
 from tokenizer.kmeans import KmeansConfig, fit_kmeans, save_kmeans_tokenizer
@@ -57,6 +58,7 @@ def test_probe_two_tokenizers(tiny_model: Path, tiny_corpus: Path, tmp_path: Pat
     a, b = report["tokenizers"]
     assert [a["name"], b["name"]] == ["mfcc-km16", "external"]
     assert 0 < a["pnmi"] < 1 and a["K"] == 16
+    assert a["run_length"] >= 1 and a["phone_run_length"] > 1
     assert a["pnmi"] == pytest.approx(b["pnmi"])  # same units by either route
     assert a["ngram"]["order"] == 4 and a["ngram"]["ppl"] > 1
     assert 0 <= a["speaker"]["perturb_agreement"] <= 1 and a["speaker"]["pnmi_perturbed"] > 0
@@ -127,3 +129,12 @@ def test_phone_units_and_bitrate() -> None:
     rates = bitrates([np.array([0, 0, 1, 1])], K=4, frame_rate=50.0)
     assert rates["nominal_bps"] == 100 and rates["entropy_bps"] == pytest.approx(50.0)
     assert rates["dedup_units_per_s"] == pytest.approx(25.0)
+
+
+def test_run_lengths_count_runs_within_utterances() -> None:
+    """Units 0 0 1 1 1 2 are 3 runs of 6 frames; phones AA (3 frames) then SIL (3 frames)."""
+    utt = Utterance(
+        id="u", audio="u.flac", alignment=[Segment("AA", 0, 0.06), Segment("SIL", 0.06, 0.12)]
+    )
+    out = run_lengths({"u": np.array([0, 0, 1, 1, 1, 2])}, [utt], 50.0)
+    assert out == {"run_length": 2.0, "phone_run_length": 3.0}

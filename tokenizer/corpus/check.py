@@ -43,8 +43,11 @@ def check_corpus(
     problems += check_splits(utterances)
     info = root / CORPUS_INFO
     if info.is_file():
-        held_out = {v["id"] for v in json.loads(info.read_text())["voices"] if v["held_out"]}
-        problems += check_voices(utterances, held_out)
+        meta = json.loads(info.read_text())
+        engine = meta["config"].get("holdout_engine")
+        unseen = {v["id"] for v in meta["voices"] if v["engine"] == engine}
+        held_out = {v["id"] for v in meta["voices"] if v["held_out"]} - unseen
+        problems += check_voices(utterances, held_out, unseen)
     return problems
 
 
@@ -130,13 +133,24 @@ def check_splits(utterances: Sequence[Utterance]) -> list[str]:
     return found
 
 
-def check_voices(utterances: Sequence[Utterance], held_out: set[str]) -> list[str]:
-    """Held-out voices speak only in ``test`` and ``parallel``; ``test`` has some of them."""
-    found = [
-        f"{u.id}: expected held-out voice {u.speaker} only in test/parallel, found in {u.split}"
-        for u in utterances
-        if u.speaker in held_out and u.split not in ("test", "parallel")
-    ]
+def check_voices(
+    utterances: Sequence[Utterance], held_out: set[str], unseen: set[str] = frozenset()
+) -> list[str]:
+    """Held-out voices speak only in ``test`` and ``parallel``, and ``test`` has some of them;
+    the held-out engine's voices (``unseen``) speak only, and alone, in ``unseen`` and
+    ``parallel``."""
+    found = []
+    for u in utterances:
+        if u.speaker in held_out and u.split not in ("test", "parallel"):
+            found.append(
+                f"{u.id}: expected held-out voice {u.speaker} only in test/parallel, found in "
+                f"{u.split}"
+            )
+        if (u.speaker in unseen) != (u.split == "unseen") and u.split != "parallel":
+            found.append(
+                f"{u.id}: expected the held-out engine's voices alone in the unseen split, "
+                f"found {u.speaker} in {u.split}"
+            )
     if held_out and not any(u.speaker in held_out for u in utterances if u.split == "test"):
         found.append("test split: expected some utterances by held-out voices, found none")
     return found

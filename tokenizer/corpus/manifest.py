@@ -20,7 +20,7 @@ from tokenizer.errors import CorpusError
 
 MANIFEST = "manifest.jsonl"
 CORPUS_INFO = "corpus.json"
-SPLITS = ("train", "dev", "test", "parallel")
+SPLITS = ("train", "dev", "test", "unseen", "parallel")
 
 
 @dataclass(kw_only=True)
@@ -235,4 +235,7 @@ def synth_command(folder: str | Path) -> str | None:
     return (
         f"speechtok corpus synth --sentences {c['sentences']} "
         f"--parallel-sentences {c['parallel_sentences']} --seed {c['seed']}"
+        f" --holdout-engine {c.get('holdout_engine') or 'none'}"
+        + ("" if c.get("extra_voices") else " --core-voices")
+        + (f" --augment {c['augment']}" if c.get("augment") else "")
     )

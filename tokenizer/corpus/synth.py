@@ -6,8 +6,12 @@ depends only on the plan, so two runs with the same arguments give byte-identica
 audio, whatever the number of workers.
 
 Splits: ``train``/``dev``/``test`` hold disjoint sentences, one voice each; part of ``test`` is
-spoken by held-out voices that appear nowhere else but ``parallel``, where every voice reads
-each of M further sentences.
+spoken by held-out voices that appear nowhere else but ``parallel``, where every core voice
+reads each of M further sentences. With ``holdout_engine`` (festival by default) every voice of
+that engine is kept out of train/dev/test and speaks only the ``unseen`` split (as many further
+sentences as ``test``) and ``parallel``: generalising to an engine never trained on is the
+nearest thing here to generalising to real speakers. ``augment`` adds that many seeded
+speaker/room-augmented copies of each training utterance (:mod:`tokenizer.corpus.augment`).
 """
 
 from __future__ import annotations
@@ -27,10 +31,12 @@ import numpy as np
 from tokenizer.audio import SAMPLE_RATE, write_flac
 from tokenizer.corpus import tts_espeak, tts_festival, tts_flite
 from tokenizer.corpus.alignment import Segment
+from tokenizer.corpus.augment import AugmentConfig, augment, room_bank
 from tokenizer.corpus.manifest import CORPUS_INFO, MANIFEST, Utterance, write_manifest
 from tokenizer.corpus.sentences import wordnet_sentences
-from tokenizer.corpus.voices import HELD_OUT_VOICES, TRAIN_VOICES, VOICES, VOICES_BY_ID, Voice
+from tokenizer.corpus.voices import CORE_VOICES, EXTRA_VOICES, VOICES_BY_ID, Engine, Voice
 from tokenizer.errors import CorpusError
+from tokenizer.perturb import rng_for
 
 log = logging.getLogger(__name__)
 
@@ -46,16 +52,25 @@ class SynthConfig:
     sentences: int = 2000
     """Sentences for train/dev/test, one voice each."""
     parallel_sentences: int = 100
-    """Sentences of the ``parallel`` split, each read by every voice."""
+    """Sentences of the ``parallel`` split, each read by every core voice."""
     seed: int = 0
     dev_fraction: float = 0.05
     test_fraction: float = 0.05
     held_out_share: float = 0.5
     """Share of ``test`` sentences read by held-out voices (the rest by training voices)."""
+    extra_voices: bool = True
+    """Speak train/dev/test with the whole catalogue, not only the 22 core voices."""
+    holdout_engine: Engine | None = "festival"
+    """Engine kept out of train/dev/test: its voices speak the ``unseen`` split (None: none)."""
+    augment: int = 0
+    """Augmented copies of each training utterance (speed, formants/pitch, rooms)."""
     peak: float = 0.9
     """Every utterance is scaled to this peak amplitude (level is not a speaker trait here)."""
     batch: int = 16
     """Utterances per worker task; festival starts once per task."""
+
+    def voices(self) -> tuple[Voice, ...]:
+        return CORE_VOICES + (EXTRA_VOICES if self.extra_voices else ())
 
 
 class _Item(NamedTuple):
@@ -82,17 +97,34 @@ def plan(config: SynthConfig, sentences: Sequence[str]) -> list[_Task]:
     n_test = max(1, round(config.sentences * config.test_fraction))
     n_dev = max(1, round(config.sentences * config.dev_fraction))
     n_held = math.ceil(n_test * config.held_out_share)
-    assigned: dict[str, list[_Item]] = {v.id: [] for v in VOICES}
+    voices = config.voices()
+    unseen = tuple(v for v in voices if v.engine == config.holdout_engine)
+    if config.holdout_engine is not None and not unseen:
+        raise CorpusError(f"expected voices of engine {config.holdout_engine}, found none")
+    n_unseen = n_test if unseen else 0
+    if n_test + n_unseen + n_dev >= config.sentences:
+        raise CorpusError(
+            f"expected --sentences above {n_test + n_unseen + n_dev} (test, unseen and dev "
+            f"come first), found {config.sentences}"
+        )
+    seen = [v for v in voices if v.engine != config.holdout_engine]
+    pools = {
+        "held": tuple(v for v in seen if v.held_out),
+        "train": tuple(v for v in seen if not v.held_out),
+        "unseen": unseen,
+    }
+    assigned: dict[str, list[_Item]] = {v.id: [] for v in voices}
     for rank, index in enumerate(order.tolist()):
         sid = f"s{index:05d}"
         if rank >= config.sentences:
-            for v in VOICES:
+            for v in CORE_VOICES:
                 assigned[v.id].append(
                     _Item(f"parallel-{sid}-{v.id}", sid, sentences[index], "parallel")
                 )
             continue
-        split = "test" if rank < n_test else "dev" if rank < n_test + n_dev else "train"
-        pool = HELD_OUT_VOICES if rank < n_held else TRAIN_VOICES
+        bounds = np.cumsum([n_test, n_unseen, n_dev])
+        split = ("test", "unseen", "dev", "train")[int(np.searchsorted(bounds, rank, "right"))]
+        pool = pools["held" if rank < n_held else "unseen" if split == "unseen" else "train"]
         voice = pool[int(rng.integers(len(pool)))]
         assigned[voice.id].append(_Item(f"{split}-{sid}-{voice.id}", sid, sentences[index], split))
     tasks = []
@@ -102,25 +134,50 @@ def plan(config: SynthConfig, sentences: Sequence[str]) -> list[_Task]:
     return tasks
 
 
-def _run_task(args: tuple[_Task, Path, float]) -> list[Utterance]:
-    task, out, peak = args
-    voice = VOICES_BY_ID[task.voice_id]
-    results = ENGINES[voice.engine](voice, [it.text for it in task.items])
+AUGMENT = AugmentConfig()
+
+
+class _Job(NamedTuple):
+    task: _Task
+    out: Path
+    config: SynthConfig
+    rooms: list[np.ndarray]
+    """The room bank of augmentation (empty without it)."""
+
+
+def _run_task(job: _Job) -> list[Utterance]:
+    voice = VOICES_BY_ID[job.task.voice_id]
+    results = ENGINES[voice.engine](voice, [it.text for it in job.task.items])
     utterances = []
-    for item, (audio, segments) in zip(task.items, results, strict=True):
+    for item, (audio, segments) in zip(job.task.items, results, strict=True):
         top = float(np.max(np.abs(audio)))
         if top == 0.0 or not segments:
             raise CorpusError(f"expected speech from {voice.id} for {item.text!r}, found silence")
-        rel = Path("audio") / item.split / f"{item.id}.flac"
-        write_flac(out / rel, (audio * (peak / top)).astype(np.float32))
-        utterances.append(
-            Utterance(
-                id=item.id, audio=rel.as_posix(), speaker=voice.id, engine=voice.engine,
-                split=item.split, sentence=item.sentence, text=item.text,
-                duration=round(len(audio) / SAMPLE_RATE, 5), alignment=segments,
-            )
-        )  # fmt: skip
+        audio = (audio * (job.config.peak / top)).astype(np.float32)
+        utterances.append(_write(job.out, item, voice, audio, segments))
+        for k in range(1, job.config.augment + 1 if item.split == "train" else 1):
+            copy = item._replace(id=f"{item.id}-aug{k}")
+            rng = rng_for(copy.id, job.config.seed)
+            x, moved, drawn = augment(audio, segments, rng, job.rooms, AUGMENT)
+            utterances.append(_write(job.out, copy, voice, x, moved, {"augment": drawn}))
     return utterances
+
+
+def _write(
+    out: Path,
+    item: _Item,
+    voice: Voice,
+    audio: np.ndarray,
+    segments: list[Segment],
+    extra: dict | None = None,
+) -> Utterance:
+    rel = Path("audio") / item.split / f"{item.id}.flac"
+    write_flac(out / rel, audio)
+    return Utterance(
+        id=item.id, audio=rel.as_posix(), speaker=voice.id, engine=voice.engine,
+        split=item.split, sentence=item.sentence, text=item.text,
+        duration=round(len(audio) / SAMPLE_RATE, 5), alignment=segments, extra=extra or {},
+    )  # fmt: skip
 
 
 def build_corpus(
@@ -146,6 +203,7 @@ def build_corpus(
         len(tasks),
         jobs,
     )
+    rooms = room_bank(config.seed, AUGMENT) if config.augment else []
     utterances: list[Utterance] = []
     # Slowest tasks (festival, then flite) first, so the pool does not end on a long tail.
     order = sorted(
@@ -154,14 +212,15 @@ def build_corpus(
     # A fresh process per task: espeak-ng's output depends on what it synthesized before, so
     # each task must start from the same library state whatever the number of workers.
     with multiprocessing.get_context("fork").Pool(jobs, maxtasksperchild=1) as pool:
-        for done in pool.imap_unordered(_run_task, [(t, out, config.peak) for t in order]):
+        for done in pool.imap_unordered(_run_task, [_Job(t, out, config, rooms) for t in order]):
             utterances.extend(done)
             if on_progress:
                 on_progress(len(done), sum(u.duration or 0.0 for u in done))
     utterances.sort(key=lambda u: u.id)
     info = {
         "config": asdict(config),
-        "voices": [asdict(v) for v in VOICES],
+        "augment": asdict(AUGMENT) if config.augment else None,
+        "voices": [asdict(v) for v in config.voices()],
         "utterances": len(utterances),
         "hours": round(sum(u.duration or 0.0 for u in utterances) / 3600, 4),
         "splits": dict(sorted(Counter(u.split or "" for u in utterances).items())),
