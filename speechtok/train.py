@@ -1,7 +1,7 @@
-"""``speechtok train kmeans|hubert|spin|dcspin|distill``. k-means fits in one call; the others
-are resumable training runs that end in a model directory: ``--run`` holds the training state
-(checkpoint, log), ``--out`` gets the inference model, written at the end of every call (so a
-run stopped early still leaves a usable model)."""
+"""``speechtok train kmeans|hubert|spin|dcspin|distill|phones``. k-means fits in one call; the
+others are resumable training runs that end in a model directory: ``--run`` holds the training
+state (checkpoint, log), ``--out`` gets the inference model, written at the end of every call (so
+a run stopped early still leaves a usable model). ``phones`` is supervised (phone labels)."""
 
 from __future__ import annotations
 
@@ -83,6 +83,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_run_args(dis)
     dis.add_argument("--teacher", required=True, help="spin or dcspin model to distil")
     dis.set_defaults(func=run_train_distill)
+
+    ph = tsub.add_parser(
+        "phones",
+        help="SUPERVISED: fine-tune a base encoder by frame-level phone classification on the "
+        "corpus's phone alignments (DC-Spin's supervised variant)",
+    )
+    add_run_args(ph)
+    ph.add_argument("--base", required=True, help="base encoder model (kind hubert)")
+    ph.set_defaults(func=run_train_phones)
 
 
 def add_corpus_args(p: argparse.ArgumentParser) -> None:
@@ -173,24 +182,38 @@ def _train_and_export(
     args: argparse.Namespace,
     config: Any,
     devices: Devices,
-    source: tuple[str, Tokenizer],
+    source: dict[str, Any],
     train: Callable[[Path, list[Utterance]], tuple[Any, int]],
     export: Callable[[Any, str, dict[str, Any]], ModelDir],
 ) -> int:
     """Load the corpus, ``train(root, utts)``, and on the main process write the model
-    directory (its card naming ``source``: the targets, base or teacher) and the last line."""
+    directory (its card naming ``source``: the targets, base or teacher, as ``built_from``
+    gives it) and the last line."""
     root, utts = load_corpus(corpus_source(args), args.split)
     start = time.perf_counter()
     model, step = train(root, utts)
     if not devices.main:
         return 0
     info = train_info(args, config, step, time.perf_counter() - start)
-    key, tok = source
-    info[key] = {"name": tok.name, "fingerprint": tok.fingerprint}
+    info |= source
     out = export(model, args.name or args.out.name, info)
     line = {"model": str(args.out), "step": step, "steps": config.steps}
     print(json.dumps({**line, "fingerprint": out.fingerprint}))
     return 0
+
+
+def built_from(key: str, spec: str, tok: Tokenizer) -> dict[str, Any]:
+    """What a trained model records of the model ``spec`` it was built from (``key``: targets,
+    base, teacher or encoder): its name and fingerprint, and ``supervised`` when that model
+    learnt from labels (``train phones``): whatever is built on a supervised model is
+    supervised too, and says so."""
+    from tokenizer.model_dir import read_config
+    from tokenizer.shipped import resolve
+
+    out: dict[str, Any] = {key: {"name": tok.name, "fingerprint": tok.fingerprint}}
+    if supervised := read_config(resolve(spec)).train.get("supervised"):
+        out["supervised"] = f"{key} {tok.name} is supervised ({supervised})"
+    return out
 
 
 def run_train_hubert(args: argparse.Namespace) -> int:
@@ -201,7 +224,7 @@ def run_train_hubert(args: argparse.Namespace) -> int:
     config, devices = run_setup(args, HubertConfig())
     targets = load_tokenizer(args.targets)
     return _train_and_export(
-        args, config, devices, ("targets", targets),
+        args, config, devices, built_from("targets", args.targets, targets),
         lambda root, utts: train_hubert(args.run, root, utts, targets, config, args.max_minutes,
                                         args.until_step, devices, valid_set(args)),
         lambda model, name, info: export_hubert(model, args.out, name, info),
@@ -222,7 +245,7 @@ def run_train_spin(args: argparse.Namespace) -> int:
         )
     base = _encoder_tokenizer(args.base, "--base", ("hubert",))
     return _train_and_export(
-        args, config, devices, ("base", base),
+        args, config, devices, built_from("base", args.base, base),
         lambda root, utts: train_spin(args.run, base, utts, root, config, args.max_minutes,
                                       args.until_step, devices, valid_set(args)),
         lambda model, name, info: export_spin(model, args.out, name, config, info),
@@ -236,10 +259,24 @@ def run_train_distill(args: argparse.Namespace) -> int:
     config, devices = run_setup(args, DistillConfig())
     teacher = _encoder_tokenizer(args.teacher, "--teacher")
     return _train_and_export(
-        args, config, devices, ("teacher", teacher),
+        args, config, devices, built_from("teacher", args.teacher, teacher),
         lambda root, utts: train_distill(args.run, teacher, utts, root, config, args.max_minutes,
                                          args.until_step, devices, valid_set(args)),
         lambda model, name, info: export_student(model, args.out, name, teacher, info),
+    )  # fmt: skip
+
+
+def run_train_phones(args: argparse.Namespace) -> int:
+
+    from tokenizer.train.phones import PhonesConfig, export_phones, train_phones
+
+    config, devices = run_setup(args, PhonesConfig())
+    base = _encoder_tokenizer(args.base, "--base", ("hubert",))
+    return _train_and_export(
+        args, config, devices, built_from("base", args.base, base),
+        lambda root, utts: train_phones(args.run, base, utts, root, config, args.max_minutes,
+                                        args.until_step, devices, valid_set(args)),
+        lambda model, name, info: export_phones(model, args.out, name, info),
     )  # fmt: skip
 
 
@@ -279,7 +316,7 @@ def run_train_kmeans(args: argparse.Namespace) -> int:
     if encoder is None:
         model = save_kmeans_tokenizer(args.out, name, feat_cfg, tensors, info)
     else:
-        info["encoder"] = {"name": encoder.name, "fingerprint": encoder.fingerprint}
+        info |= built_from("encoder", args.encoder, encoder)
         model = save_encoder_kmeans(args.out, name, encoder, args.layer, tensors["centroids"], info)
     print(
         json.dumps(

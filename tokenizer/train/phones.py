@@ -1,0 +1,282 @@
+"""Supervised phone fine-tuning of a base encoder (``speechtok train phones``): DC-Spin's
+supervised variant, frame classification on exact phone alignments.
+
+SUPERVISED: the model learns from the corpus's phone labels, so it is not an unsupervised
+tokenizer and must not be compared with one as if it were. Every layer of the base encoder
+trains (conv front-end included); a cosine head on the final output (the layer Spin/DC-Spin put
+their head on and ``train kmeans --encoder`` clusters by default) scores each 50 Hz frame
+against one embedding per phone class of ``PHONES`` (ARPAbet-39 + SIL), and the loss is
+cross-entropy against the phone at the frame's centre (``frame_labels``, as the probe labels
+frames). The head has HuBERT's shape (projection + label embeddings), so the result is a
+``hubert`` model directory whose units are the predicted phones: a base for ``train kmeans
+--encoder`` and ``train spin|dcspin --base`` like any pretrained encoder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from tokenizer.audio import SAMPLE_RATE
+from tokenizer.corpus.alignment import frame_labels
+from tokenizer.corpus.manifest import Utterance
+from tokenizer.corpus.phones import PHONES, SIL
+from tokenizer.encoder.model import Encoder
+from tokenizer.errors import InvalidInputError
+from tokenizer.model_dir import ModelDir, card_facts
+from tokenizer.quantizer import HUBERT_KEYS, CosineCodebook
+from tokenizer.save import save_encoder_tokenizer
+from tokenizer.torch_tokenizer import TorchTokenizer
+from tokenizer.train.data import Batch, Prefetched, TrainAudio, crop_batch, n_frames
+from tokenizer.train.devices import CPU, Devices
+from tokenizer.train.loop import (
+    VALID_SEED,
+    TrainConfig,
+    mean_stats,
+    resume,
+    run_identity,
+    train_loop,
+)
+
+FRAME_RATE = 50.0
+"""Encoder frames per second: labels are taken at each 20 ms frame's centre."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class PhonesConfig(TrainConfig):
+    steps: int = 700
+    batch_size: int = 8
+    max_seconds: float = 3.0
+    lr: float = 2e-4
+    """Peak learning rate of every parameter (encoder and head), after ``warmup_steps``."""
+    warmup_steps: int = 70
+    weight_decay: float = 0.01
+    clip_norm: float = 10.0
+    """Gradient norm clipping (over all parameters)."""
+    dropout: float = 0.1
+    """Dropout in the transformer while fine-tuning (removed for inference)."""
+    head_dim: int = 256
+    """Width of the head's projection, where frames meet the phone embeddings."""
+    temperature: float = 0.1
+    """Cosine scores are divided by this before the softmax (HuBERT's logit scale)."""
+
+
+def phone_targets(utt: Utterance, frames: int) -> np.ndarray:
+    """Class ids (indices into ``PHONES``) of an utterance's ``frames`` 50 Hz frames."""
+    if not utt.alignment:
+        raise InvalidInputError(f"expected a phone alignment for {utt.id!r}, found none")
+    index = {p: i for i, p in enumerate(PHONES)}
+    labels = frame_labels(utt.alignment, frames, FRAME_RATE)
+    unknown = sorted(set(labels) - set(index))
+    if unknown:
+        raise InvalidInputError(
+            f"expected phone labels among ARPAbet-39 + SIL in {utt.id!r}, found {unknown}"
+        )
+    return np.array([index[p] for p in labels], dtype=np.int64)
+
+
+class PhoneClassifier(nn.Module):
+    """The base encoder (every layer trains) + a cosine head over the phone classes."""
+
+    def __init__(self, encoder: Encoder, config: PhonesConfig) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.head = CosineCodebook(
+            encoder.config.embed_dim, config.head_dim, len(PHONES), HUBERT_KEYS
+        )
+        self.temperature = config.temperature
+
+    def forward(self, waves: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+        """Logits ``[B, F, len(PHONES)]`` and valid frames ``[B]``."""
+        x, frames = self.encoder(waves, lengths)
+        return self.head.scores(x) / self.temperature, frames
+
+
+def fine_tune_encoder(base: TorchTokenizer, dropout: float) -> Encoder:
+    """A trainable copy of the base's encoder with ``dropout`` in its transformer."""
+    if base.layer is not None:
+        raise InvalidInputError(
+            f"expected a base model on its final layer (a hubert model), "
+            f"found one truncated at layer {base.layer}"
+        )
+    config = dataclasses.replace(
+        base.encoder.config, dropout=dropout, attention_dropout=dropout, dropout_input=dropout
+    )
+    encoder = Encoder(config)
+    encoder.load_state_dict(base.encoder.state_dict())
+    return encoder
+
+
+def train_phones(
+    run: Path,
+    base: TorchTokenizer,
+    utts: list[Utterance],
+    root: Path,
+    config: PhonesConfig,
+    max_minutes: float | None = None,
+    until_step: int | None = None,
+    devices: Devices = CPU,
+    valid: tuple[Path, list[Utterance]] | None = None,
+) -> tuple[PhoneClassifier, int]:
+    """Fine-tune (or resume) in ``run``; returns the model and the step reached. Stops as
+    ``train_hubert`` does; batches and dropout depend only on (seed, step), so a run in pieces
+    gives the same model as one run."""
+    run_config = run_identity(config, utts, base=base.fingerprint)
+    torch.manual_seed(config.seed)
+    model = PhoneClassifier(fine_tune_encoder(base, config.dropout), config)
+    opt = torch.optim.AdamW(
+        model.parameters(),
+        lr=config.lr,
+        betas=(0.9, 0.98),
+        eps=1e-6,
+        weight_decay=config.weight_decay,
+    )
+    start = resume(run, run_config, model, opt)  # before reading audio: fail fast on a mismatch
+    for u in utts if valid is None else [*utts, *valid[1]]:
+        if not u.alignment:
+            raise InvalidInputError(f"expected a phone alignment for {u.id!r}, found none")
+    audio = TrainAudio(root, utts, in_memory=not config.stream_audio)
+    labels = [phone_targets(u, n_frames(n)) for u, n in zip(utts, audio.lengths, strict=True)]
+    max_samples = int(config.max_seconds * SAMPLE_RATE)
+    mine = {r for rows in devices.rows(config.batch_size) for r in rows}
+    batches = Prefetched(
+        lambda step: crop_batch(audio, config.seed, step, config.batch_size, max_samples, mine),
+        start,
+        config.steps,
+        config.workers,
+    )
+    wrapped = devices.wrap(model, opt)
+    validate = None
+    if valid is not None:
+        valid_audio = TrainAudio(*valid, in_memory=not config.stream_audio)
+        valid_labels = [
+            phone_targets(u, n_frames(n))
+            for u, n in zip(valid[1], valid_audio.lengths, strict=True)
+        ]
+        fixed = dataclasses.replace(config, seed=config.seed + VALID_SEED)
+        valid_set = [
+            crop_batch(valid_audio, fixed.seed, k, config.batch_size, max_samples, mine)
+            for k in range(config.valid_batches)
+        ]
+
+        def validate() -> dict[str, float]:
+            return mean_stats(
+                phones_step(wrapped, None, b, valid_labels, fixed, k, devices)
+                for k, b in enumerate(valid_set)
+            )
+
+    step = train_loop(
+        run,
+        run_config,
+        model,
+        opt,
+        config,
+        lambda step: phones_step(wrapped, opt, batches.get(step), labels, config, step, devices),
+        start,
+        "phones",
+        ("acc", "acc"),
+        max_minutes,
+        until_step,
+        devices,
+        validate,
+    )
+    return model.cpu(), step
+
+
+def phones_step(
+    model: nn.Module,
+    opt: torch.optim.Optimizer | None,
+    batch: Batch,
+    labels: list[np.ndarray],
+    config: PhonesConfig,
+    step: int,
+    devices: Devices,
+) -> dict[str, float]:
+    """One optimizer step on ``batch``, the global batch of ``step`` (this process's rows in
+    ``accum`` micro-batches; the loss is a sum over frames divided by the global batch's frame
+    count). Without an optimizer: the same statistics in eval mode, nothing learnt."""
+    model.train(opt is not None)
+    frame_lengths = [n_frames(int(n)) for n in batch.lengths]
+    target = torch.full((len(frame_lengths), max(frame_lengths)), -100, dtype=torch.long)
+    for row, (i, off, f) in enumerate(
+        zip(batch.items, batch.frame_offsets, frame_lengths, strict=True)
+    ):
+        target[row, :f] = torch.from_numpy(labels[i][off : off + f])
+    n_valid = (target >= 0).sum().clamp(min=1)
+    n_speech = ((target >= 0) & (target != PHONES.index(SIL))).sum().clamp(min=1)
+    sums = torch.zeros(3)  # CE, hits, hits on speech (non-SIL) frames
+    if opt is not None:
+        opt.zero_grad(set_to_none=True)
+    micro = devices.rows(config.batch_size, config.accum)
+    for j, rows in enumerate(micro):
+        idx = list(rows)
+        frames = max(frame_lengths[i] for i in idx)
+        waves = batch.waveforms[idx, : int(batch.lengths[idx].max())].to(devices.device)
+        t = target[idx, :frames].to(devices.device)
+        torch.manual_seed(config.seed * 1_000_003 + step * 1009 + devices.rank * 31 + j)  # dropout
+        with (
+            torch.set_grad_enabled(opt is not None),
+            devices.no_sync(model, last=j == len(micro) - 1),
+            devices.autocast(),
+        ):
+            logits, _ = model(waves, batch.lengths[idx].to(devices.device))
+        ce = nn.functional.cross_entropy(
+            logits.float().transpose(1, 2), t, ignore_index=-100, reduction="sum"
+        )
+        if opt is not None:
+            (ce / n_valid * devices.world).backward()
+        hit = logits.argmax(-1) == t
+        speech = hit & (t != PHONES.index(SIL))
+        sums += torch.stack([ce.detach(), hit.sum(), speech.sum()]).float().cpu()
+    if opt is not None:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_norm)
+        opt.step()
+    sums = devices.all_sum(sums.to(devices.device)).cpu()
+    return {
+        "loss": float(sums[0] / n_valid),
+        "acc": float(sums[1] / n_valid),
+        "acc_speech": float(sums[2] / n_speech),
+        "audio_s": float(batch.lengths.sum()) / SAMPLE_RATE,
+    }
+
+
+SUPERVISED = "SUPERVISED: fine-tuned on phone alignments — not an unsupervised model"
+
+
+def export_phones(
+    model: PhoneClassifier, out: Path, name: str, train_info: dict[str, Any]
+) -> ModelDir:
+    """The fine-tuned encoder as a ``hubert`` model directory whose units are the predicted
+    phones; ``train_info["supervised"]`` says what labels it learnt from."""
+    corpus = train_info.get("corpus", "the training corpus")
+    info = {
+        **train_info,
+        "supervised": f"phone frame classification on {corpus}",
+        "units": "predicted phone: index into " + " ".join(PHONES),
+    }
+    card = (
+        f"# {name}\n\n**{SUPERVISED}.**\n\nA HuBERT-style encoder fine-tuned (every layer) by "
+        f"frame-level phone classification on the exact phone alignments of `{corpus}` "
+        f"(DC-Spin's supervised variant). Its units are the phone classifier's argmax over "
+        f"K={model.head.K} classes (ARPAbet-39 + SIL, in the order of `units` below); the "
+        f"head is the one trained here, not the base's HuBERT head. Use it as the base encoder "
+        f"for `speechtok train spin|dcspin` and `speechtok train kmeans --encoder`: whatever is "
+        f"built on it is supervised too.\n\n## Training\n\n{card_facts(info)}\n\n"
+        f"```\n{train_info.get('command', '')}\n```\n"
+    )
+    return save_encoder_tokenizer(
+        out,
+        name=name,
+        kind="hubert",
+        encoder=model.encoder,
+        layer=None,
+        quantizer=model.head,
+        train_info=info,
+        card=card,
+    )
