@@ -13,8 +13,6 @@ from tqdm import tqdm
 
 from tokenizer.corpus.check import check_corpus
 from tokenizer.corpus.manifest import MANIFEST, read_manifest
-from tokenizer.corpus.sentences import wordnet_sentences
-from tokenizer.corpus.synth import SynthConfig, build_corpus, plan
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +54,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run_synth(args: argparse.Namespace) -> int:
+    from tokenizer.corpus.sentences import wordnet_sentences
+    from tokenizer.corpus.synth import SynthConfig, build_corpus, plan
+
     config = SynthConfig(
         sentences=args.sentences,
         parallel_sentences=args.parallel_sentences,
