@@ -54,6 +54,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     km.add_argument("--split", default="train")
     km.add_argument("--name", help="model name (default: the --out folder name)")
     km.add_argument("--max-frames", type=int, default=KmeansConfig.max_frames)
+    km.add_argument(
+        "--max-utterances",
+        type=int,
+        help="fit on a seeded random subset of this many utterances (default: all)",
+    )
     km.add_argument("--seed", type=int, default=0)
     km.set_defaults(func=run_train_kmeans)
 
@@ -64,6 +69,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         required=True,
         help="tokenizer whose units are the targets "
         "(e.g. models/mfcc-km100; iteration 2: k-means on this encoder)",
+    )
+    hub.add_argument(
+        "--init",
+        help="start the encoder from this encoder model's weights (same preset), e.g. the "
+        "previous iteration or the shipped base when a run folder is gone; the head starts afresh",
     )
     hub.set_defaults(func=run_train_hubert)
 
@@ -223,10 +233,14 @@ def run_train_hubert(args: argparse.Namespace) -> int:
 
     config, devices = run_setup(args, HubertConfig())
     targets = load_tokenizer(args.targets)
+    init = _encoder_tokenizer(args.init, "--init", ("hubert",)) if args.init else None
+    source = built_from("targets", args.targets, targets)
+    if init is not None:
+        source |= built_from("init", args.init, init)
     return _train_and_export(
-        args, config, devices, built_from("targets", args.targets, targets),
+        args, config, devices, source,
         lambda root, utts: train_hubert(args.run, root, utts, targets, config, args.max_minutes,
-                                        args.until_step, devices, valid_set(args)),
+                                        args.until_step, devices, valid_set(args), init),
         lambda model, name, info: export_hubert(model, args.out, name, info),
     )  # fmt: skip
 
@@ -290,6 +304,11 @@ def run_train_kmeans(args: argparse.Namespace) -> int:
     from tokenizer.save import save_encoder_kmeans
 
     root, utts = load_corpus(corpus_source(args), args.split)
+    if args.max_utterances is not None and len(utts) > args.max_utterances:
+        pick = np.random.default_rng(args.seed).choice(
+            len(utts), args.max_utterances, replace=False
+        )
+        utts = [utts[i] for i in sorted(pick)]
     feat_cfg = FeatureConfig(type=args.features)
     start = time.perf_counter()
     encoder = _encoder_tokenizer(args.encoder, "--encoder") if args.encoder else None

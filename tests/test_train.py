@@ -92,6 +92,23 @@ def test_hubert_resume_equals_one_run(tiny_corpus: Path, tmp_path: Path) -> None
         train_hubert(tmp_path / "b", root, utts, targets, replace(HUBERT, lr=1e-3))
 
 
+def test_hubert_iteration_starts_from_init(
+    hubert_model: Path, tiny_corpus: Path, tmp_path: Path
+) -> None:
+    """--init copies the encoder (one step at lr 0 leaves it as it was), the run remembers it,
+    and an encoder of another shape is refused."""
+    root, utts = _train_utts(tiny_corpus)
+    init = load_tokenizer(hubert_model, "torch")
+    frozen = replace(HUBERT, steps=1, lr=0.0, warmup_steps=1)
+    model, _ = train_hubert(tmp_path / "a", root, utts, init, frozen, init=init)
+    a, b = model.encoder.state_dict(), init.encoder.state_dict()  # type: ignore[attr-defined]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    with pytest.raises(CheckpointError):  # the same run folder without --init
+        train_hubert(tmp_path / "a", root, utts, init, frozen)
+    with pytest.raises(InvalidInputError, match="this run's encoder shape"):
+        train_hubert(tmp_path / "b", root, utts, init, replace(frozen, preset="base"), init=init)
+
+
 def test_audio_read_from_disk_equals_audio_in_memory(tiny_corpus: Path, tmp_path: Path) -> None:
     import soundfile as sf
 

@@ -136,15 +136,22 @@ def train_hubert(
     until_step: int | None = None,
     devices: Devices = CPU,
     valid: tuple[Path, list[Utterance]] | None = None,
+    init: Tokenizer | None = None,
 ) -> tuple[HubertPretrainer, int]:
     """Train (or resume) in ``run``; returns the model and the step reached. Stops at
     ``config.steps`` or ``until_step``, after ``max_minutes`` of this call, or on SIGINT/SIGTERM,
     always after writing a checkpoint. Batches, masks and dropout depend only on (seed, step)
     (dropout also on the process's rows and micro-batches), so a run in pieces gives the same
-    model as one run."""
-    run_config = run_identity(config, utts, targets=targets.fingerprint)
+    model as one run. ``init`` (an encoder model of the same preset) starts the encoder from its
+    weights instead of random ones (the next HuBERT iteration); the head starts afresh."""
+    sources = {"targets": targets.fingerprint}
+    if init is not None:
+        sources["init"] = init.fingerprint
+    run_config = run_identity(config, utts, **sources)
     torch.manual_seed(config.seed)
     model = HubertPretrainer(config, targets.K)
+    if init is not None:
+        _load_encoder(model.encoder, init)
     opt = torch.optim.AdamW(
         model.parameters(),
         lr=config.lr,
@@ -196,6 +203,21 @@ def train_hubert(
         validate,
     )
     return model.cpu(), step
+
+
+def _load_encoder(encoder: Encoder, init: Tokenizer) -> None:
+    """Copy ``init``'s encoder weights into ``encoder``; the shapes must be the preset's."""
+    source = getattr(init, "encoder", None)
+    if not isinstance(source, Encoder):
+        raise InvalidInputError(f"expected an encoder model for --init, found {init.name}")
+    mine, theirs = encoder.state_dict(), source.state_dict()
+    bad = [k for k in mine if k not in theirs or theirs[k].shape != mine[k].shape]
+    if bad or len(mine) != len(theirs):
+        raise InvalidInputError(
+            f"expected --init {init.name} to have this run's encoder shape, found "
+            f"{len(bad)} missing or differently shaped tensors (first: {bad[:3]})"
+        )
+    encoder.load_state_dict(theirs)
 
 
 def train_step(
