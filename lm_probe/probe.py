@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from lm_probe.abx import probe_abx
 from lm_probe.metrics import contingency, scores
 from lm_probe.ngram import train_ngram
 from lm_probe.pieces import piece_stats
@@ -33,7 +34,7 @@ from tokenizer.windows import Windowed
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str, int], None]
-"""``progress(stage, n_done)`` (stage names: perturb, tokenize)."""
+"""``progress(stage, n_done)`` (stage names: perturb, tokenize, resynthesis, abx features)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -54,6 +55,8 @@ class ProbeConfig:
     """Vocoder (directory or shipped name) for the resynthesis metrics; None skips them."""
     resynth_utterances: int = 40
     """First N test utterances (by id) resynthesized."""
+    abx: bool = False
+    """Triphone ABX (within / across speaker) on the parallel split, units and dense features."""
 
 
 @dataclass
@@ -128,8 +131,16 @@ def probe_source(
 ) -> ProbeResult:
     """All metrics for one unit source; ``splits`` holds ``test``, ``lm`` and ``parallel``."""
 
+    tokenized: dict[tuple[str, ...], dict[str, np.ndarray]] = {}
+
     def units_of(utts: list[Utterance]) -> dict[str, np.ndarray]:
-        return source.units_for(root, utts, lambda n: progress("tokenize", n) if progress else None)
+        """Units of ``utts``, tokenized once per set (``parallel`` serves two probes)."""
+        key = tuple(u.id for u in utts)
+        if key not in tokenized:
+            tokenized[key] = source.units_for(
+                root, utts, lambda n: progress("tokenize", n) if progress else None
+            )
+        return tokenized[key]
 
     test, lm, par = splits["test"], splits["lm"], splits["parallel"]
     u_test, rate = units_of(test), source.frame_rate
@@ -167,6 +178,7 @@ def probe_source(
     if not summary["streaming"]:
         summary["notes"].append("streaming: skipped, the tokenizer has no streaming window")
     summary["resynthesis"] = _resynthesis(source, root, test, config, summary["notes"], progress)
+    summary["abx"] = _abx(source, root, par, units_of, config, summary["notes"], progress)
     return ProbeResult(summary, (table.counts, table.phones, table.units), per_voice)
 
 
@@ -225,6 +237,34 @@ def _resynthesis(
         source.full_utterance,
         (lambda n: progress("resynthesis", n)) if progress else None,
     )
+
+
+def _abx(
+    source: UnitSource,
+    root: Path,
+    par: list[Utterance],
+    units_of: Callable[[list[Utterance]], dict[str, np.ndarray]],
+    config: ProbeConfig,
+    notes: list[str],
+    progress: Progress | None,
+) -> dict[str, Any] | None:
+    """ABX rows (``--abx``): units, and the dense frames they come from, on ``parallel``."""
+    if not config.abx:
+        return None
+    if not par:
+        notes.append("ABX: skipped, the corpus has no parallel split")
+        return None
+    out, abx_notes = probe_abx(
+        source.tokenizer,
+        units_of(par),
+        root,
+        par,
+        source.frame_rate,
+        config.seed,
+        (lambda n: progress("abx features", n)) if progress else None,
+    )
+    notes.extend(abx_notes)
+    return out
 
 
 def _ngram(

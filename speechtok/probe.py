@@ -63,6 +63,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "measure re-tokenized unit agreement, MCD and F0 correlation",
     )
     p.add_argument("--resynth-utterances", type=int, default=40)
+    p.add_argument(
+        "--abx",
+        action="store_true",
+        help="triphone ABX error (within / across speaker) on the parallel split, for the "
+        "units and for the dense frames they are made from",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--out", required=True, type=Path)
@@ -130,6 +136,7 @@ def run_probe(args: argparse.Namespace) -> int:
         jobs=args.jobs,
         vocoder=args.vocoder,
         resynth_utterances=args.resynth_utterances,
+        abx=args.abx,
     )
     splits = select_splits(utts, config)
     sources: list[UnitSource] = [
