@@ -19,10 +19,17 @@ from tokenizer.kinds import load_tokenizer
 from tokenizer.model_dir import load_model_dir
 from tokenizer.torch_tokenizer import TorchTokenizer
 from tokenizer.train.checkpoint import CheckpointError, read_log
-from tokenizer.train.data import TrainAudio, crop_batch
+from tokenizer.train.data import TrainAudio, crop_batch, n_frames
 from tokenizer.train.hubert import HubertConfig, export_hubert, span_mask, train_hubert
 from tokenizer.train.runconfig import RunConfigError, load_run_config
-from tokenizer.train.spin import SpinConfig, export_spin, sinkhorn, train_spin
+from tokenizer.train.spin import (
+    SpinConfig,
+    SpinModel,
+    export_spin,
+    init_codebooks,
+    sinkhorn,
+    train_spin,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 MFCC = ROOT / "models" / "mfcc-km100"
@@ -180,6 +187,26 @@ def test_spin_trains_and_exports(
     tok = load_tokenizer(tmp_path / "m")
     assert (tok.kind, tok.K) == ("dcspin" if K2 else "spin", 20)
     assert getattr(tok, "K2", None) == (K2 or None)
+
+
+def test_kmeans_codebook_init_fits_the_frames(hubert_model: Path, tiny_corpus: Path) -> None:
+    """``codebook_init: kmeans`` puts the codewords where the frames are: their mean best
+    cosine to a codeword beats random codewords'."""
+    root, utts = _train_utts(tiny_corpus)
+    base = load_tokenizer(hubert_model, "torch")
+    assert isinstance(base, TorchTokenizer)
+    config = SpinConfig(K1=8, K2=16, codebook_init="kmeans", init_utterances=6)
+    torch.manual_seed(0)
+    model = SpinModel(base.encoder, config)
+    audio = TrainAudio(root, utts[:6])
+    wave = torch.from_numpy(audio[0].astype(np.float32) / 32767.0)[None]
+    frames = torch.tensor([n_frames(wave.shape[1])])
+    with torch.no_grad():
+        x = model.top(model.frozen_layers(wave, frames), frames)[0]
+        before = [h.scores(x).max(-1).values.mean() for h in model.heads()]
+        init_codebooks(model, audio, config)
+        after = [h.scores(x) for h in model.heads()]
+    assert all(a.max(-1).values.mean() > b + 0.05 for a, b in zip(after, before, strict=True))
 
 
 def test_encoder_tokenizers_batch_equals_single(

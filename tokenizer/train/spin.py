@@ -18,8 +18,9 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -61,6 +62,12 @@ class SpinConfig(ViewsConfig):
     temperature: float = 0.1
     sinkhorn_eps: float = 0.02
     sinkhorn_iters: int = 3
+    codebook_init: Literal["random", "kmeans"] = "random"
+    """``kmeans``: start every codebook at k-means centroids of its head's (normalised)
+    projections of the base's frames, so training starts from the k-means tokens of the base
+    instead of random codewords."""
+    init_utterances: int = 300
+    """Training utterances (a seeded sample) whose frames the k-means initialisation clusters."""
 
 
 @torch.no_grad()
@@ -170,6 +177,8 @@ def train_spin(
     start = resume(run, run_config, model, opt)  # before the cache: fail fast on a mismatch
     audio = TrainAudio(root, utts, in_memory=not config.stream_audio)
     frames = [n_frames(n) for n in audio.lengths]
+    if start == 0 and config.codebook_init == "kmeans":
+        init_codebooks(model, audio, config)
     cache: FrozenCache | None = None
     if config.cache:
         cache_key = {
@@ -226,6 +235,31 @@ def train_spin(
         validate,
     )
     return model.cpu(), step
+
+
+@torch.no_grad()
+def init_codebooks(model: SpinModel, audio: TrainAudio, config: SpinConfig) -> None:
+    """Set each head's codebook to k-means centroids of its normalised projections of the
+    (untrained) encoder's frames of ``config.init_utterances`` seeded training utterances."""
+    from tokenizer.kmeans import KmeansConfig, fit_kmeans
+
+    rng = np.random.default_rng([config.seed, 0xC0DE])
+    pick = rng.choice(len(audio), min(len(audio), config.init_utterances), replace=False)
+    feats = []
+    for i in sorted(pick.tolist()):
+        wave = torch.from_numpy(audio[i].astype(np.float32) / 32767.0)[None]
+        frames = torch.tensor([n_frames(wave.shape[1])])
+        feats.append(model.top(model.frozen_layers(wave, frames), frames)[0])
+    x = torch.cat(feats)
+    for head in model.heads():
+        z = nn.functional.normalize(head.proj(x), dim=-1).numpy()
+        if len(z) < head.K:
+            raise InvalidInputError(
+                f"expected at least K={head.K} frames to initialise the codebook, found "
+                f"{len(z)} (raise init_utterances)"
+            )
+        km = KmeansConfig(K=head.K, seed=config.seed, standardize=False, n_init=1)
+        head.codebook.copy_(torch.from_numpy(fit_kmeans(z, km)["centroids"]))
 
 
 def spin_step(

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# The token-quality recipe on the wide corpus (issue 17), step by step; every step resumes or
+# skips if done. Numbers and wall times are in the README ("Token quality on the wide corpus").
+#   corpus     the 11.8-hour corpus: 70 voices, festival held out as the unseen engine, one
+#              augmented copy of each training utterance
+#   subset     a seeded 2000-utterance training manifest for the two-view runs (their Praat
+#              views of all 13,600 training utterances would take about half an hour)
+#   baselines  k-means K=100 on MFCC and on the shipped base encoder, fitted on the wide corpus
+#   phones     SUPERVISED variant: phone frame classification of the shipped base (resumable,
+#              rerun to continue), then k-means K=100 on it
+#   probe      every model above and the shipped DC-Spin, on test and on unseen
+#   dcspin     DC-Spin from k-means-initialised codebooks on the shipped base (unsupervised) and
+#              on the phone-fine-tuned base (supervised), each beside k-means on its base
+# Usage: scripts/train_wide.sh [STEP...]   (default: all steps)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+st=.venv/bin/speechtok
+C=data/corpus-wide
+M=data/models
+steps=${*:-corpus subset baselines phones probe dcspin dcspin-probe}
+
+probe() {  # probe OUT MODEL...: full-utterance probe on test and on unseen
+  local out=$1; shift
+  for split in test unseen; do
+    $st probe $(printf -- '--model %s ' "$@") --corpus $C --split $split --lm-split dev \
+      --full-utterance --out "$out-$split"
+  done
+}
+
+for step in $steps; do
+  case $step in
+    corpus)
+      [ -f $C/corpus.json ] || $st corpus synth --out $C --sentences 8000 \
+        --parallel-sentences 100 --augment 1 --seed 0 ;;
+    subset)
+      [ -f $C/train-2k.jsonl ] || python3 -c "
+import json, random, sys
+lines = [l for l in open(sys.argv[1] + '/manifest.jsonl') if json.loads(l)['split'] == 'train']
+random.Random(0).shuffle(lines)
+open(sys.argv[1] + '/train-2k.jsonl', 'w').writelines(sorted(lines[:2000]))" $C ;;
+    baselines)
+      $st train kmeans --corpus $C --K 100 --out $M/mfcc-km100-wide --max-utterances 1500
+      $st train kmeans --corpus $C --encoder models/hubert-tiny --K 100 \
+        --out $M/hubert-tiny-km100-wide --max-utterances 1500 ;;
+    phones)  # stop and rerun at will: it resumes from data/runs/phones-wide/checkpoint.pt
+      $st train phones --corpus $C --valid-manifest $C --base models/hubert-tiny \
+        --run data/runs/phones-wide --out $M/hubert-tiny-phones --threads 2 ${PHONES_ARGS:-}
+      $st train kmeans --corpus $C --encoder $M/hubert-tiny-phones --K 100 \
+        --out $M/hubert-tiny-phones-km100 --max-utterances 1500 ;;
+    probe)
+      probe data/probe-wide $M/mfcc-km100-wide $M/hubert-tiny-km100-wide dcspin-tiny-k100 \
+        $M/hubert-tiny-phones-km100 ;;
+    dcspin)
+      for pair in dcspin-phones-kminit:$M/hubert-tiny-phones dcspin-kminit:models/hubert-tiny; do
+        name=${pair%%:*} base=${pair#*:}
+        $st train dcspin --manifest $C/train-2k.jsonl --base $base --run data/runs/$name \
+          --out $M/$name --config scripts/dcspin-kminit.yaml --threads 2
+      done ;;
+    dcspin-probe)
+      probe data/probe-wide-dcspin $M/hubert-tiny-km100-wide $M/dcspin-kminit \
+        $M/hubert-tiny-phones-km100 $M/dcspin-phones-kminit ;;
+    *) echo "unknown step $step" >&2; exit 2 ;;
+  esac
+done
