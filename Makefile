@@ -6,17 +6,19 @@ PY := $(VENV)/bin/python
 EXTRAS ?= dev,probe,train,cpu,serve
 STAMPS := $(VENV)/.stamps
 
-# Debian packages: free TTS voices (no MBROLA), WordNet sentences, sox, and Boost/cmake for KenLM.
+# Debian packages: free TTS voices (no MBROLA), WordNet sentences, sox, Boost/cmake for KenLM,
+# and chromium (headless: the tests render the probe's report.html).
 APT_PACKAGES := espeak-ng libespeak-ng1 flite festival festvox-kallpc16k festvox-kdlpc16k \
 	festvox-us-slt-hts wordnet-base sox cmake build-essential zlib1g-dev libbz2-dev liblzma-dev \
-	libboost-program-options-dev libboost-system-dev libboost-thread-dev libboost-test-dev
+	libboost-program-options-dev libboost-system-dev libboost-thread-dev libboost-test-dev \
+	chromium
 
 .PHONY: setup apt venv kenlm lint typecheck test test-fast serve proto clean
 
 setup: apt venv kenlm
 
 apt: $(STAMPS)/apt
-$(STAMPS)/apt:
+$(STAMPS)/apt: Makefile  # checked again when the list changes; installs only what is missing
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
 		| grep -q "ok installed" || echo $$p; done); \
 	if [ -n "$$missing" ]; then \

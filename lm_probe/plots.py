@@ -1,4 +1,5 @@
-"""PNG plots of a probe: phone x unit co-occurrence heatmaps and per-voice PNMI bars."""
+"""PNG plots of a probe: phone x unit co-occurrence heatmaps, per-voice PNMI bars, and PNMI
+against bitrate."""
 
 from __future__ import annotations
 
@@ -63,6 +64,30 @@ def per_voice_pnmi(path: Path, results: Sequence[ProbeResult]) -> None:
     ax.set_ylabel("PNMI")
     ax.set_title("PNMI per voice")
     ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def pnmi_bitrate(path: Path, results: Sequence[ProbeResult]) -> None:
+    """PNMI against entropy bitrate (bit/s), one labelled point per tokenizer: up and to the
+    left is better (more phone information in fewer bits)."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for r in results:
+        bps = (r.summary.get("bitrate") or {}).get("entropy_bps")
+        pnmi = r.summary.get("pnmi")
+        if bps is None or pnmi is None:
+            continue
+        ax.scatter([bps], [pnmi], s=30)
+        ax.annotate(
+            r.summary["name"], (bps, pnmi), xytext=(5, 4), textcoords="offset points", fontsize=8
+        )
+    ax.set_xlabel("entropy bitrate (bit/s)")
+    ax.set_ylabel("PNMI")
+    ax.set_title("PNMI against bitrate")
+    ax.margins(0.2)
+    ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

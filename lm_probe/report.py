@@ -82,6 +82,29 @@ ROWS = [
 ]
 
 
+def table_rows(results: Sequence[ProbeResult]) -> list[tuple[str, str, str]]:
+    """(label, dotted summary key, format) of every row of the side-by-side table: ``ROWS``,
+    then the acoustic-piece rows of the BPE sizes probed. A label with ↑ or ↓ says which way
+    is better."""
+    rows = list(ROWS)
+    for i, p in enumerate(results[0].summary.get("pieces") or []):
+        rows.append(
+            (f"units/piece, BPE {p['vocab_size']} ↑", f"pieces.{i}.units_per_piece", "{:.2f}")
+        )
+        rows.append((f"pieces/s, BPE {p['vocab_size']}", f"pieces.{i}.pieces_per_s", "{:.1f}"))
+    return rows
+
+
+def row_values(results: Sequence[ProbeResult], key: str) -> list[Any]:
+    """One row's values, one per tokenizer; None where missing or NaN."""
+    values = [_get(r.summary, key) for r in results]
+    return [None if isinstance(v, float) and math.isnan(v) else v for v in values]
+
+
+def cell(value: Any, fmt: str) -> str:
+    return "—" if value is None else fmt.format(value)
+
+
 def write_markdown(path: Path, corpus: str, split: str, results: Sequence[ProbeResult]) -> None:
     names = [r.summary["name"] for r in results]
     lines = [
@@ -90,18 +113,8 @@ def write_markdown(path: Path, corpus: str, split: str, results: Sequence[ProbeR
         "| metric | " + " | ".join(names) + " |",
         "| --- |" + " --- |" * len(names),
     ]
-    rows = list(ROWS)
-    for i, p in enumerate(results[0].summary.get("pieces") or []):
-        rows.append(
-            (f"units/piece, BPE {p['vocab_size']} ↑", f"pieces.{i}.units_per_piece", "{:.2f}")
-        )
-        rows.append((f"pieces/s, BPE {p['vocab_size']}", f"pieces.{i}.pieces_per_s", "{:.1f}"))
-    for label, key, fmt in rows:
-        values = [_get(r.summary, key) for r in results]
-        cells = [
-            "—" if v is None or (isinstance(v, float) and math.isnan(v)) else fmt.format(v)
-            for v in values
-        ]
+    for label, key, fmt in table_rows(results):
+        cells = [cell(v, fmt) for v in row_values(results, key)]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     notes = sorted({n for r in results for n in r.summary["notes"]})
     lines += [
@@ -114,6 +127,8 @@ def write_markdown(path: Path, corpus: str, split: str, results: Sequence[ProbeR
         "![co-occurrence](cooccurrence.png)",
         "",
         "![per-voice PNMI](pnmi_per_voice.png)",
+        "",
+        "![PNMI against entropy bitrate](pnmi_bitrate.png)",
         "",
     ]
     path.write_text("\n".join(lines))

@@ -69,6 +69,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="triphone ABX error (within / across speaker) on the parallel split, for the "
         "units and for the dense frames they are made from",
     )
+    p.add_argument(
+        "--html-utterances",
+        type=int,
+        default=3,
+        metavar="N",
+        help="report.html plays the first N test utterances (by id): the original, its "
+        "speaker-perturbed copy and, with --vocoder, each tokenizer's resynthesis, with "
+        "spectrograms and unit tracks; 0 leaves audio out",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--out", required=True, type=Path)
@@ -121,8 +130,10 @@ def _load_utterances(args: argparse.Namespace) -> tuple[Path, list[Utterance]]:
 
 def run_probe(args: argparse.Namespace) -> int:
     from lm_probe import plots
+    from lm_probe.listening import listening_examples
     from lm_probe.probe import ProbeConfig, perturbed_copies, probe_source, select_splits
     from lm_probe.report import write_json, write_markdown
+    from lm_probe.report_html import write_html
     from lm_probe.units import UnitSource, from_tokenizer, read_units_file
 
     root, utts = _load_utterances(args)
@@ -167,6 +178,11 @@ def run_probe(args: argparse.Namespace) -> int:
     write_markdown(args.out / "report.md", corpus, args.split, results)
     plots.cooccurrence(args.out / "cooccurrence.png", results)
     plots.per_voice_pnmi(args.out / "pnmi_per_voice.png", results)
+    plots.pnmi_bitrate(args.out / "pnmi_bitrate.png", results)
+    examples = listening_examples(
+        sources, root, splits["test"], perturbed, config, args.html_utterances
+    )
+    write_html(args.out / "report.html", corpus, args.split, results, examples, args.out)
     seconds = sum(u.duration or 0.0 for u in splits["test"])
     print(
         json.dumps(
