@@ -3,8 +3,8 @@
 # skips if done. Numbers and wall times are in the README ("Token quality on the wide corpus").
 #   corpus     the 11.8-hour corpus: 70 voices, festival held out as the unseen engine, one
 #              augmented copy of each training utterance
-#   subset     a seeded 2000-utterance training manifest for the two-view runs (their Praat
-#              views of all 13,600 training utterances would take about half an hour)
+#   subset     a seeded 1000-utterance training manifest for the two-view runs (short runs:
+#              their frozen-layer cache of all 13,600 training utterances is not needed)
 #   baselines  k-means K=100 on MFCC and on the shipped base encoder, fitted on the wide corpus
 #   phones     SUPERVISED variant: phone frame classification of the shipped base (resumable,
 #              rerun to continue), then k-means K=100 on it
@@ -33,11 +33,11 @@ for step in $steps; do
       [ -f $C/corpus.json ] || $st corpus synth --out $C --sentences 8000 \
         --parallel-sentences 100 --augment 1 --seed 0 ;;
     subset)
-      [ -f $C/train-2k.jsonl ] || python3 -c "
+      [ -f $C/train-1k.jsonl ] || python3 -c "
 import json, random, sys
 lines = [l for l in open(sys.argv[1] + '/manifest.jsonl') if json.loads(l)['split'] == 'train']
 random.Random(0).shuffle(lines)
-open(sys.argv[1] + '/train-2k.jsonl', 'w').writelines(sorted(lines[:2000]))" $C ;;
+open(sys.argv[1] + '/train-1k.jsonl', 'w').writelines(sorted(lines[:1000]))" $C ;;
     baselines)
       $st train kmeans --corpus $C --K 100 --out $M/mfcc-km100-wide --max-utterances 1500
       $st train kmeans --corpus $C --encoder models/hubert-tiny --K 100 \
@@ -53,7 +53,7 @@ open(sys.argv[1] + '/train-2k.jsonl', 'w').writelines(sorted(lines[:2000]))" $C 
     dcspin)
       for pair in dcspin-phones-kminit:$M/hubert-tiny-phones dcspin-kminit:models/hubert-tiny; do
         name=${pair%%:*} base=${pair#*:}
-        $st train dcspin --manifest $C/train-2k.jsonl --base $base --run data/runs/$name \
+        $st train dcspin --manifest $C/train-1k.jsonl --base $base --run data/runs/$name \
           --out $M/$name --config scripts/dcspin-kminit.yaml --threads 2
       done ;;
     dcspin-probe)

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import parselmouth
 import pytest
+import soundfile as sf
 from parselmouth.praat import call
 from scipy.signal import sosfreqz
 
@@ -286,3 +288,22 @@ def test_shortest_accepted_input() -> None:
 def test_bad_config_raises(fields: dict[str, object]) -> None:
     with pytest.raises(InvalidInputError, match="expected"):
         PerturbConfig(**fields)  # type: ignore[arg-type]
+
+
+def test_pitch_range_praat_cannot_move_is_kept() -> None:
+    """A real high voice (an augmented corpus utterance, espeak-ng) on which Praat's "Change
+    gender" fails when the pitch range widens: the perturbation keeps the range, moves the
+    formants as drawn, and says so in its parameters."""
+    x, rate = sf.read(
+        Path(__file__).parent / "assets" / "praat_range_failure.flac", dtype="float32"
+    )
+    assert rate == 16000
+    with pytest.raises(parselmouth.PraatError):
+        change_gender(x, formant_ratio=1.2, pitch_ratio=1.0, pitch_range_ratio=1.5, praat_seed=1)
+    wide = PerturbConfig(
+        formant_ratio=(1.2, 1.2), pitch_ratio=(1.0, 1.0), pitch_range_ratio=(1.5, 1.5),
+        invert_probability=0.0,
+    )  # fmt: skip
+    y, params = perturb_speaker(x, np.random.default_rng(0), wide)
+    assert params["pitch_range_ratio"] == 1.0 and params["formant_ratio"] == 1.2
+    assert len(y) == len(x) and np.isfinite(y).all() and not np.allclose(y, x)

@@ -129,6 +129,8 @@ def perturb_speaker(
     when the input has no voiced frames: its pitch is then kept), ``target_f0_median`` (Hz, 0.0
     likewise), ``eq_gain_0`` .. ``eq_gain_{eq_bands - 1}`` (dB, lowest band first) and
     ``praat_seed`` (an integer): :func:`change_gender` and :func:`equalize` given these replay it.
+    Where Praat cannot widen or narrow an input's pitch range (it fails on some high voices),
+    the range is kept and ``pitch_range_ratio`` is reported as 1.0.
     """
     _check_audio(x, config)
     ratios = {
@@ -137,7 +139,13 @@ def perturb_speaker(
     }
     gains = rng.uniform(-config.eq_gain_db, config.eq_gain_db, size=config.eq_bands)
     praat_seed = int(rng.integers(1, PRAAT_SEED_LIMIT))
-    y, source_f0 = change_gender(x, praat_seed=praat_seed, config=config, **ratios)
+    try:
+        y, source_f0 = change_gender(x, praat_seed=praat_seed, config=config, **ratios)
+    except parselmouth.PraatError:
+        # Praat's PSOLA fails on some high voices when the pitch range widens (an undefined
+        # pitch point): keep the range, move the formants and the median as drawn.
+        ratios["pitch_range_ratio"] = 1.0
+        y, source_f0 = change_gender(x, praat_seed=praat_seed, config=config, **ratios)
     y = equalize(y, gains, config)
     peak = float(np.max(np.abs(y)))
     if peak > config.max_peak:
