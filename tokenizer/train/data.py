@@ -41,6 +41,15 @@ class Batch:
     frame_offsets: list[int]
     """First frame of each crop within its utterance."""
 
+    def frame_labels(self, labels: Sequence[np.ndarray]) -> tuple[list[int], torch.Tensor]:
+        """Frames of each crop, and its slice of its utterance's frame ``labels`` as
+        ``[B, F]`` int64 (-100 past each crop's end)."""
+        frames = [n_frames(int(n)) for n in self.lengths]
+        target = torch.full((len(frames), max(frames)), -100, dtype=torch.long)
+        for row, (i, off, f) in enumerate(zip(self.items, self.frame_offsets, frames, strict=True)):
+            target[row, :f] = torch.from_numpy(labels[i][off : off + f])
+        return frames, target
+
 
 def utterance_digest(utts: Sequence[Utterance]) -> str:
     """sha256 of the utterance ids in order: a cache key for per-utterance data."""

@@ -33,15 +33,13 @@ from tokenizer.model_dir import ModelDir, card_facts
 from tokenizer.protocol import Tokenizer
 from tokenizer.quantizer import HUBERT_KEYS, CosineCodebook
 from tokenizer.save import save_encoder_tokenizer
-from tokenizer.train.data import Batch, Prefetched, TrainAudio, crop_batch, n_frames
+from tokenizer.train.data import Batch, TrainAudio, n_frames
 from tokenizer.train.devices import CPU, Devices
 from tokenizer.train.loop import (
-    VALID_SEED,
     TrainConfig,
-    mean_stats,
     resume,
     run_identity,
-    train_loop,
+    train_on_crops,
 )
 
 
@@ -162,46 +160,14 @@ def train_hubert(
     start = resume(run, run_config, model, opt)  # before the slow part: fail fast on a mismatch
     audio = TrainAudio(root, utts, in_memory=not config.stream_audio)
     labels = compute_targets(targets, utts, audio)
-    max_samples = int(config.max_seconds * SAMPLE_RATE)
-    mine = {r for rows in devices.rows(config.batch_size) for r in rows}
-    batches = Prefetched(
-        lambda step: crop_batch(audio, config.seed, step, config.batch_size, max_samples, mine),
-        start,
-        config.steps,
-        config.workers,
-    )
-    wrapped = devices.wrap(model, opt)
-    validate = None
+    checked = None
     if valid is not None:
         valid_audio = TrainAudio(*valid, in_memory=not config.stream_audio)
-        valid_labels = compute_targets(targets, valid[1], valid_audio)
-        fixed = dataclasses.replace(config, seed=config.seed + VALID_SEED)
-        valid_set = [
-            crop_batch(valid_audio, fixed.seed, k, config.batch_size, max_samples, mine)
-            for k in range(config.valid_batches)
-        ]
-
-        def validate() -> dict[str, float]:
-            return mean_stats(
-                train_step(wrapped, None, b, valid_labels, fixed, k, devices)
-                for k, b in enumerate(valid_set)
-            )
-
-    step = train_loop(
-        run,
-        run_config,
-        model,
-        opt,
-        config,
-        lambda step: train_step(wrapped, opt, batches.get(step), labels, config, step, devices),
-        start,
-        "hubert",
-        ("acc", "acc_masked"),
-        max_minutes,
-        until_step,
-        devices,
-        validate,
-    )
+        checked = (valid_audio, compute_targets(targets, valid[1], valid_audio))
+    step = train_on_crops(
+        run, run_config, model, opt, config, start, (audio, labels), train_step,
+        ("hubert", ("acc", "acc_masked")), max_minutes, until_step, devices, checked,
+    )  # fmt: skip
     return model.cpu(), step
 
 
@@ -233,15 +199,9 @@ def train_step(
     ``accum`` micro-batches, losses normalised by the global batch's frame counts. Without an
     optimizer: the same losses in eval mode, nothing learnt (validation)."""
     model.train(opt is not None)
-    frame_lengths = [n_frames(int(n)) for n in batch.lengths]
-    width = max(frame_lengths)
+    frame_lengths, target = batch.frame_labels(labels)
     rng = np.random.default_rng([config.seed, step, 1])
-    mask = span_mask(frame_lengths, width, config.mask_prob, config.mask_length, rng)
-    target = torch.full((len(frame_lengths), width), -100, dtype=torch.long)
-    for row, (i, off, f) in enumerate(
-        zip(batch.items, batch.frame_offsets, frame_lengths, strict=True)
-    ):
-        target[row, :f] = torch.from_numpy(labels[i][off : off + f])
+    mask = span_mask(frame_lengths, target.shape[1], config.mask_prob, config.mask_length, rng)
     valid = target >= 0
     n_masked, n_unmasked = (valid & mask).sum().clamp(min=1), (valid & ~mask).sum().clamp(min=1)
     sums = torch.zeros(4)  # masked CE, unmasked CE, masked hits, unmasked hits

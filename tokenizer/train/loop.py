@@ -20,9 +20,11 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from tokenizer.audio import SAMPLE_RATE
 from tokenizer.corpus.manifest import Utterance
 from tokenizer.errors import InvalidInputError
 from tokenizer.train.checkpoint import load_checkpoint, log_line, save_checkpoint
+from tokenizer.train.data import Batch, Prefetched, TrainAudio, crop_batch
 from tokenizer.train.devices import CPU, Devices
 
 
@@ -202,3 +204,72 @@ def train_loop(
     bar.close()
     save()
     return step
+
+
+CropStep = Callable[
+    [nn.Module, torch.optim.Optimizer | None, Batch, list[np.ndarray], Any, int, Devices],
+    dict[str, float],
+]
+"""``step(model, opt, batch, labels, config, step, devices)``: one optimizer step on the crops
+of ``batch`` against per-utterance frame ``labels``; without an optimizer, the same losses in
+eval mode (validation)."""
+
+
+def train_on_crops(
+    run: Path,
+    run_config: dict[str, Any],
+    model: nn.Module,
+    opt: torch.optim.Optimizer,
+    config: TrainConfig,
+    start: int,
+    data: tuple[TrainAudio, list[np.ndarray]],
+    step: CropStep,
+    progress: tuple[str, tuple[str, str]],
+    max_minutes: float | None = None,
+    until_step: int | None = None,
+    devices: Devices = CPU,
+    valid: tuple[TrainAudio, list[np.ndarray]] | None = None,
+) -> int:
+    """``train_loop`` over seeded random crops of ``data`` (audio, frame labels): this process's
+    rows of every global batch, prepared by ``config.workers``; validation on
+    ``config.valid_batches`` fixed crops of ``valid`` (seeded apart from training's). The
+    frame-label trainers (HuBERT, phones) share it; ``progress`` is the bar's name and postfix."""
+    audio, labels = data
+    max_samples = int(config.max_seconds * SAMPLE_RATE)
+    mine = {r for rows in devices.rows(config.batch_size) for r in rows}
+    batches = Prefetched(
+        lambda k: crop_batch(audio, config.seed, k, config.batch_size, max_samples, mine),
+        start,
+        config.steps,
+        config.workers,
+    )
+    wrapped = devices.wrap(model, opt)
+    validate = None
+    if valid is not None:
+        valid_audio, valid_labels = valid
+        fixed = dataclasses.replace(config, seed=config.seed + VALID_SEED)
+        valid_set = [
+            crop_batch(valid_audio, fixed.seed, k, config.batch_size, max_samples, mine)
+            for k in range(config.valid_batches)
+        ]
+
+        def validate() -> dict[str, float]:
+            return mean_stats(
+                step(wrapped, None, b, valid_labels, fixed, k, devices)
+                for k, b in enumerate(valid_set)
+            )
+
+    return train_loop(
+        run,
+        run_config,
+        model,
+        opt,
+        config,
+        lambda k: step(wrapped, opt, batches.get(k), labels, config, k, devices),
+        start,
+        *progress,
+        max_minutes,
+        until_step,
+        devices,
+        validate,
+    )

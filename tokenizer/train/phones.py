@@ -33,15 +33,13 @@ from tokenizer.model_dir import ModelDir, card_facts
 from tokenizer.quantizer import HUBERT_KEYS, CosineCodebook
 from tokenizer.save import save_encoder_tokenizer
 from tokenizer.torch_tokenizer import TorchTokenizer
-from tokenizer.train.data import Batch, Prefetched, TrainAudio, crop_batch, n_frames
+from tokenizer.train.data import Batch, TrainAudio, n_frames
 from tokenizer.train.devices import CPU, Devices
 from tokenizer.train.loop import (
-    VALID_SEED,
     TrainConfig,
-    mean_stats,
     resume,
     run_identity,
-    train_loop,
+    train_on_crops,
 )
 
 FRAME_RATE = 50.0
@@ -142,51 +140,19 @@ def train_phones(
         if not u.alignment:
             raise InvalidInputError(f"expected a phone alignment for {u.id!r}, found none")
     audio = TrainAudio(root, utts, in_memory=not config.stream_audio)
-    labels = [phone_targets(u, n_frames(n)) for u, n in zip(utts, audio.lengths, strict=True)]
-    max_samples = int(config.max_seconds * SAMPLE_RATE)
-    mine = {r for rows in devices.rows(config.batch_size) for r in rows}
-    batches = Prefetched(
-        lambda step: crop_batch(audio, config.seed, step, config.batch_size, max_samples, mine),
-        start,
-        config.steps,
-        config.workers,
-    )
-    wrapped = devices.wrap(model, opt)
-    validate = None
+    checked = None
     if valid is not None:
         valid_audio = TrainAudio(*valid, in_memory=not config.stream_audio)
-        valid_labels = [
-            phone_targets(u, n_frames(n))
-            for u, n in zip(valid[1], valid_audio.lengths, strict=True)
-        ]
-        fixed = dataclasses.replace(config, seed=config.seed + VALID_SEED)
-        valid_set = [
-            crop_batch(valid_audio, fixed.seed, k, config.batch_size, max_samples, mine)
-            for k in range(config.valid_batches)
-        ]
-
-        def validate() -> dict[str, float]:
-            return mean_stats(
-                phones_step(wrapped, None, b, valid_labels, fixed, k, devices)
-                for k, b in enumerate(valid_set)
-            )
-
-    step = train_loop(
-        run,
-        run_config,
-        model,
-        opt,
-        config,
-        lambda step: phones_step(wrapped, opt, batches.get(step), labels, config, step, devices),
-        start,
-        "phones",
-        ("acc", "acc"),
-        max_minutes,
-        until_step,
-        devices,
-        validate,
-    )
+        checked = (valid_audio, _targets(valid[1], valid_audio))
+    step = train_on_crops(
+        run, run_config, model, opt, config, start, (audio, _targets(utts, audio)), phones_step,
+        ("phones", ("acc", "acc")), max_minutes, until_step, devices, checked,
+    )  # fmt: skip
     return model.cpu(), step
+
+
+def _targets(utts: list[Utterance], audio: TrainAudio) -> list[np.ndarray]:
+    return [phone_targets(u, n_frames(n)) for u, n in zip(utts, audio.lengths, strict=True)]
 
 
 def phones_step(
@@ -202,12 +168,7 @@ def phones_step(
     ``accum`` micro-batches; the loss is a sum over frames divided by the global batch's frame
     count). Without an optimizer: the same statistics in eval mode, nothing learnt."""
     model.train(opt is not None)
-    frame_lengths = [n_frames(int(n)) for n in batch.lengths]
-    target = torch.full((len(frame_lengths), max(frame_lengths)), -100, dtype=torch.long)
-    for row, (i, off, f) in enumerate(
-        zip(batch.items, batch.frame_offsets, frame_lengths, strict=True)
-    ):
-        target[row, :f] = torch.from_numpy(labels[i][off : off + f])
+    frame_lengths, target = batch.frame_labels(labels)
     n_valid = (target >= 0).sum().clamp(min=1)
     n_speech = ((target >= 0) & (target != PHONES.index(SIL))).sum().clamp(min=1)
     sums = torch.zeros(3)  # CE, hits, hits on speech (non-SIL) frames
