@@ -1,5 +1,5 @@
-"""PNG plots of a probe: phone x unit co-occurrence heatmaps, per-voice PNMI bars, and PNMI
-against bitrate."""
+"""PNG plots of a probe: phone x unit co-occurrence heatmaps, per-voice PNMI bars, PNMI
+against bitrate, and SUPERB layer weights."""
 
 from __future__ import annotations
 
@@ -91,3 +91,31 @@ def pnmi_bitrate(path: Path, results: Sequence[ProbeResult]) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def layer_weights(path: Path, results: Sequence[ProbeResult]) -> bool:
+    """SUPERB's learned layer weights (``--superb``): bars per layer, one colour per task (which
+    layers carry phones, which speakers), one panel per encoder, the uniform start dashed. False
+    (and no file) when no tokenizer has them."""
+    rows = [r.summary for r in results if r.summary.get("superb")]
+    if not rows:
+        return False
+    plt = pyplot()
+    fig, axes = plt.subplots(len(rows), 1, figsize=(7, 3 * len(rows)), squeeze=False)
+    for ax, s in zip(axes[:, 0], rows, strict=True):
+        tasks = [t for t in ("phones", "asr", "speaker") if s["superb"].get(t)]
+        n = s["superb"]["layers"]
+        width = 0.8 / len(tasks)
+        for i, t in enumerate(tasks):
+            w = s["superb"][t]["weighted"]["layer_weights"]
+            ax.bar(np.arange(n) + i * width, w, width, label=t)
+        ax.axhline(1 / n, color="grey", lw=0.8, ls="--", label="uniform")
+        ax.set_xticks(np.arange(n) + width * (len(tasks) - 1) / 2, [str(i) for i in range(n)])
+        ax.set_xlabel("layer (0: transformer input)")
+        ax.set_ylabel("softmax weight")
+        ax.set_title(f"{s['name']}: learned SUPERB layer weights")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True

@@ -13,7 +13,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -30,6 +30,9 @@ from tokenizer.corpus.manifest import Utterance
 from tokenizer.dedup import dedup
 from tokenizer.errors import InvalidInputError
 from tokenizer.windows import Windowed
+
+if TYPE_CHECKING:
+    from lm_probe.superb import SuperbConfig  # imports torch: only with --superb
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +60,9 @@ class ProbeConfig:
     """First N test utterances (by id) resynthesized."""
     abx: bool = False
     """Triphone ABX (within / across speaker) on the parallel split, units and dense features."""
+    superb: SuperbConfig | None = None
+    """SUPERB-style heads on the frozen encoder's layers (``lm_probe.superb``); None skips them.
+    They train on the ``lm_split`` utterances."""
 
 
 @dataclass
@@ -179,6 +185,7 @@ def probe_source(
         summary["notes"].append("streaming: skipped, the tokenizer has no streaming window")
     summary["resynthesis"] = _resynthesis(source, root, test, config, summary["notes"], progress)
     summary["abx"] = _abx(source, root, par, units_of, config, summary["notes"], progress)
+    summary["superb"] = _superb(source, root, splits, config, summary["notes"], progress)
     return ProbeResult(summary, (table.counts, table.phones, table.units), per_voice)
 
 
@@ -264,6 +271,32 @@ def _abx(
         (lambda n: progress("abx features", n)) if progress else None,
     )
     notes.extend(abx_notes)
+    return out
+
+
+def _superb(
+    source: UnitSource,
+    root: Path,
+    splits: dict[str, list[Utterance]],
+    config: ProbeConfig,
+    notes: list[str],
+    progress: Progress | None,
+) -> dict[str, Any] | None:
+    """SUPERB rows (``--superb``): heads on the frozen encoder's layers."""
+    if config.superb is None:
+        return None
+    from lm_probe.superb import probe_superb
+
+    out, superb_notes = probe_superb(
+        source.tokenizer,
+        root,
+        splits["lm"],
+        splits["test"],
+        splits["parallel"],
+        config.superb,
+        (lambda n: progress("superb features", n)) if progress else None,
+    )
+    notes.extend(superb_notes)
     return out
 
 

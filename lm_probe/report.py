@@ -65,6 +65,18 @@ ROWS = [
     ("ABX within (features) ↓", "abx.features.within", "{:.1%}"),
     ("ABX across (features) ↓", "abx.features.across", "{:.1%}"),
     ("  (features: from)", "abx.features.source", "{}"),
+    ("SUPERB PER, weighted layers ↓", "superb.phones.weighted.per", "{:.3f}"),
+    ("SUPERB PER, last layer ↓", "superb.phones.last.per", "{:.3f}"),
+    ("  (layer weights, 0 = transformer input)", "superb.phones.weighted.layer_weights", "{}"),
+    ("SUPERB WER, weighted layers ↓", "superb.asr.weighted.wer", "{:.3f}"),
+    ("SUPERB WER, last layer ↓", "superb.asr.last.wer", "{:.3f}"),
+    ("SUPERB CER, weighted layers ↓", "superb.asr.weighted.cer", "{:.3f}"),
+    ("SUPERB CER, last layer ↓", "superb.asr.last.cer", "{:.3f}"),
+    ("  (layer weights)", "superb.asr.weighted.layer_weights", "{}"),
+    ("SUPERB speaker-ID accuracy, weighted layers ↑", "superb.speaker.weighted.accuracy", "{:.3f}"),
+    ("SUPERB speaker-ID accuracy, last layer ↑", "superb.speaker.last.accuracy", "{:.3f}"),
+    ("  (chance)", "superb.speaker.chance", "{:.3f}"),
+    ("  (layer weights)", "superb.speaker.weighted.layer_weights", "{}"),
     ("streaming agreement with full utterance ↑", "streaming.0.agreement", "{:.3f}"),
     ("  (algorithmic latency, ms)", "streaming.0.latency_ms", "{}"),
     ("resynthesis frame agreement ↑", "resynthesis.frame_agreement", "{:.3f}"),
@@ -131,4 +143,6 @@ def write_markdown(path: Path, corpus: str, split: str, results: Sequence[ProbeR
         "![PNMI against entropy bitrate](pnmi_bitrate.png)",
         "",
     ]
+    if any(r.summary.get("superb") for r in results):
+        lines += ["![SUPERB layer weights](layer_weights.png)", ""]
     path.write_text("\n".join(lines))

@@ -25,6 +25,8 @@ PLOT_CAPTIONS = {
     "cooccurrence.png": "p(unit | phone): units ordered by their most likely phone",
     "pnmi_per_voice.png": "PNMI per voice of the probed split",
     "pnmi_bitrate.png": "PNMI against entropy bitrate (bit/s): up and to the left is better",
+    "layer_weights.png": "SUPERB: learned weights of the encoder's layers per task "
+    "(dashed: the uniform start)",
 }
 """Captions of the plots the probe writes, in page order; other PNGs follow by name."""
 

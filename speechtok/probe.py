@@ -8,6 +8,7 @@ import sys
 import time
 from collections import defaultdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
@@ -23,6 +24,9 @@ from tokenizer.kinds import load_tokenizer
 from tokenizer.model_dir import read_config
 from tokenizer.shipped import resolve
 from tokenizer.windows import Windowed, WindowSpec
+
+if TYPE_CHECKING:
+    from lm_probe.superb import SuperbConfig
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -69,6 +73,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="triphone ABX error (within / across speaker) on the parallel split, for the "
         "units and for the dense frames they are made from",
     )
+    p.add_argument(
+        "--superb",
+        action="store_true",
+        help="SUPERB-style probes of each encoder model, frozen: a learned softmax-weighted sum "
+        "of its layers and light heads (phone CTC -> PER, character CTC -> WER, speaker ID "
+        "-> accuracy), beside the same heads on the last layer; layer_weights.png",
+    )
+    p.add_argument(
+        "--superb-utterances",
+        type=int,
+        default=300,
+        metavar="N",
+        help="--lm-split utterances the phone and ASR heads train on (a seeded draw)",
+    )
+    p.add_argument("--superb-steps", type=int, default=600, help="Adam steps per phone / ASR head")
     p.add_argument(
         "--html-utterances",
         type=int,
@@ -148,6 +167,7 @@ def run_probe(args: argparse.Namespace) -> int:
         vocoder=args.vocoder,
         resynth_utterances=args.resynth_utterances,
         abx=args.abx,
+        superb=_superb_config(args) if args.superb else None,
     )
     splits = select_splits(utts, config)
     sources: list[UnitSource] = [
@@ -179,6 +199,7 @@ def run_probe(args: argparse.Namespace) -> int:
     plots.cooccurrence(args.out / "cooccurrence.png", results)
     plots.per_voice_pnmi(args.out / "pnmi_per_voice.png", results)
     plots.pnmi_bitrate(args.out / "pnmi_bitrate.png", results)
+    plots.layer_weights(args.out / "layer_weights.png", results)
     examples = listening_examples(
         sources, root, splits["test"], perturbed, config, args.html_utterances
     )
@@ -195,6 +216,13 @@ def run_probe(args: argparse.Namespace) -> int:
         )
     )
     return 0
+
+
+def _superb_config(args: argparse.Namespace) -> SuperbConfig:
+    """The SUPERB heads' settings (imports torch, so only with --superb)."""
+    from lm_probe.superb import SuperbConfig
+
+    return SuperbConfig(utterances=args.superb_utterances, steps=args.superb_steps, seed=args.seed)
 
 
 def run_streaming_curve(args: argparse.Namespace) -> int:
