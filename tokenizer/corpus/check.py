@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Sequence, Set
 from pathlib import Path
 
 import soundfile as sf
@@ -134,7 +134,7 @@ def check_splits(utterances: Sequence[Utterance]) -> list[str]:
 
 
 def check_voices(
-    utterances: Sequence[Utterance], held_out: set[str], unseen: set[str] = frozenset()
+    utterances: Sequence[Utterance], held_out: set[str], unseen: Set[str] = frozenset()
 ) -> list[str]:
     """Held-out voices speak only in ``test`` and ``parallel``, and ``test`` has some of them;
     the held-out engine's voices (``unseen``) speak only, and alone, in ``unseen`` and
