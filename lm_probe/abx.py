@@ -26,11 +26,13 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 
+from lm_probe.cache import OFF, ArrayCache, audio_sha256
 from tokenizer.audio import decode_audio
 from tokenizer.corpus.manifest import Utterance
 from tokenizer.corpus.phones import SIL
@@ -308,10 +310,12 @@ def probe_abx(
     frame_rate: float,
     seed: int = 0,
     on_progress: Callable[[int], None] | None = None,
+    cache: ArrayCache = OFF,
 ) -> tuple[dict[str, Any], list[str]]:
     """ABX of ``units`` (and of the tokenizer's dense features, where it has them) on the
     triphones of ``utts`` (the ``parallel`` split); the numbers, and notes for the report.
-    ``on_progress(1)`` after each utterance's dense features."""
+    ``on_progress(1)`` after each utterance's dense features (cached per fingerprint and audio
+    sha256)."""
     items = triphone_items(utts)
     config = AbxConfig(seed=seed)
     out: dict[str, Any] = {
@@ -323,9 +327,12 @@ def probe_abx(
     if dense is None:
         return out, ["ABX (features): skipped, no dense features (precomputed units or no torch)"]
     label, fn = dense
+    assert tok is not None
+    key = ("abx features", tok.fingerprint, type(tok).__name__, label)
     feats = {}
     for u in utts:
-        feats[u.id] = fn(decode_audio(u.audio_path(root)))
+        audio = decode_audio(u.audio_path(root))
+        feats[u.id] = cache.get((*key, audio_sha256(audio)), partial(fn, audio))
         if on_progress:
             on_progress(1)
     out["features"] = {"source": label, **abx_error(items, feats, frame_rate, config)}

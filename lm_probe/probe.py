@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from lm_probe.abx import probe_abx
+from lm_probe.cache import OFF, ArrayCache, audio_sha256
 from lm_probe.metrics import contingency, scores
 from lm_probe.ngram import train_ngram
 from lm_probe.pieces import piece_stats
@@ -80,16 +81,31 @@ def _perturb_job(args: tuple[str, str, int]) -> tuple[str, np.ndarray]:
 
 
 def perturbed_copies(
-    root: Path, utts: Sequence[Utterance], config: ProbeConfig, progress: Progress | None = None
+    root: Path,
+    utts: Sequence[Utterance],
+    config: ProbeConfig,
+    progress: Progress | None = None,
+    cache: ArrayCache = OFF,
 ) -> dict[str, np.ndarray]:
-    jobs = [(u.id, str(u.audio_path(root)), config.seed) for u in utts]
-    out = {}
-    with multiprocessing.get_context("fork").Pool(config.jobs) as pool:
-        for uid, audio in pool.imap_unordered(_perturb_job, jobs, chunksize=4):
-            out[uid] = audio
-            if progress:
-                progress("perturb", 1)
-    return out
+    """The seeded speaker-perturbed copy of each utterance, made in ``config.jobs`` processes;
+    cached per (utterance id, seed, audio sha256)."""
+    out: dict[str, np.ndarray] = {}
+    keys, jobs = {}, []
+    for u in utts:
+        path = u.audio_path(root)
+        keys[u.id] = ("perturbed", u.id, str(config.seed), audio_sha256(decode_audio(path)))
+        jobs.append((u.id, str(path), config.seed))
+    for uid in keys:
+        if (found := cache.load(keys[uid])) is not None:
+            out[uid] = found
+    missing = [job for job in jobs if job[0] not in out]
+    if missing:
+        with multiprocessing.get_context("fork").Pool(config.jobs) as pool:
+            for uid, audio in pool.imap_unordered(_perturb_job, missing, chunksize=4):
+                out[uid] = cache.put(keys[uid], audio)
+                if progress:
+                    progress("perturb", 1)
+    return {u.id: out[u.id] for u in utts}
 
 
 def labelled_frames(
@@ -200,8 +216,8 @@ def _streaming(
     same = total = 0
     for u in test:
         audio = decode_audio(u.audio_path(root))
-        full = tok.tokenize(audio, full_utterance=True)
-        windowed = tok.tokenize(audio) if source.full_utterance else u_test[u.id]
+        full = source.tokenize(audio, full_utterance=True)
+        windowed = source.tokenize(audio, full_utterance=False)
         same += int(np.sum(full == windowed))
         total += len(full)
     return [
@@ -269,6 +285,7 @@ def _abx(
         source.frame_rate,
         config.seed,
         (lambda n: progress("abx features", n)) if progress else None,
+        source.cache,
     )
     notes.extend(abx_notes)
     return out
@@ -295,6 +312,7 @@ def _superb(
         splits["parallel"],
         config.superb,
         (lambda n: progress("superb features", n)) if progress else None,
+        source.cache,
     )
     notes.extend(superb_notes)
     return out

@@ -43,6 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from lm_probe.cache import OFF, ArrayCache, audio_sha256
 from lm_probe.speaker import edit_distance
 from tokenizer.audio import decode_audio
 from tokenizer.corpus.manifest import Utterance
@@ -405,21 +406,29 @@ def probe_superb(
     parallel: Sequence[Utterance],
     config: SuperbConfig,
     on_progress: Progress | None = None,
+    cache: ArrayCache = OFF,
 ) -> tuple[dict[str, Any] | None, list[str]]:
     """SUPERB rows of one tokenizer: heads trained on a draw from ``train_pool``, phones and
     ASR scored on ``test``, speaker ID on ``parallel`` (or on the draw when there is none);
-    notes for the report. ``on_progress(1)`` after each utterance's features. None for
-    tokenizers without an encoder."""
+    notes for the report. ``on_progress(1)`` after each utterance's features (layer stacks are
+    cached per fingerprint and audio sha256). None for tokenizers without an encoder."""
     encoder = frozen_encoder(tok)
     if encoder is None:
         name = getattr(tok, "name", "precomputed units")
         return None, [f"SUPERB: skipped for {name}, not an encoder model"]
+    assert tok is not None
+    key = ("layer stacks", tok.fingerprint)
+
+    def stack_of(audio: np.ndarray) -> Tensor:
+        found = cache.get((*key, audio_sha256(audio)), lambda: layer_stack(encoder, audio).numpy())
+        return torch.from_numpy(found)
+
     with one_thread():
-        return _probe(encoder, root, train_pool, test, parallel, config, on_progress)
+        return _probe(stack_of, root, train_pool, test, parallel, config, on_progress)
 
 
 def _features(
-    encoder: Encoder,
+    stack_of: Callable[[np.ndarray], Tensor],
     root: Path,
     framed: Sequence[Utterance],
     pooled: Sequence[Utterance],
@@ -434,7 +443,7 @@ def _features(
     for u in (*framed, *pooled):
         if u.id in means:
             continue
-        stack = layer_stack(encoder, decode_audio(u.audio_path(root)))
+        stack = stack_of(decode_audio(u.audio_path(root)))
         means[u.id] = stack.float().mean(1)
         if u.id in keep:
             stacks[u.id] = stack
@@ -444,7 +453,7 @@ def _features(
 
 
 def _probe(
-    encoder: Encoder,
+    stack_of: Callable[[np.ndarray], Tensor],
     root: Path,
     train_pool: Sequence[Utterance],
     test: Sequence[Utterance],
@@ -461,7 +470,8 @@ def _probe(
     start = time.perf_counter()
     from_parallel = len({u.speaker for u in parallel}) >= 2
     spk_train, spk_test = speaker_split(parallel if from_parallel else draw, config.seed)
-    stacks, pooled = _features(encoder, root, [*draw, *tests], [*spk_train, *spk_test], on_progress)
+    framed, pooled_utts = [*draw, *tests], [*spk_train, *spk_test]
+    stacks, pooled = _features(stack_of, root, framed, pooled_utts, on_progress)
     out: dict[str, Any] = {
         "layers": stacks[draw[0].id].shape[0],
         "train_utterances": len(draw),

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lm_probe.cache import OFF, ArrayCache, audio_sha256
 from tokenizer.audio import decode_audio
 from tokenizer.corpus.manifest import Utterance
 from tokenizer.errors import InvalidInputError
@@ -31,10 +32,18 @@ class UnitSource:
     table: dict[str, np.ndarray] | None = None
     full_utterance: bool = False
     """Tokenize each utterance in one pass instead of by the model's canonical windows."""
+    cache: ArrayCache = OFF
+    """Units per (fingerprint, backend, mode, audio sha256): ``lm_probe.cache``."""
 
-    def tokenize(self, audio: np.ndarray) -> np.ndarray:
-        assert self.tokenizer is not None
-        return self.tokenizer.tokenize(audio, full_utterance=self.full_utterance)
+    def tokenize(self, audio: np.ndarray, full_utterance: bool | None = None) -> np.ndarray:
+        """Units of ``audio``, in one pass or by windows (default: the source's mode)."""
+        tok = self.tokenizer
+        assert tok is not None
+        full = self.full_utterance if full_utterance is None else full_utterance
+        key = ("units", tok.fingerprint, type(tok).__name__, "full" if full else "windows")
+        return self.cache.get(
+            (*key, audio_sha256(audio)), lambda: tok.tokenize(audio, full_utterance=full)
+        )
 
     def units_for(
         self,
@@ -58,8 +67,12 @@ class UnitSource:
         return out
 
 
-def from_tokenizer(tok: Tokenizer, full_utterance: bool = False) -> UnitSource:
-    return UnitSource(tok.name, tok.K, tok.frame_rate, tokenizer=tok, full_utterance=full_utterance)
+def from_tokenizer(
+    tok: Tokenizer, full_utterance: bool = False, cache: ArrayCache = OFF
+) -> UnitSource:
+    return UnitSource(
+        tok.name, tok.K, tok.frame_rate, tokenizer=tok, full_utterance=full_utterance, cache=cache
+    )
 
 
 def read_units_file(

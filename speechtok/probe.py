@@ -97,6 +97,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "speaker-perturbed copy and, with --vocoder, each tokenizer's resynthesis, with "
         "spectrograms and unit tracks; 0 leaves audio out",
     )
+    p.add_argument(
+        "--cache",
+        type=Path,
+        help="folder caching units, features and perturbed copies per (model fingerprint, "
+        "audio sha256), so a tokenizer added to a report re-uses the others' work "
+        "(default: $SPEECHTOK_CACHE or ~/.cache/speechtok/probe)",
+    )
+    p.add_argument("--no-cache", action="store_true", help="compute everything afresh")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--out", required=True, type=Path)
@@ -149,6 +157,7 @@ def _load_utterances(args: argparse.Namespace) -> tuple[Path, list[Utterance]]:
 
 def run_probe(args: argparse.Namespace) -> int:
     from lm_probe import plots
+    from lm_probe.cache import ArrayCache, default_root
     from lm_probe.listening import listening_examples
     from lm_probe.probe import ProbeConfig, perturbed_copies, probe_source, select_splits
     from lm_probe.report import write_json, write_markdown
@@ -170,8 +179,9 @@ def run_probe(args: argparse.Namespace) -> int:
         superb=_superb_config(args) if args.superb else None,
     )
     splits = select_splits(utts, config)
+    cache = ArrayCache(None if args.no_cache else args.cache or default_root())
     sources: list[UnitSource] = [
-        from_tokenizer(load_tokenizer(m), args.full_utterance) for m in args.model
+        from_tokenizer(load_tokenizer(m), args.full_utterance, cache) for m in args.model
     ]
     for spec in args.units:
         name, sep, file = spec.partition("=")
@@ -188,7 +198,9 @@ def run_probe(args: argparse.Namespace) -> int:
         bars[stage].update(n)
 
     need_audio = config.perturb and any(s.tokenizer is not None for s in sources)
-    perturbed = perturbed_copies(root, splits["test"], config, progress) if need_audio else None
+    perturbed = (
+        perturbed_copies(root, splits["test"], config, progress, cache) if need_audio else None
+    )
     results = [probe_source(s, root, splits, perturbed, config, progress) for s in sources]
     for bar in bars.values():
         bar.close()
@@ -212,6 +224,7 @@ def run_probe(args: argparse.Namespace) -> int:
                 "tokenizers": len(results),
                 "test_audio_s": round(seconds, 1),
                 "wall_s": round(time.perf_counter() - start, 1),
+                "cache": cache.stats(),
             }
         )
     )

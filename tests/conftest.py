@@ -3,6 +3,7 @@ exported random-init encoder tokenizer (ONNX graphs with canonical windows)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,14 @@ def speech_like(n: int, seed: int) -> np.ndarray:
     t = np.arange(n) / 16000
     x = np.sin(2 * np.pi * (150 + 80 * np.sin(3 * t)) * t) * (0.3 + 0.2 * np.sin(5 * t))
     return (x + 0.05 * rng.standard_normal(n)).astype(np.float32)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def probe_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Probes in tests (and their subprocesses) cache in a temporary folder, never in ~/.cache."""
+    path = tmp_path_factory.mktemp("probe-cache")
+    os.environ["SPEECHTOK_CACHE"] = str(path)
+    return path
 
 
 @pytest.fixture(scope="session")

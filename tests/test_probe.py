@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from lm_probe.cache import OFF, ArrayCache, audio_sha256
 from lm_probe.probe import run_lengths
 from lm_probe.rates import bitrates
 from lm_probe.speaker import edit_distance, phone_units
@@ -138,3 +139,49 @@ def test_run_lengths_count_runs_within_utterances() -> None:
     )
     out = run_lengths({"u": np.array([0, 0, 1, 1, 1, 2])}, [utt], 50.0)
     assert out == {"run_length": 2.0, "phone_run_length": 3.0}
+
+
+def test_probe_cache_reuses_work(tiny_model: Path, tiny_corpus: Path, tmp_path: Path) -> None:
+    """A tokenizer added to a report re-uses the first tokenizer's units, ABX features and the
+    perturbed copies from the cache, and the numbers are those computed afresh."""
+    root, utts = load_corpus(tiny_corpus)
+    feats = np.concatenate([extract(decode_audio(u.audio_path(root)), FeatureConfig())
+                            for u in utts if u.split == "train"])  # fmt: skip
+    other = tmp_path / "fbank-km8"
+    save_kmeans_tokenizer(
+        other, "fbank-km8", FeatureConfig(), fit_kmeans(feats, KmeansConfig(K=8)), {}
+    )
+    common = ["--corpus", str(tiny_corpus), "--lm-split", "dev", "--abx", "--html-utterances", "0"]
+    cache = ["--cache", str(tmp_path / "cache")]
+
+    def run(out: str, *args: str) -> dict:
+        done = probe(*args, *common, "--out", str(tmp_path / out))
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout.strip().splitlines()[-1])["cache"]
+
+    first = run("a", "--model", str(tiny_model), *cache)
+    assert first["hits"] == 0 and first["misses"] > 0
+    both = run("ab", "--model", str(tiny_model), "--model", str(other), *cache)
+    assert both["hits"] == first["misses"]  # everything of the first tokenizer, and the copies
+    fresh = run("b-fresh", "--model", str(other), "--no-cache")
+    assert fresh == {"dir": None, "hits": 0, "misses": 0}
+    n_test = json.loads((tmp_path / "a" / "report.json").read_text())["tokenizers"][0]["utterances"]
+    assert both["misses"] == first["misses"] - n_test  # the second tokenizer's own work
+    cached = json.loads((tmp_path / "ab" / "report.json").read_text())["tokenizers"]
+    afresh = [json.loads((tmp_path / d / "report.json").read_text())["tokenizers"][0]
+              for d in ("a", "b-fresh")]  # fmt: skip
+    for c, f in zip(cached, afresh, strict=True):
+        assert c["pnmi"] == f["pnmi"] and c["speaker"] == f["speaker"] and c["abx"] == f["abx"]
+
+
+def test_array_cache_recomputes_what_it_cannot_read(tmp_path: Path) -> None:
+    cache = ArrayCache(tmp_path)
+    value = np.arange(5, dtype=np.float16)
+    assert cache.get(("units", "a"), lambda: value).dtype == np.float16
+    assert cache.get(("units", "a"), lambda: value * 0).tolist() == value.tolist()  # a hit
+    (entry,) = (tmp_path / "units").glob("*/*.npy")
+    entry.write_bytes(b"torn")
+    assert cache.get(("units", "a"), lambda: value + 1).tolist() == (value + 1).tolist()
+    assert (cache.hits, cache.misses) == (1, 2) and not list(tmp_path.rglob("*.tmp"))
+    assert audio_sha256(np.zeros(3)) == audio_sha256(np.zeros(3, np.float32))
+    assert OFF.get(("units", "a"), lambda: value + 2).tolist() == (value + 2).tolist()

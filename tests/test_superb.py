@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 
+from lm_probe.cache import OFF, ArrayCache
 from lm_probe.superb import (
     CtcHead,
     SuperbConfig,
@@ -194,7 +195,10 @@ def test_one_seed_one_result() -> None:
     assert all(torch.equal(p, q) for p, q in pairs)
 
 
-def test_probe_superb_is_deterministic(tiny_corpus: Path, encoder_model: Path) -> None:
+def test_probe_superb_is_deterministic(
+    tiny_corpus: Path, encoder_model: Path, tmp_path: Path
+) -> None:
+    """One seed, one result; and the same result from cached layer stacks."""
     root, utts = load_corpus(tiny_corpus)
     train, test, parallel = (
         [u for u in utts if u.split == s] for s in ("train", "test", "parallel")
@@ -202,14 +206,18 @@ def test_probe_superb_is_deterministic(tiny_corpus: Path, encoder_model: Path) -
     tok = load_tokenizer(encoder_model)
     threads = torch.get_num_threads()
 
-    def run(seed: int) -> dict:
+    def run(seed: int, cache: ArrayCache = OFF) -> dict:
         config = SuperbConfig(utterances=6, steps=15, speaker_steps=15, asr_hidden=8, seed=seed)
-        out, notes = probe_superb(tok, root, train, test, parallel, config)
+        out, notes = probe_superb(tok, root, train, test, parallel, config, cache=cache)
         assert out is not None and notes == []
         return {k: v for k, v in out.items() if k != "seconds"}
 
     first = run(0)
     assert first == run(0) != run(1)
+    cache = ArrayCache(tmp_path)
+    assert run(0, cache) == first and cache.hits == 0 and cache.misses > 0
+    stacks = cache.misses
+    assert run(0, cache) == first and (cache.hits, cache.misses) == (stacks, stacks)
     assert first["speaker"]["voices"] == 22 and first["speaker"]["test_utterances"] == 22
     assert torch.get_num_threads() == threads  # one thread inside, restored after
 
