@@ -84,6 +84,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         p = tsub.add_parser(kind, help=f"fine-tune a base encoder into a {text} tokenizer")
         add_run_args(p)
         p.add_argument("--base", required=True, help="base encoder model (kind hubert)")
+        p.add_argument(
+            "--pseudo-labels",
+            metavar="MODEL",
+            help="also predict this tokenizer's units of the original audio from the top layer "
+            "(R-Spin's pseudo-label loss, weight pseudo_weight), e.g. k-means on the base: "
+            "keeps the base's phonetic content while the swapped loss removes the speaker",
+        )
         p.set_defaults(func=run_train_spin, kind=kind)
 
     dis = tsub.add_parser(
@@ -257,11 +264,17 @@ def run_train_spin(args: argparse.Namespace) -> int:
         raise InvalidInputError(
             f"expected K2 > 0 for dcspin and K2 = 0 for spin, found K2={config.K2} for {args.kind}"
         )
+    from tokenizer.kinds import load_tokenizer
+
     base = _encoder_tokenizer(args.base, "--base", ("hubert",))
+    source = built_from("base", args.base, base)
+    pseudo = load_tokenizer(args.pseudo_labels) if args.pseudo_labels else None
+    if pseudo is not None:
+        source |= built_from("pseudo_labels", args.pseudo_labels, pseudo)
     return _train_and_export(
-        args, config, devices, built_from("base", args.base, base),
+        args, config, devices, source,
         lambda root, utts: train_spin(args.run, base, utts, root, config, args.max_minutes,
-                                      args.until_step, devices, valid_set(args)),
+                                      args.until_step, devices, valid_set(args), pseudo),
         lambda model, name, info: export_spin(model, args.out, name, config, info),
     )  # fmt: skip
 

@@ -189,6 +189,29 @@ def test_spin_trains_and_exports(
     assert getattr(tok, "K2", None) == (K2 or None)
 
 
+def test_spin_pseudo_labels_are_learnt(
+    hubert_model: Path, tiny_corpus: Path, tmp_path: Path
+) -> None:
+    """With a teacher (here the base's own units), the top layer learns to predict its units of
+    the original audio from both views: the pseudo-label loss falls; the run remembers the
+    teacher, and the head is not exported."""
+    root, utts = _train_utts(tiny_corpus)
+    base = load_tokenizer(hubert_model, "torch")
+    assert isinstance(base, TorchTokenizer)
+    config = SpinConfig(K1=8, K2=16, steps=40, batch_size=4, lr=2e-3, warmup_steps=1,
+                        log_every=1, views=1, perturb_jobs=1, pseudo_weight=1.0)  # fmt: skip
+    model, _ = train_spin(tmp_path / "run", base, utts[:8], root, config, pseudo=base)
+    assert model.pseudo is not None and model.pseudo.out_features == base.K
+    log = [r for r in read_log(tmp_path / "run") if "loss_pseudo" in r]
+    assert len(log) == 40 and all(0 <= r["acc_pseudo"] <= 1 for r in log)
+    first, last = (np.mean([r["loss_pseudo"] for r in part]) for part in (log[:5], log[-5:]))
+    assert last < 0.7 * first, (first, last)
+    with pytest.raises(CheckpointError):  # the same run folder without the teacher
+        train_spin(tmp_path / "run", base, utts[:8], root, config)
+    export_spin(model, tmp_path / "m", "s", config, {"command": "test"})
+    assert not any("pseudo" in k for k in load_model_dir(tmp_path / "m").tensors)
+
+
 def test_kmeans_codebook_init_fits_the_frames(hubert_model: Path, tiny_corpus: Path) -> None:
     """``codebook_init: kmeans`` puts the codewords where the frames are: their mean best
     cosine to a codeword beats random codewords'."""

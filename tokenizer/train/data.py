@@ -24,7 +24,8 @@ from tqdm import tqdm
 
 from tokenizer.audio import SAMPLE_RATE, decode_audio
 from tokenizer.corpus.manifest import Utterance
-from tokenizer.errors import AudioError, CorpusError
+from tokenizer.errors import AudioError, CorpusError, InvalidInputError
+from tokenizer.protocol import Tokenizer
 from tokenizer.windows import FIELD, HOP, n_frames
 
 T = TypeVar("T")
@@ -194,3 +195,26 @@ class _Steps(torch.utils.data.Dataset[T]):
 
     def __getitem__(self, index: int) -> T:
         return self.make(self.start + index)
+
+
+def compute_targets(
+    targets: Tokenizer, utts: list[Utterance], audio: Sequence[np.ndarray]
+) -> list[np.ndarray]:
+    """Full-utterance units of ``targets`` for every utterance: per-frame training targets on
+    the 50 Hz encoder grid (HuBERT's targets, Spin's pseudo-labels)."""
+    out = []
+    for u, a in tqdm(
+        list(zip(utts, audio, strict=True)),
+        desc="targets",
+        unit="utt",
+        file=sys.stderr,
+        leave=False,
+    ):
+        units = targets.tokenize(a.astype(np.float32) / 32767.0, full_utterance=True)
+        if len(units) != n_frames(len(a)):
+            raise InvalidInputError(
+                f"expected target units on the 50 Hz encoder grid ({n_frames(len(a))} frames "
+                f"for {u.id}), found {len(units)} from {targets.name}"
+            )
+        out.append(units.astype(np.int64))
+    return out

@@ -13,8 +13,6 @@ the plain recipe (masked frames only, conv gradients x0.1) sat on the ln(K) plat
 from __future__ import annotations
 
 import dataclasses
-import sys
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -22,7 +20,6 @@ from typing import Any, Literal
 import numpy as np
 import torch
 from torch import Tensor, nn
-from tqdm import tqdm
 
 from tokenizer.audio import SAMPLE_RATE
 from tokenizer.corpus.manifest import Utterance
@@ -33,7 +30,7 @@ from tokenizer.model_dir import ModelDir, card_facts
 from tokenizer.protocol import Tokenizer
 from tokenizer.quantizer import HUBERT_KEYS, CosineCodebook
 from tokenizer.save import save_encoder_tokenizer
-from tokenizer.train.data import Batch, TrainAudio, n_frames
+from tokenizer.train.data import Batch, TrainAudio, compute_targets
 from tokenizer.train.devices import CPU, Devices
 from tokenizer.train.loop import (
     TrainConfig,
@@ -101,27 +98,6 @@ def span_mask(
         for s in starts:
             mask[row, s : s + length] = True
     return torch.from_numpy(mask)
-
-
-def compute_targets(
-    targets: Tokenizer, utts: list[Utterance], audio: Sequence[np.ndarray]
-) -> list[np.ndarray]:
-    out = []
-    for u, a in tqdm(
-        list(zip(utts, audio, strict=True)),
-        desc="targets",
-        unit="utt",
-        file=sys.stderr,
-        leave=False,
-    ):
-        units = targets.tokenize(a.astype(np.float32) / 32767.0, full_utterance=True)
-        if len(units) != n_frames(len(a)):
-            raise InvalidInputError(
-                f"expected target units on the 50 Hz encoder grid ({n_frames(len(a))} frames "
-                f"for {u.id}), found {len(units)} from {targets.name}"
-            )
-        out.append(units.astype(np.int64))
-    return out
 
 
 def train_hubert(

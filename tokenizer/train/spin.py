@@ -8,6 +8,11 @@ cross-entropies are averaged. Only the top ``train_layers`` layers (and the fina
 pre-LN models) train. DC-Spin adds an auxiliary codebook of ``K2`` codewords with its own head
 on the same encoder; the losses are summed and the primary codebook gives the tokens.
 
+With pseudo-labels (``--pseudo-labels MODEL``, R-Spin's anchor), the top layer also predicts,
+from both views, a teacher tokenizer's full-utterance units of the original audio (typically
+k-means on the base) through a linear head (cross-entropy, weight ``pseudo_weight``): the
+swapped loss removes the speaker while this keeps the phonetic content the base had.
+
 The two views of each step come from ``tokenizer.train.views``: by default the frozen bottom
 layers' outputs for the original and ``views`` perturbed copies of every training utterance,
 computed once into ``RUN/cache``; or, without the cache, crops perturbed each step.
@@ -22,16 +27,24 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from tokenizer.corpus.manifest import Utterance
 from tokenizer.encoder.model import Encoder
 from tokenizer.errors import InvalidInputError
 from tokenizer.model_dir import ModelDir, card_facts
+from tokenizer.protocol import Tokenizer
 from tokenizer.quantizer import AUX_KEYS, CosineCodebook
 from tokenizer.save import save_encoder_tokenizer
 from tokenizer.torch_tokenizer import TorchTokenizer
-from tokenizer.train.data import Prefetched, TrainAudio, n_frames, utterance_digest
+from tokenizer.train.data import (
+    Prefetched,
+    TrainAudio,
+    compute_targets,
+    n_frames,
+    utterance_digest,
+)
 from tokenizer.train.devices import CPU, Devices
 from tokenizer.train.loop import (
     VALID_SEED,
@@ -68,6 +81,8 @@ class SpinConfig(ViewsConfig):
     instead of random codewords."""
     init_utterances: int = 300
     """Training utterances (a seeded sample) whose frames the k-means initialisation clusters."""
+    pseudo_weight: float = 1.0
+    """Weight of the pseudo-label loss (only with ``--pseudo-labels``)."""
 
 
 @torch.no_grad()
@@ -105,13 +120,15 @@ class SpinHead(CosineCodebook):
 class SpinModel(nn.Module):
     """The trainable top of the encoder plus the head(s)."""
 
-    def __init__(self, encoder: Encoder, config: SpinConfig) -> None:
+    def __init__(self, encoder: Encoder, config: SpinConfig, pseudo_K: int = 0) -> None:
         super().__init__()
         self.encoder = encoder
         dim = encoder.config.embed_dim
         self.frozen = encoder.config.num_layers - config.train_layers
         self.head = SpinHead(dim, config.head_dim, config.K1)
         self.aux = SpinHead(dim, config.head_dim, config.K2, AUX_KEYS) if config.K2 else None
+        self.pseudo = nn.Linear(dim, pseudo_K) if pseudo_K else None
+        """The pseudo-label head (training only: not exported)."""
         for p in encoder.parameters():
             p.requires_grad_(False)
         for layer in encoder.transformer.layers[self.frozen :]:
@@ -138,12 +155,16 @@ class SpinModel(nn.Module):
     def heads(self) -> list[SpinHead]:
         return [self.head] if self.aux is None else [self.head, self.aux]
 
-    def forward(self, ha: Tensor, hb: Tensor, frames: Tensor) -> list[tuple[Tensor, Tensor]]:
+    def forward(
+        self, ha: Tensor, hb: Tensor, frames: Tensor
+    ) -> tuple[list[tuple[Tensor, Tensor]], tuple[Tensor, Tensor] | None]:
         """Scores ``([N, K], [N, K])`` of both views' valid frames, one pair per head, from the
-        frozen layers' outputs ``[B, F, D]`` of the two views."""
+        frozen layers' outputs ``[B, F, D]`` of the two views; and both views' pseudo-label
+        logits when the model has that head."""
         valid = torch.arange(ha.shape[1], device=ha.device)[None, :] < frames[:, None]
         xa, xb = self.top(ha, frames)[valid], self.top(hb, frames)[valid]
-        return [(h.scores(xa), h.scores(xb)) for h in self.heads()]
+        logits = None if self.pseudo is None else (self.pseudo(xa), self.pseudo(xb))
+        return [(h.scores(xa), h.scores(xb)) for h in self.heads()], logits
 
 
 def train_spin(
@@ -156,9 +177,11 @@ def train_spin(
     until_step: int | None = None,
     devices: Devices = CPU,
     valid: tuple[Path, list[Utterance]] | None = None,
+    pseudo: Tokenizer | None = None,
 ) -> tuple[SpinModel, int]:
     """Fine-tune (or resume) in ``run``; returns the model and the step reached. Stops as
-    ``train_hubert`` does. The frozen-layer cache is built on the CPU by the main process."""
+    ``train_hubert`` does. The frozen-layer cache is built on the CPU by the main process.
+    ``pseudo``: the teacher whose units of the original audio the top layer also predicts."""
     if not 1 <= config.train_layers <= base.encoder.config.num_layers:
         raise InvalidInputError(
             f"expected train_layers in 1..{base.encoder.config.num_layers}, "
@@ -169,14 +192,18 @@ def train_spin(
             f"expected a base model on its final layer (a hubert model), "
             f"found one truncated at layer {base.layer}"
         )
-    run_config = run_identity(config, utts, base=base.fingerprint)
+    sources = {"base": base.fingerprint}
+    if pseudo is not None:
+        sources["pseudo_labels"] = pseudo.fingerprint
+    run_config = run_identity(config, utts, **sources)
     torch.manual_seed(config.seed)
-    model = SpinModel(base.encoder, config)
+    model = SpinModel(base.encoder, config, pseudo.K if pseudo is not None else 0)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=config.lr, betas=(0.9, 0.98), weight_decay=0.0)
     start = resume(run, run_config, model, opt)  # before the cache: fail fast on a mismatch
     audio = TrainAudio(root, utts, in_memory=not config.stream_audio)
     frames = [n_frames(n) for n in audio.lengths]
+    labels = compute_targets(pseudo, utts, audio) if pseudo is not None else None
     if start == 0 and config.codebook_init == "kmeans":
         init_codebooks(model, audio, config)
     cache: FrozenCache | None = None
@@ -197,7 +224,7 @@ def train_spin(
     ids = [u.id for u in utts]
     micro = devices.rows(config.batch_size, config.accum)
     batches = Prefetched(
-        lambda step: views_batch(cache, audio, ids, frames, micro, config, step),
+        lambda step: views_batch(cache, audio, ids, frames, micro, config, step, labels),
         start,
         config.steps,
         config.workers,
@@ -284,12 +311,14 @@ def spin_step(
         inputs.append((a, b, fl))
     if len(inputs) > 1:
         with torch.no_grad(), devices.autocast():
-            first = [model(ha, hb, fl.to(devices.device)) for ha, hb, fl in inputs]
+            first = [model(ha, hb, fl.to(devices.device))[0] for ha, hb, fl in inputs]
         per_head = [[s for part in first for s in part[h]] for h in range(len(first[0]))]
         targets = _targets(per_head, [int(fl.sum()) for _, _, fl in inputs], config, devices)
     if opt is not None:
         opt.zero_grad(set_to_none=True)
     sums = torch.zeros(2 * len(model.heads()))  # per head: loss, agreeing frames
+    with_pseudo = model.pseudo is not None and batch.labels is not None
+    pseudo_sums = torch.zeros(2) if with_pseudo else None  # loss, correct frames (view b)
     used = torch.zeros(model.head.K, device=devices.device)  # primary codewords chosen
     for j, (ha, hb, fl) in enumerate(inputs):
         with (
@@ -297,7 +326,7 @@ def spin_step(
             devices.no_sync(wrapped, last=j == len(inputs) - 1),
             devices.autocast(),
         ):
-            scored = wrapped(ha, hb, fl.to(devices.device))
+            scored, logits = wrapped(ha, hb, fl.to(devices.device))
         if len(inputs) == 1:
             targets = _targets([[sa.detach(), sb.detach()] for sa, sb in scored],
                                [int(fl.sum())], config, devices)  # fmt: skip
@@ -307,6 +336,14 @@ def spin_step(
             loss = loss + part / total
             sums[2 * h] += float(part.detach())
             sums[2 * h + 1] += float((sa.argmax(-1) == sb.argmax(-1)).sum())
+        if pseudo_sums is not None and logits is not None and batch.labels is not None:
+            y = _valid_labels(batch.labels[j], fl).to(devices.device)
+            la, lb = (x.float() for x in logits)
+            part = 0.5 * (F.cross_entropy(la, y, reduction="sum")
+                          + F.cross_entropy(lb, y, reduction="sum"))  # fmt: skip
+            loss = loss + config.pseudo_weight * part / total
+            pseudo_sums[0] += float(part.detach())
+            pseudo_sums[1] += float((lb.argmax(-1) == y).sum())
         if opt is not None:
             (loss * devices.world).backward()
         used[scored[0][0].argmax(-1)] = 1.0
@@ -317,7 +354,17 @@ def spin_step(
     stats = {"loss": float(sums[0::2].sum()), "loss_k1": float(sums[0]), "agree": float(sums[1])}
     if model.aux is not None:
         stats.update(loss_k2=float(sums[2]), agree_k2=float(sums[3]))
+    if pseudo_sums is not None:
+        pseudo_sums = devices.all_sum(pseudo_sums) / total
+        stats.update(loss_pseudo=float(pseudo_sums[0]), acc_pseudo=float(pseudo_sums[1]))
+        stats["loss"] += config.pseudo_weight * stats["loss_pseudo"]
     return {**stats, "codewords_used": float(devices.all_max(used).sum())}
+
+
+def _valid_labels(labels: Tensor, frames: Tensor) -> Tensor:
+    """The labels ``[B, F]`` of the valid frames, flattened as the scores are."""
+    valid = torch.arange(labels.shape[1])[None, :] < frames[:, None]
+    return labels[valid]
 
 
 def _targets(

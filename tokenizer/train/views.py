@@ -138,6 +138,9 @@ class ViewsBatch:
     total: float
     """Frames of the whole global batch."""
     audio: bool
+    labels: list[Tensor] | None = None
+    """Per-frame pseudo-labels ``[B, F]`` of each micro-batch's crops (-1 past the end), when
+    the run has them."""
 
 
 def views_batch(
@@ -148,10 +151,12 @@ def views_batch(
     micro: list[range],
     config: ViewsConfig,
     step: int,
+    labels: Sequence[np.ndarray] | None = None,
 ) -> ViewsBatch:
     """Step ``step``'s crops (from ``(seed, step)`` alone) of the original and a perturbed view:
     read from the frozen-layer cache, or (no cache) cut from the audio and perturbed here by
-    Praat (a fresh speaker per step; in the batch workers when there are some)."""
+    Praat (a fresh speaker per step; in the batch workers when there are some). ``labels``:
+    per-frame labels of every utterance, cut to the same crops."""
     rng = np.random.default_rng([config.seed, step])
     items = rng.integers(0, len(frames), config.batch_size)
     views = rng.integers(1, config.views + 1, config.batch_size)
@@ -161,9 +166,15 @@ def views_batch(
         f = min(frames[i], max_frames)
         starts.append(int(rng.integers(0, frames[i] - f + 1)))
         lens.append(f)
-    out = ViewsBatch([], [], [], float(sum(lens)), cache is None)
+    out = ViewsBatch([], [], [], float(sum(lens)), cache is None, [] if labels else None)
     for rows in micro:
         fl = torch.tensor([lens[r] for r in rows])
+        if out.labels is not None and labels is not None:
+            y = torch.full((len(rows), int(fl.max())), -1, dtype=torch.long)
+            for row, r in enumerate(rows):
+                i, s, f = int(items[r]), starts[r], lens[r]
+                y[row, :f] = torch.from_numpy(labels[i][s : s + f].astype(np.int64))
+            out.labels.append(y)
         if cache is not None:
             width, dim = int(fl.max()), cache.arrays[0].shape[1]
             ha, hb = torch.zeros(len(rows), width, dim), torch.zeros(len(rows), width, dim)
