@@ -1,9 +1,16 @@
 """Service settings: a frozen dataclass, overridable from YAML (``speechtok serve --config``)
-and flags. Defaults are safe for one machine: loopback only, no auth needed there."""
+and flags. Defaults are safe for one machine: loopback only, no auth needed there; bound beyond
+loopback the service needs API keys or TLS, or an operator's explicit
+``allow_unauthenticated``."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
+
+from tokenizer.errors import InvalidInputError
+
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -21,6 +28,10 @@ class ServeConfig:
     metadata with one of these (health and reflection stay open)."""
     api_keys_env: str = "SPEECHTOK_API_KEYS"
     """Environment variable with comma-separated keys, added to ``api_keys``."""
+    allow_unauthenticated: bool = False
+    """Serve beyond loopback with neither API keys nor TLS (refused unless set)."""
+    drain_seconds: float = 5.0
+    """On SIGTERM/SIGINT: stop taking calls, and give those in flight this long to finish."""
     tls_cert: str = ""
     """PEM certificate chain; with ``tls_key`` the server speaks TLS only."""
     tls_key: str = ""
@@ -54,3 +65,22 @@ class ServeConfig:
     """Ray CPUs reserved per model replica."""
     model_gpus: float = 0.0
     """Ray GPUs per model replica (with onnxruntime-gpu the CUDA EP is used)."""
+
+
+def api_keys(config: ServeConfig) -> list[str]:
+    """``api_keys`` plus the comma-separated keys in ``$api_keys_env``."""
+    env = os.environ.get(config.api_keys_env, "").split(",")
+    return [k.strip() for k in [*config.api_keys, *env] if k.strip()]
+
+
+def check_exposure(config: ServeConfig) -> None:
+    """Secure by default: refuse to bind beyond loopback with neither API keys nor TLS unless
+    the operator says ``allow_unauthenticated``."""
+    if config.host in LOOPBACK or config.allow_unauthenticated:
+        return
+    if not api_keys(config) and not config.tls_cert:
+        raise InvalidInputError(
+            f"expected API keys (api_keys or ${config.api_keys_env}) or TLS (tls_cert, tls_key) "
+            f"to serve on {config.host}, beyond loopback; found neither (pass "
+            f"--allow-unauthenticated to let anyone who can reach it call it)"
+        )

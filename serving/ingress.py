@@ -10,7 +10,6 @@ deployment; one replica per host:port.
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ from ray import serve
 
 from serving.auth import ApiKeyInterceptor
 from serving.coalesce import WindowCoalescer
-from serving.config import ServeConfig
+from serving.config import ServeConfig, api_keys, check_exposure
 from serving.pb import tokenizer_pb2 as pb
 from serving.pb import tokenizer_pb2_grpc as pb_grpc
 from serving.served import Model, ServedVocoder
@@ -29,12 +28,6 @@ from serving.servicer import TokenizerServicer
 
 log = logging.getLogger(__name__)
 SERVICE = pb.DESCRIPTOR.services_by_name["Tokenizer"].full_name
-
-
-def api_keys(config: ServeConfig) -> list[str]:
-    """Configured keys plus those in the environment; empty keys never count."""
-    env = os.environ.get(config.api_keys_env, "").split(",")
-    return [k.strip() for k in [*config.api_keys, *env] if k.strip()]
 
 
 @serve.deployment(
@@ -59,14 +52,8 @@ class GrpcIngress:
         voiced = {}
         for name, handle in (vocoders or {}).items():
             voiced[name] = ServedVocoder(handle, await handle.info.remote())
+        check_exposure(config)
         keys = api_keys(config)
-        if config.host not in ("127.0.0.1", "::1", "localhost") and not keys:
-            log.warning(
-                "speechtok gRPC binds %s without API keys: anyone who can reach it may "
-                "call it; set api_keys or %s",
-                config.host,
-                config.api_keys_env,
-            )
         options = [
             ("grpc.max_receive_message_length", config.max_message_mb << 20),
             ("grpc.max_send_message_length", config.max_message_mb << 20),
@@ -119,6 +106,13 @@ class GrpcIngress:
 
     def ready(self) -> str:
         return self.address
+
+    async def drain(self, grace_s: float) -> None:
+        """Stop taking calls (health NOT_SERVING, new RPCs refused) and give those in flight
+        ``grace_s`` to finish; what is left then is cancelled."""
+        for service in ("", SERVICE):
+            await self.health.set(service, health_pb2.HealthCheckResponse.NOT_SERVING)
+        await self.server.stop(grace=grace_s)
 
     def open_streams(self) -> int:
         return self.servicer.streams.open

@@ -9,10 +9,15 @@ import signal
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
-    s = sub.add_parser("serve", help="run the gRPC service (Ray Serve) until Ctrl-C")
+    s = sub.add_parser(
+        "serve",
+        help="run the gRPC service (Ray Serve) until Ctrl-C or SIGTERM (then it drains in-flight "
+        "calls for drain_seconds and exits)",
+    )
     s.add_argument(
         "--model",
         action="append",
@@ -24,6 +29,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--config", type=Path, help="YAML with ServeConfig fields")
     s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     s.add_argument("--num-cpus", type=int, help="CPUs Ray may use (default: all)")
+    s.add_argument(
+        "--allow-unauthenticated",
+        action="store_true",
+        help="serve beyond loopback with neither API keys nor TLS (refused without it)",
+    )
     s.set_defaults(func=run_serve)
 
     c = sub.add_parser("client", help="call a running service")
@@ -63,20 +73,31 @@ def run_serve(args: argparse.Namespace) -> int:
     from ray import serve
 
     from serving.app import build_app
-    from serving.config import ServeConfig
+    from serving.config import ServeConfig, check_exposure
     from serving.local_ray import start_local_ray
     from tokenizer.train.runconfig import load_run_config
 
     config = load_run_config(ServeConfig(), args.config, args.set)
-    flags = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+    flags: dict[str, Any] = {
+        k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None
+    }
     if args.model:
         flags["models"] = args.model
+    if args.allow_unauthenticated:
+        flags["allow_unauthenticated"] = True
     config = dataclasses.replace(config, **flags)
+    check_exposure(config)
     app = build_app(config)
-    start_local_ray(args.num_cpus)
+    start_local_ray(args.num_cpus)  # first: ray.init installs a SIGTERM handler of its own
     stop = threading.Event()
+
+    def on_signal(*_: object) -> None:
+        if stop.is_set():  # a second Ctrl-C: no more waiting
+            raise KeyboardInterrupt
+        stop.set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+        signal.signal(sig, on_signal)
     try:
         serve.start(proxy_location="Disabled")
         handle = serve.run(app, name="speechtok", route_prefix=None)
@@ -93,9 +114,13 @@ def run_serve(args: argparse.Namespace) -> int:
             flush=True,
         )
         print(f"speechtok: gRPC service on {address}; Ctrl-C stops it", file=sys.stderr, flush=True)
-        stop.wait()
+        while not stop.wait(1.0):  # wake now and then: signals reach Python between waits
+            pass
+        print("speechtok: stopping: draining calls in flight", file=sys.stderr, flush=True)
+        handle.drain.remote(config.drain_seconds).result(timeout_s=config.drain_seconds + 5)
     finally:
-        serve.shutdown()
+        # Ray Serve's own shutdown waits up to 30 s on its controller; the service's Ray is
+        # private to this process, and ending it ends every replica, so it goes at once.
         ray.shutdown()
     return 0
 
