@@ -6,6 +6,7 @@
 #   7. the unit HiFi-GAN vocoder for the default model (resumable)  8. its resynthesis probe
 #   9. the streaming-exact student distilled from the DC-Spin model: train, window curve,
 #      export  10. probe of teacher and student side by side
+#   report-card (not in the default list): every shipped model's report card (issue 21)
 # Usage: scripts/train_default.sh [STEP...]   (default: all steps). Times are in the README.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -64,6 +65,14 @@ for step in $steps; do
     stream-probe)
       $st probe --model $dcspin --model $stream --corpus $corpus --split test --lm-split dev \
         --out data/probe-stream ;;
+    report-card)  # every shipped model side by side, ABX, SUPERB and listening, on the wide
+      # corpus's test split (scripts/train_wide.sh corpus), then a screenshot of report.html
+      [ -f data/corpus-wide/corpus.json ] || scripts/train_wide.sh corpus
+      $st probe --model models/mfcc-km100 --model $kmeans --model $dcspin --model $stream \
+        --corpus data/corpus-wide --split test --lm-split dev --abx --superb \
+        --vocoder $vocoder --resynth-utterances 20 --out data/report-card
+      chromium --headless --no-sandbox --hide-scrollbars --window-size=1280,2400 \
+        --screenshot="$PWD/docs/report-card.png" "file://$PWD/data/report-card/report.html" ;;
     *) echo "unknown step $step" >&2; exit 2 ;;
   esac
 done

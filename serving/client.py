@@ -1,14 +1,17 @@
 """Client SDK for speechtok.v1: a blocking ``Client`` and an asyncio ``AsyncClient``.
 
-Idempotent calls (Tokenize, GetModelInfo, ListModels) retry on UNAVAILABLE with backoff; every
-call has a deadline. ``stream_file`` / ``stream`` send 16 kHz float32 PCM chunks (from a file
-or any iterator) and yield the server's answers as units become final.
+Idempotent calls (Tokenize, GetModelInfo, ListModels) retry on UNAVAILABLE (a replica or the
+ingress restarting) with jittered exponential backoff, capped at 2 s a wait and ``retry_window``
+seconds in all (30 by default: long enough to outlast a restart); every call has a deadline.
+``stream_file`` / ``stream`` send 16 kHz float32 PCM chunks (from a file or any iterator) and
+yield the server's answers as units become final.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import random
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 from pathlib import Path
@@ -37,12 +40,14 @@ class _Settings:
         tls: bool = False,
         root_cert: str | None = None,
         timeout: float = 120.0,
-        retries: int = 3,
+        retries: int = 20,
         stream_timeout: float | None = None,
+        retry_window: float = 30.0,
     ) -> None:
         """``api_key``: default ``$SPEECHTOK_API_KEY``; ``timeout``: deadline of unary calls
         (s); ``stream_timeout``: of whole streams (None: none; a live stream may run for
-        hours)."""
+        hours); ``retries`` / ``retry_window``: most retries of an idempotent call, and the
+        seconds after its first attempt past which it is not retried."""
         api_key = api_key if api_key is not None else os.environ.get(API_KEY_ENV)
         self.metadata = [("authorization", f"Bearer {api_key}")] if api_key else []
         module: Any = grpc.aio if self._aio else grpc
@@ -53,6 +58,19 @@ class _Settings:
             self.channel = module.insecure_channel(addr)
         self.stub = pb_grpc.TokenizerStub(self.channel)
         self.timeout, self.retries, self.stream_timeout = timeout, retries, stream_timeout
+        self.retry_window = retry_window
+        self.retried = 0
+        """Retries made so far (all calls)."""
+
+    def _backoff(self, e: grpc.RpcError, attempt: int, started: float) -> float:
+        """Seconds to wait before retrying after failure ``attempt`` (0-based) of an idempotent
+        call first tried at ``started``; re-raises ``e`` when it is not to be retried."""
+        wait = min(2.0, 0.1 * 2**attempt) * random.uniform(0.5, 1.0)
+        late = time.monotonic() - started + wait > self.retry_window
+        if e.code() != grpc.StatusCode.UNAVAILABLE or attempt >= self.retries or late:
+            raise e
+        self.retried += 1
+        return wait
 
 
 def _request(
@@ -98,13 +116,12 @@ class Client(_Settings):
     _aio = False
 
     def _call(self, method: Any, request: Any) -> Any:
+        started = time.monotonic()
         for attempt in range(self.retries + 1):
             try:
                 return method(request, timeout=self.timeout, metadata=self.metadata)
             except grpc.RpcError as e:
-                if e.code() != grpc.StatusCode.UNAVAILABLE or attempt == self.retries:
-                    raise
-                time.sleep(0.2 * 2**attempt)
+                time.sleep(self._backoff(e, attempt, started))
         raise AssertionError("unreachable")
 
     def tokenize(
@@ -170,13 +187,12 @@ class AsyncClient(_Settings):
     _aio = True
 
     async def _call(self, method: Any, request: Any) -> Any:
+        started = time.monotonic()
         for attempt in range(self.retries + 1):
             try:
                 return await method(request, timeout=self.timeout, metadata=self.metadata)
             except grpc.aio.AioRpcError as e:
-                if e.code() != grpc.StatusCode.UNAVAILABLE or attempt == self.retries:
-                    raise
-                await asyncio.sleep(0.2 * 2**attempt)
+                await asyncio.sleep(self._backoff(e, attempt, started))
         raise AssertionError("unreachable")
 
     async def tokenize(

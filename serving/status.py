@@ -1,7 +1,9 @@
 """Failures to gRPC statuses: the one place that decides which code a failure ends a call with.
 
 Bad input is INVALID_ARGUMENT, too much of it RESOURCE_EXHAUSTED, an explicit :class:`Abort`
-its own code; anything unexpected is logged and answered INTERNAL without internals."""
+its own code; a model replica (or its node) that died or is restarting while answering is
+UNAVAILABLE, which clients retry (the calls that reach a replica are idempotent); anything
+unexpected is logged and answered INTERNAL without internals."""
 
 from __future__ import annotations
 
@@ -12,6 +14,8 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import grpc
+from ray import exceptions as ray_errors
+from ray.serve import exceptions as serve_errors
 
 from tokenizer.errors import AudioTooLongError, InvalidInputError
 
@@ -19,6 +23,16 @@ log = logging.getLogger(__name__)
 S = TypeVar("S")
 Q = TypeVar("Q")
 T = TypeVar("T")
+
+GONE = (
+    ray_errors.RayActorError,  # died (killed, crashed, OOM) or unreachable
+    ray_errors.WorkerCrashedError,
+    ray_errors.NodeDiedError,
+    serve_errors.ReplicaUnavailableError,
+    serve_errors.DeploymentUnavailableError,
+    serve_errors.BackPressureError,
+)
+"""Failures of the serving machinery, not of the request: a retry can succeed."""
 
 
 class Abort(Exception):
@@ -40,6 +54,13 @@ async def abort_for(e: Exception, context: grpc.aio.ServicerContext) -> None:
         await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
     if isinstance(e, asyncio.CancelledError | grpc.aio.AbortError):
         raise e
+    if isinstance(e, GONE):
+        log.warning("a model replica failed while answering: %s", type(e).__name__)
+        await context.abort(
+            grpc.StatusCode.UNAVAILABLE,
+            f"a model replica stopped while answering ({type(e).__name__}); it is restarting: "
+            f"retry",
+        )
     log.exception("unexpected error in a call")
     await context.abort(
         grpc.StatusCode.INTERNAL,

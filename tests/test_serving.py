@@ -5,11 +5,15 @@ One service per module (Ray starts once, ~15 s); the tests stop it themselves.""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
+import os
+import signal
 import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -304,3 +308,69 @@ def test_client_cli_prints_what_tokenize_prints(
         [*CLI, "client", "tokenize", "--addr", address, str(wav)], capture_output=True, text=True
     )
     assert bad.returncode == 1 and "UNAUTHENTICATED" in bad.stderr
+
+
+def _replica_pids(deployment: str) -> list[int]:
+    """Processes of this machine whose title names a Serve replica of ``deployment``."""
+    out = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            title = cmdline.read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if "ServeReplica:speechtok-test:" + deployment in title:
+            out.append(int(cmdline.parent.name))
+    return out
+
+
+def test_replica_killed_under_load_loses_nothing(
+    service: tuple[str, object], exported: Path, files: list[Path]
+) -> None:
+    """SIGKILL of the model replica while 4 clients call Tokenize in a loop: Ray Serve starts a
+    new one, calls that met the dead one come back UNAVAILABLE and the SDK retries them, and
+    every answer equals the offline units. (Last in this module: it restarts the replica.)"""
+    address, _ = service
+    offline = load_served(exported)
+    expected = {f: offline.tokenize(decode_audio(f)).tolist() for f in files}
+    (replica,) = _replica_pids("model-")
+    stop = threading.Event()
+    answers: list[tuple[Path, list[int]]] = []
+    errors: list[grpc.StatusCode] = []
+    clients = [Client(address, api_key=KEY, timeout=60) for _ in range(4)]
+
+    def load(client: Client, first: int) -> None:
+        for i in itertools.count(first):
+            if stop.is_set():
+                return
+            f = files[i % len(files)]
+            try:
+                answers.append((f, list(client.tokenize(f).units)))
+            except grpc.RpcError as e:
+                errors.append(e.code())
+
+    threads = [threading.Thread(target=load, args=(c, i)) for i, c in enumerate(clients)]
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(2.0)
+        before = len(answers)
+        os.kill(replica, signal.SIGKILL)
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:  # a new replica, and answers from it
+            if (new := _replica_pids("model-")) and replica not in new:
+                restarted = len(answers)
+                while len(answers) < restarted + 20 and time.monotonic() < deadline:
+                    time.sleep(0.2)
+                break
+            time.sleep(0.2)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=120)
+        for c in clients:
+            c.close()
+    retried = sum(c.retried for c in clients)
+    print(f"replica kill: {len(answers)} answers ({before} before), {retried} retries, {errors}")
+    assert before > 0 and errors == []
+    assert replica not in _replica_pids("model-") and len(answers) >= before + 20
+    assert all(units == expected[f] for f, units in answers)
