@@ -1,15 +1,20 @@
-"""Shared fixtures: one tiny synthesized corpus per test session (seconds to build) and one
-exported random-init encoder tokenizer (ONNX graphs with canonical windows)."""
+"""Shared fixtures: one tiny synthesized corpus per test session (seconds to build), one
+exported random-init encoder tokenizer (ONNX graphs with canonical windows), and the real
+service on loopback (once per module that asks for it)."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from serving.config import ServeConfig
 from tokenizer.corpus.synth import SynthConfig, build_corpus
 from tokenizer.encoder.config import tiny
 from tokenizer.encoder.model import Encoder
@@ -20,6 +25,17 @@ from tokenizer.windows import WindowSpec
 
 TINY = SynthConfig(sentences=24, parallel_sentences=2, seed=7)
 SPEC = WindowSpec(320, 160, 160)
+KEY = "test-key"
+SERVICE_CONFIG = ServeConfig(
+    api_keys=[KEY, ""],  # an empty key must never authenticate
+    max_full_utterance_seconds=1.0,
+    max_request_seconds=5.0,
+    max_streams=3,
+    idle_timeout_s=2.0,
+    threads=1,
+    model_cpus=0.5,
+)
+"""The ``service`` fixture's settings (its models, vocoders and port are added)."""
 
 
 def speech_like(n: int, seed: int) -> np.ndarray:
@@ -104,3 +120,36 @@ def tiny_vocoder(
     gen, info = train_vocoder(root / "run", tiny_corpus, tok, config)
     save_vocoder(root / "voc", "tiny-voc", gen, tok, info)
     return root / "voc", root / "run"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def service(exported: Path, tiny_vocoder: tuple[Path, Path]) -> Iterator[tuple[str, object]]:
+    """The real service (Ray Serve + the gRPC ingress on 127.0.0.1, app ``speechtok-test``):
+    (its address, the ingress's handle). Ray starts once per module that asks for it."""
+    import ray
+    from ray import serve
+
+    from serving.app import build_app
+
+    config = dataclasses.replace(
+        SERVICE_CONFIG,
+        models=[str(exported)],
+        vocoders=[str(tiny_vocoder[0])],
+        port=_free_port(),
+    )
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        serve.start(proxy_location="Disabled")
+        handle = serve.run(build_app(config), name="speechtok-test", route_prefix=None)
+        address = handle.ready.remote().result()
+        assert address.startswith("127.0.0.1:")
+        yield address, handle
+    finally:
+        serve.shutdown()
+        ray.shutdown()

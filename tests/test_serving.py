@@ -1,6 +1,7 @@
 """The real service end to end: Ray Serve + the gRPC ingress on loopback, real ONNX Runtime.
 
-One service per module (Ray starts once, ~15 s); the tests stop it themselves."""
+One service per module (Ray starts once, ~15 s: the ``service`` fixture of conftest.py); the
+tests stop it themselves."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ import itertools
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -23,8 +23,8 @@ import pytest
 import soundfile as sf
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from bench.procs import titled
 from serving.client import AsyncClient, Client
-from serving.config import ServeConfig
 from serving.pb import tokenizer_pb2 as pb
 from serving.pb import tokenizer_pb2_grpc as pb_grpc
 from tokenizer.audio import decode_audio
@@ -32,47 +32,9 @@ from tokenizer.corpus.manifest import load_corpus
 from tokenizer.kinds import load_served
 from vocoder.runtime import Vocoder
 
-from .conftest import speech_like
+from .conftest import KEY, speech_like
 
-KEY = "test-key"
 CLI = [sys.executable, "-m", "speechtok"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def service(exported: Path, tiny_vocoder: tuple[Path, Path]) -> Iterator[tuple[str, object]]:
-    import ray
-    from ray import serve
-
-    from serving.app import build_app
-
-    config = ServeConfig(
-        models=[str(exported)],
-        vocoders=[str(tiny_vocoder[0])],
-        port=_free_port(),
-        api_keys=[KEY, ""],  # an empty key must never authenticate
-        max_full_utterance_seconds=1.0,
-        max_request_seconds=5.0,
-        max_streams=3,
-        idle_timeout_s=2.0,
-        threads=1,
-        model_cpus=0.5,
-    )
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        serve.start(proxy_location="Disabled")
-        handle = serve.run(build_app(config), name="speechtok-test", route_prefix=None)
-        address = handle.ready.remote().result()
-        assert address.startswith("127.0.0.1:")
-        yield address, handle
-    finally:
-        serve.shutdown()
-        ray.shutdown()
 
 
 @pytest.fixture(scope="module")
@@ -310,17 +272,8 @@ def test_client_cli_prints_what_tokenize_prints(
     assert bad.returncode == 1 and "UNAUTHENTICATED" in bad.stderr
 
 
-def _replica_pids(deployment: str) -> list[int]:
-    """Processes of this machine whose title names a Serve replica of ``deployment``."""
-    out = []
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            title = cmdline.read_bytes().decode(errors="replace")
-        except OSError:
-            continue
-        if "ServeReplica:speechtok-test:" + deployment in title:
-            out.append(int(cmdline.parent.name))
-    return out
+MODEL_REPLICA = "ServeReplica:speechtok-test:model-"
+"""The title of the model replica's process."""
 
 
 def test_replica_killed_under_load_loses_nothing(
@@ -332,7 +285,7 @@ def test_replica_killed_under_load_loses_nothing(
     address, _ = service
     offline = load_served(exported)
     expected = {f: offline.tokenize(decode_audio(f)).tolist() for f in files}
-    (replica,) = _replica_pids("model-")
+    (replica,) = titled(MODEL_REPLICA)
     stop = threading.Event()
     answers: list[tuple[Path, list[int]]] = []
     errors: list[grpc.StatusCode] = []
@@ -357,7 +310,7 @@ def test_replica_killed_under_load_loses_nothing(
         os.kill(replica, signal.SIGKILL)
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:  # a new replica, and answers from it
-            if (new := _replica_pids("model-")) and replica not in new:
+            if (new := titled(MODEL_REPLICA)) and replica not in new:
                 restarted = len(answers)
                 while len(answers) < restarted + 20 and time.monotonic() < deadline:
                     time.sleep(0.2)
@@ -372,5 +325,5 @@ def test_replica_killed_under_load_loses_nothing(
     retried = sum(c.retried for c in clients)
     print(f"replica kill: {len(answers)} answers ({before} before), {retried} retries, {errors}")
     assert before > 0 and errors == []
-    assert replica not in _replica_pids("model-") and len(answers) >= before + 20
+    assert replica not in titled(MODEL_REPLICA) and len(answers) >= before + 20
     assert all(units == expected[f] for f, units in answers)

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 
+from bench.procs import alive, process_tree
 from tokenizer.kinds import load_tokenizer
 
 from .conftest import speech_like
@@ -124,41 +125,17 @@ def test_batch_serve_and_client_run_without_torch(
         assert json.loads(done.stdout)["units"] == expected
         # SIGTERM (what systemd and Kubernetes send): drained and gone within seconds, with
         # every process it started (Ray's GCS, raylet, workers, replicas).
-        family = descendants(server.pid)
+        family = process_tree(server.pid)[1:]
         assert len(family) >= 3
         start = time.monotonic()
         server.send_signal(signal.SIGTERM)
         assert server.wait(timeout=30) == 0
         assert time.monotonic() - start < 15
         time.sleep(1.0)
-        assert [p for p in family if Path(f"/proc/{p}").exists() and not zombie(p)] == []
+        assert [p for p in family if alive(p)] == []
         with socket.socket() as s, pytest.raises(ConnectionRefusedError):
             s.connect(("127.0.0.1", port))
     finally:
         if server.poll() is None:
             server.kill()
             server.wait()
-
-
-def descendants(pid: int) -> list[int]:
-    """Every process below ``pid``, from /proc."""
-    parent = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        parent[int(stat.parent.name)] = int(fields[1])
-    out, frontier = [], [pid]
-    while frontier:
-        kids = [p for p, pp in parent.items() if pp in frontier]
-        out += kids
-        frontier = kids
-    return out
-
-
-def zombie(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except OSError:
-        return False

@@ -58,7 +58,7 @@ def decode_audio(source: AudioSource, *, limits: AudioLimits = DEFAULT_LIMITS) -
         data = bytes(source)
     if not data:
         raise AudioError(f"expected encoded audio, found 0 bytes ({name})")
-    _check_wav_complete(data, name)
+    _check_complete(data, name)
     import soundfile as sf  # here: torch-only machines (a GPU bench) import this module too
 
     try:
@@ -131,20 +131,35 @@ def write_flac(path: str | Path, x: np.ndarray, sample_rate: int = SAMPLE_RATE) 
     sf.write(str(path), x, sample_rate, format="FLAC", subtype="PCM_16")
 
 
-def _check_wav_complete(data: bytes, name: str) -> None:
-    """libsndfile reads a truncated WAV without complaint: compare the data chunk's size with
-    the bytes present. Streamed WAVs that declare an unknown size (0 or 0xFFFFFFFF) pass."""
-    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+CHUNKED: dict[bytes, tuple[str, Literal["little", "big"], bytes]] = {
+    b"RIFF": ("WAV", "little", b"data"),
+    b"RF64": ("RF64", "little", b"data"),
+    b"FORM": ("AIFF", "big", b"SSND"),
+}
+"""Containers whose sample chunk declares its size: (name, byte order, sample chunk id)."""
+UNKNOWN_SIZES = (0, 0xFFFFFFFF, 0xFFFFFFFFFFFFFFFF)
+"""Sizes a streamed file declares when it did not know its length."""
+
+
+def _check_complete(data: bytes, name: str) -> None:
+    """libsndfile reads a truncated WAV, RF64 or AIFF without complaint (it decodes what is
+    present): compare the size the sample chunk declares (for RF64, its ``ds64`` chunk) with the
+    bytes present. Streamed files that declare an unknown size pass."""
+    if len(data) < 12 or data[:4] not in CHUNKED or data[8:12] not in (b"WAVE", b"AIFF", b"AIFC"):
         return
-    pos = 12
+    kind, order, samples = CHUNKED[data[:4]]
+    ds64, pos = None, 12
     while pos + 8 <= len(data):
-        chunk, size = data[pos : pos + 4], int.from_bytes(data[pos + 4 : pos + 8], "little")
-        if chunk == b"data":
+        chunk, size = data[pos : pos + 4], int.from_bytes(data[pos + 4 : pos + 8], order)
+        if chunk == b"ds64" and pos + 24 <= len(data):  # riff size, then data size (64 bits)
+            ds64 = int.from_bytes(data[pos + 16 : pos + 24], "little")
+        if chunk == samples:
+            declared = ds64 if size == 0xFFFFFFFF and ds64 is not None else size
             present = len(data) - pos - 8
-            if 0 < size < 0xFFFFFFFF and present < size:
+            if declared not in UNKNOWN_SIZES and present < declared:
                 raise AudioError(
-                    f"expected {size} bytes of samples as the WAV header says, found {present}: "
-                    f"the file is truncated ({name})"
+                    f"expected {declared} bytes of samples as the {kind} header says, found "
+                    f"{present}: the file is truncated ({name})"
                 )
             return
         pos += 8 + size + (size & 1)
