@@ -8,7 +8,9 @@ Each ``--run LABEL=RUN`` reads ``RUN/log.jsonl`` (training lines every ``log_eve
 ``valid_<metric>``) and draws ``--metric`` (train and, where logged, valid) against the
 cumulative hours of audio seen. Each ``--pnmi HOURS=REPORT:NAME`` puts the PNMI that
 ``speechtok probe`` measured for tokenizer NAME (in REPORT, a report.json) at HOURS on a second
-axis. Prints the points as JSON lines.
+axis; each ``--pnmi-line REPORT:NAME`` draws one as a dashed reference line (e.g. MFCC k-means,
+or the goal). The PNMI axis spans at least 0.1, so small gains look small. Prints the points
+as JSON lines.
 """
 
 from __future__ import annotations
@@ -32,11 +34,19 @@ def curve(log: Path, metric: str) -> tuple[list[tuple[float, float]], list[tuple
     return train, valid
 
 
+def pnmi_of(spec: str) -> tuple[str, float]:
+    """(NAME, PNMI) of ``REPORT:NAME``."""
+    report, name = spec.rsplit(":", 1)
+    doc = json.loads(Path(report).read_text())
+    return name, next(t["pnmi"] for t in doc["tokenizers"] if t["name"] == name)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--run", action="append", default=[], metavar="LABEL=RUN")
     p.add_argument("--metric", default="acc_masked")
     p.add_argument("--pnmi", action="append", default=[], metavar="HOURS=REPORT:NAME")
+    p.add_argument("--pnmi-line", action="append", default=[], metavar="REPORT:NAME")
     p.add_argument("--out", required=True, type=Path)
     args = p.parse_args()
     import matplotlib
@@ -55,16 +65,25 @@ def main() -> None:
             print(json.dumps({"run": label, "hours_seen": round(h, 3), args.metric: v}))
     ax.set_xlabel("hours of audio seen")
     ax.set_ylabel(args.metric)
-    if args.pnmi:
+    if args.pnmi or args.pnmi_line:
         ax2 = ax.twinx()
+        values = []
         for spec in args.pnmi:
             hours, rest = spec.split("=", 1)
-            report, name = rest.rsplit(":", 1)
-            doc = json.loads(Path(report).read_text())
-            value = next(t["pnmi"] for t in doc["tokenizers"] if t["name"] == name)
+            name, value = pnmi_of(rest)
             ax2.plot([float(hours)], [value], "k*", markersize=12)
             ax2.annotate(f"{name}\n{value:.3f}", (float(hours), value), fontsize=7)
             print(json.dumps({"pnmi_of": name, "hours_seen": float(hours), "pnmi": value}))
+            values.append(value)
+        for spec in args.pnmi_line:
+            name, value = pnmi_of(spec)
+            ax2.axhline(value, color="grey", linestyle="--", linewidth=1)
+            ax2.annotate(f"{name} {value:.3f}", (0, value), fontsize=7, color="grey")
+            print(json.dumps({"pnmi_of": name, "pnmi": value}))
+            values.append(value)
+        low, high = min(values), max(values)
+        pad = max(0.0, 0.1 - (high - low)) / 2 + 0.01
+        ax2.set_ylim(low - pad, high + pad)
         ax2.set_ylabel("k-means PNMI (probe, ★)")
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()

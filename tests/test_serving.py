@@ -272,20 +272,19 @@ def test_client_cli_prints_what_tokenize_prints(
     assert bad.returncode == 1 and "UNAUTHENTICATED" in bad.stderr
 
 
-MODEL_REPLICA = "ServeReplica:speechtok-test:model-"
-"""The title of the model replica's process."""
-
-
+@pytest.mark.parametrize("deployment", ["model-", "GrpcIngress"])
 def test_replica_killed_under_load_loses_nothing(
-    service: tuple[str, object], exported: Path, files: list[Path]
+    service: tuple[str, object], exported: Path, files: list[Path], deployment: str
 ) -> None:
-    """SIGKILL of the model replica while 4 clients call Tokenize in a loop: Ray Serve starts a
-    new one, calls that met the dead one come back UNAVAILABLE and the SDK retries them, and
-    every answer equals the offline units. (Last in this module: it restarts the replica.)"""
+    """SIGKILL of the model replica, then of the ingress, while 4 clients call Tokenize in a
+    loop: Ray Serve starts a new one, calls that met the dead one (or found no server while the
+    ingress restarted) come back UNAVAILABLE and the SDK retries them, and every answer equals
+    the offline units. (Last in this module: they restart the service's processes.)"""
     address, _ = service
+    title = f"ServeReplica:speechtok-test:{deployment}"
     offline = load_served(exported)
     expected = {f: offline.tokenize(decode_audio(f)).tolist() for f in files}
-    (replica,) = titled(MODEL_REPLICA)
+    (replica,) = titled(title)
     stop = threading.Event()
     answers: list[tuple[Path, list[int]]] = []
     errors: list[grpc.StatusCode] = []
@@ -310,7 +309,7 @@ def test_replica_killed_under_load_loses_nothing(
         os.kill(replica, signal.SIGKILL)
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:  # a new replica, and answers from it
-            if (new := titled(MODEL_REPLICA)) and replica not in new:
+            if (new := titled(title)) and replica not in new:
                 restarted = len(answers)
                 while len(answers) < restarted + 20 and time.monotonic() < deadline:
                     time.sleep(0.2)
@@ -323,7 +322,8 @@ def test_replica_killed_under_load_loses_nothing(
         for c in clients:
             c.close()
     retried = sum(c.retried for c in clients)
-    print(f"replica kill: {len(answers)} answers ({before} before), {retried} retries, {errors}")
+    print(f"{deployment} kill: {len(answers)} answers ({before} before), {retried} retries, "
+          f"errors {errors}")  # fmt: skip
     assert before > 0 and errors == []
-    assert replica not in titled(MODEL_REPLICA) and len(answers) >= before + 20
+    assert replica not in titled(title) and len(answers) >= before + 20
     assert all(units == expected[f] for f, units in answers)
