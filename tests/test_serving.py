@@ -304,7 +304,9 @@ def test_replica_killed_under_load_loses_nothing(
     for t in threads:
         t.start()
     try:
-        time.sleep(2.0)
+        deadline = time.monotonic() + 90
+        while len(answers) < 8 and time.monotonic() < deadline:  # under load first
+            time.sleep(0.1)
         before = len(answers)
         os.kill(replica, signal.SIGKILL)
         deadline = time.monotonic() + 90
