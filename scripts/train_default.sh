@@ -66,10 +66,11 @@ for step in $steps; do
       $st probe --model $dcspin --model $stream --corpus $corpus --split test --lm-split dev \
         --out data/probe-stream ;;
     report-card)  # every shipped model side by side, ABX, SUPERB and listening, on the wide
-      # corpus's test split (scripts/train_wide.sh corpus), then a screenshot of report.html
+      # corpus's test split (scripts/train_wide.sh corpus), one pass per utterance (the
+      # streaming row compares each model's served windows), then a screenshot of report.html
       [ -f data/corpus-wide/corpus.json ] || scripts/train_wide.sh corpus
       $st probe --model models/mfcc-km100 --model $kmeans --model $dcspin --model $stream \
-        --corpus data/corpus-wide --split test --lm-split dev --abx --superb \
+        --corpus data/corpus-wide --split test --lm-split dev --full-utterance --abx --superb \
         --vocoder $vocoder --resynth-utterances 20 --out data/report-card
       chromium --headless --no-sandbox --hide-scrollbars --window-size=1280,2400 \
         --screenshot="$PWD/docs/report-card.png" "file://$PWD/data/report-card/report.html" ;;
