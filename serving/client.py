@@ -4,7 +4,8 @@ Idempotent calls (Tokenize, GetModelInfo, ListModels) retry on UNAVAILABLE (a re
 ingress restarting) with jittered exponential backoff, capped at 2 s a wait and ``retry_window``
 seconds in all (30 by default: long enough to outlast a restart); every call has a deadline.
 ``stream_file`` / ``stream`` send 16 kHz float32 PCM chunks (from a file or any iterator) and
-yield the server's answers as units become final.
+yield the server's answers as units become final; a stream cut by UNAVAILABLE resumes where its
+last answer left off, with the units of one uncut stream (:mod:`serving.resume`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import numpy as np
 
 from serving.pb import tokenizer_pb2 as pb
 from serving.pb import tokenizer_pb2_grpc as pb_grpc
+from serving.resume import StreamTail
 from tokenizer.audio import SAMPLE_RATE
 
 T = TypeVar("T")
@@ -60,7 +62,9 @@ class _Settings:
         self.timeout, self.retries, self.stream_timeout = timeout, retries, stream_timeout
         self.retry_window = retry_window
         self.retried = 0
-        """Retries made so far (all calls)."""
+        """Retries made so far (all calls, stream resumes included)."""
+        self.resumed = 0
+        """Streams resumed after a cut so far."""
 
     def _backoff(self, e: grpc.RpcError, attempt: int, started: float) -> float:
         """Seconds to wait before retrying after failure ``attempt`` (0-based) of an idempotent
@@ -83,23 +87,8 @@ def _request(
     )
 
 
-def _stream_messages(chunks: Iterable[np.ndarray], model: str) -> Iterator[pb.StreamRequest]:
-    yield pb.StreamRequest(
-        config=pb.StreamConfig(
-            model=model, sample_rate=SAMPLE_RATE, encoding=pb.PCM_F32LE, channels=1
-        )
-    )
-    for chunk in chunks:
-        yield pb.StreamRequest(audio=np.ascontiguousarray(chunk, dtype="<f4").tobytes())
-
-
-async def _async_messages(
-    chunks: AsyncIterable[np.ndarray], model: str
-) -> AsyncIterator[pb.StreamRequest]:
-    for first in _stream_messages([], model):
-        yield first
-    async for chunk in chunks:
-        yield pb.StreamRequest(audio=np.ascontiguousarray(chunk, dtype="<f4").tobytes())
+def _stream_config(model: str) -> pb.StreamConfig:
+    return pb.StreamConfig(model=model, sample_rate=SAMPLE_RATE, encoding=pb.PCM_F32LE, channels=1)
 
 
 def file_chunks(path: str | Path, chunk_ms: float) -> Iterator[np.ndarray]:
@@ -134,11 +123,34 @@ class Client(_Settings):
         """Units of an encoded file (path or bytes, sent as they are; the server decodes)."""
         return self._call(self.stub.Tokenize, _request(audio, model, dedup, full_utterance))
 
-    def stream(self, chunks: Iterable[np.ndarray], model: str = "") -> Iterator[pb.StreamResponse]:
-        """Stream 16 kHz mono float chunks; yields answers as units become final."""
-        yield from self.stub.StreamTokenize(
-            _stream_messages(chunks, model), timeout=self.stream_timeout, metadata=self.metadata
-        )
+    def stream(
+        self, chunks: Iterable[np.ndarray], model: str = "", resume: bool = True
+    ) -> Iterator[pb.StreamResponse]:
+        """Stream 16 kHz mono float chunks; yields answers as units become final. With
+        ``resume``, a stream cut by UNAVAILABLE is reopened where its last answer left off
+        (:mod:`serving.resume`; retried like an idempotent call), and the units are those of
+        one uncut stream."""
+        tail = StreamTail(_stream_config(model), chunks)
+        attempt, cut = 0, 0.0
+        while True:
+            call = self.stub.StreamTokenize(
+                tail.messages(), timeout=self.stream_timeout, metadata=self.metadata
+            )
+            try:
+                for answer in call:
+                    tail.answered(answer)
+                    attempt = 0
+                    yield answer
+                return
+            except grpc.RpcError as e:
+                if not resume:
+                    raise
+                cut = time.monotonic() if attempt == 0 else cut
+                time.sleep(self._backoff(e, attempt, cut))
+                attempt += 1
+                self.resumed += attempt == 1
+            finally:
+                call.cancel()
 
     def stream_file(
         self, path: str | Path, chunk_ms: float = 100.0, model: str = ""
@@ -205,19 +217,34 @@ class AsyncClient(_Settings):
         return await self._call(self.stub.Tokenize, _request(audio, model, dedup, full_utterance))
 
     async def stream(
-        self, chunks: Iterable[np.ndarray] | AsyncIterable[np.ndarray], model: str = ""
+        self,
+        chunks: Iterable[np.ndarray] | AsyncIterable[np.ndarray],
+        model: str = "",
+        resume: bool = True,
     ) -> AsyncIterator[pb.StreamResponse]:
-        """Stream 16 kHz mono float chunks (sync or async iterable); yields answers."""
-        messages: Any = (
-            _async_messages(chunks, model)
-            if isinstance(chunks, AsyncIterable)
-            else _stream_messages(chunks, model)
-        )
-        call = self.stub.StreamTokenize(
-            messages, timeout=self.stream_timeout, metadata=self.metadata
-        )
-        async for answer in call:
-            yield answer
+        """Stream 16 kHz mono float chunks (sync or async iterable); yields answers, and
+        resumes a cut stream as :meth:`Client.stream` does."""
+        tail = StreamTail(_stream_config(model), chunks)
+        attempt, cut = 0, 0.0
+        while True:
+            call = self.stub.StreamTokenize(
+                tail.amessages(), timeout=self.stream_timeout, metadata=self.metadata
+            )
+            try:
+                async for answer in call:
+                    tail.answered(answer)
+                    attempt = 0
+                    yield answer
+                return
+            except grpc.aio.AioRpcError as e:
+                if not resume:
+                    raise
+                cut = time.monotonic() if attempt == 0 else cut
+                await asyncio.sleep(self._backoff(e, attempt, cut))
+                attempt += 1
+                self.resumed += attempt == 1
+            finally:
+                call.cancel()
 
     async def model_info(self, model: str = "") -> pb.ModelInfo:
         return await self._call(self.stub.GetModelInfo, pb.ModelInfoRequest(model=model))

@@ -81,6 +81,8 @@ class Stream:
             )
         max_samples = int(self.config.max_stream_seconds * SAMPLE_RATE)
         session = StreamSession(model.window, max_samples=max_samples)
+        if cfg.resume_frame or cfg.audio_offset:
+            session.resume(cfg.resume_frame, cfg.audio_offset)
         while (msg := await self._next()) is not None:
             if msg.WhichOneof("message") != "audio":
                 raise Abort(
@@ -139,4 +141,5 @@ async def _answer(
         final=final,
         model=model.info["name"],
         fingerprint=model.info["fingerprint"],
+        resume_sample=session.resume_sample,
     )

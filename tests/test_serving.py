@@ -6,14 +6,10 @@ tests stop it themselves."""
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
-import os
-import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +19,7 @@ import pytest
 import soundfile as sf
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from bench.faults import kill_under_load
 from bench.procs import titled
 from serving.client import AsyncClient, Client
 from serving.pb import tokenizer_pb2 as pb
@@ -240,6 +237,40 @@ def test_stream_limits_idle_and_disconnects(service: tuple[str, object]) -> None
     )
 
 
+def test_a_cut_stream_resumes_with_the_units_of_one_stream(
+    service: tuple[str, object], exported: Path, files: list[Path]
+) -> None:
+    """A client cut after some answers reopens with ``resume_frame`` and ``audio_offset`` and
+    resends from the last answer's ``resume_sample``; a resume the server cannot honour is
+    INVALID_ARGUMENT."""
+    address, _ = service
+    audio = decode_audio(files[0])
+    stub = pb_grpc.TokenizerStub(grpc.insecure_channel(address))
+    md = [("authorization", f"Bearer {KEY}")]
+
+    def config(frame: int = 0, offset: int = 0) -> pb.StreamRequest:
+        return pb.StreamRequest(config=pb.StreamConfig(sample_rate=16000, encoding=pb.PCM_F32LE,
+                                resume_frame=frame, audio_offset=offset))  # fmt: skip
+
+    def chunks(x: np.ndarray) -> list[pb.StreamRequest]:
+        return [pb.StreamRequest(audio=x[i : i + 1600].tobytes()) for i in range(0, len(x), 1600)]
+
+    half = len(audio) // 2
+    first = list(stub.StreamTokenize(iter([config(), *chunks(audio[:half])]), metadata=md))
+    last = first[-2]  # the answer before the final flush: as if the call were cut there
+    units = [u for a in first[:-1] for u in a.units]
+    assert last.offset + len(last.units) == len(units) and 0 < last.resume_sample < half
+    rest = iter([config(len(units), last.resume_sample), *chunks(audio[last.resume_sample :])])
+    resumed = list(stub.StreamTokenize(rest, metadata=md))
+    assert resumed[0].offset == len(units)
+    units += [u for a in resumed for u in a.units]
+    assert units == load_served(exported).tokenize(audio).tolist()
+    bad = iter([config(len(units), last.resume_sample + 320)])
+    assert _code(lambda: list(stub.StreamTokenize(bad, metadata=md))) == (
+        grpc.StatusCode.INVALID_ARGUMENT
+    )
+
+
 def test_client_cli_prints_what_tokenize_prints(
     service: tuple[str, object], exported: Path, tmp_path: Path
 ) -> None:
@@ -277,55 +308,15 @@ def test_replica_killed_under_load_loses_nothing(
     service: tuple[str, object], exported: Path, files: list[Path], deployment: str
 ) -> None:
     """SIGKILL of the model replica, then of the ingress, while 4 clients call Tokenize in a
-    loop: Ray Serve starts a new one, calls that met the dead one (or found no server while the
-    ingress restarted) come back UNAVAILABLE and the SDK retries them, and every answer equals
+    loop and 2 stream files: Ray Serve starts a new one, calls that met the dead one come back
+    UNAVAILABLE, the SDK retries unary calls and resumes cut streams, and every answer equals
     the offline units. (Last in this module: they restart the service's processes.)"""
     address, _ = service
-    title = f"ServeReplica:speechtok-test:{deployment}"
     offline = load_served(exported)
     expected = {f: offline.tokenize(decode_audio(f)).tolist() for f in files}
-    (replica,) = titled(title)
-    stop = threading.Event()
-    answers: list[tuple[Path, list[int]]] = []
-    errors: list[grpc.StatusCode] = []
-    clients = [Client(address, api_key=KEY, timeout=60) for _ in range(4)]
-
-    def load(client: Client, first: int) -> None:
-        for i in itertools.count(first):
-            if stop.is_set():
-                return
-            f = files[i % len(files)]
-            try:
-                answers.append((f, list(client.tokenize(f).units)))
-            except grpc.RpcError as e:
-                errors.append(e.code())
-
-    threads = [threading.Thread(target=load, args=(c, i)) for i, c in enumerate(clients)]
-    for t in threads:
-        t.start()
-    try:
-        deadline = time.monotonic() + 90
-        while len(answers) < 8 and time.monotonic() < deadline:  # under load first
-            time.sleep(0.1)
-        before = len(answers)
-        os.kill(replica, signal.SIGKILL)
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:  # a new replica, and answers from it
-            if (new := titled(title)) and replica not in new:
-                restarted = len(answers)
-                while len(answers) < restarted + 20 and time.monotonic() < deadline:
-                    time.sleep(0.2)
-                break
-            time.sleep(0.2)
-    finally:
-        stop.set()
-        for t in threads:
-            t.join(timeout=120)
-        for c in clients:
-            c.close()
-    retried = sum(c.retried for c in clients)
-    print(f"{deployment} kill: {len(answers)} answers ({before} before), {retried} retries, "
-          f"errors {errors}")  # fmt: skip
-    assert before > 0 and errors == []
-    assert replica not in titled(title) and len(answers) >= before + 20
-    assert all(units == expected[f] for f, units in answers)
+    title = f"ServeReplica:speechtok-test:{deployment}"
+    r = kill_under_load(address, title, files, expected, api_key=KEY)
+    print(r.line(), r.errors)
+    assert (r.lost, r.wrong, r.errors) == (0, 0, [])
+    assert r.answered >= 28 and r.streams_answered > 0
+    assert titled(title)  # the successor is there

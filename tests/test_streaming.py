@@ -73,6 +73,45 @@ def test_any_client_chunking_gives_offline_units(
     assert len(session._buffer) == 0
 
 
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 10**6), n=st.integers(8000, 40_000), cuts=st.integers(1, 3))
+def test_a_cut_stream_resumed_gives_the_units_of_one_stream(
+    exported: Path, seed: int, n: int, cuts: int
+) -> None:
+    """What a client does when its call is cut: a new session resumes at the last answer's
+    frame count with audio from at most its ``resume_sample``; the units equal offline."""
+    tok = load_served(exported, threads=1)
+    audio = _speech_like(n, seed)
+    rng = np.random.default_rng(seed)
+    session, parts, at = StreamSession(SPEC), [], 0
+    cut_at = sorted(rng.integers(1, n, cuts))
+    while at < n:
+        size = int(rng.integers(1, 6000))
+        final = session.feed(audio[at : at + size], tok.encode_windows)
+        parts.append(final.units)
+        at += size
+        if cut_at and at >= cut_at[0]:  # cut: what was sent since the last answer is lost
+            cut_at.pop(0)
+            frame, need = session.emitted, session.resume_sample
+            at = int(rng.integers(0, need + 1))  # resend from any sample up to resume_sample
+            session = StreamSession(SPEC)
+            session.resume(frame, at)
+    parts.append(session.flush(tok.encode_windows).units)
+    np.testing.assert_array_equal(np.concatenate(parts), tok.tokenize(audio))
+
+
+def test_resume_checks() -> None:
+    with pytest.raises(InvalidInputError, match="multiple of the 8-frame chunk"):
+        StreamSession(SPEC).resume(5, 0)
+    need = SPEC.window(2, None).start
+    with pytest.raises(InvalidInputError, match=f"from 0 to {need}"):
+        StreamSession(SPEC).resume(16, need + 1)
+    session = StreamSession(SPEC)
+    session.push(np.zeros(100, np.float32))
+    with pytest.raises(InvalidInputError, match="new session"):
+        session.resume(0, 0)
+
+
 def test_session_keeps_only_what_it_needs_and_checks_input() -> None:
     session = StreamSession(SPEC)
     jobs = session.push(np.zeros(16000 * 5, np.float32))

@@ -68,6 +68,32 @@ class StreamSession:
         self._trim()
         return jobs
 
+    def resume(self, frame: int, audio_offset: int) -> None:
+        """Continue, in this new session, a stream that was cut after ``frame`` final frames;
+        the audio pushed from now on starts at sample ``audio_offset`` of that stream, at most
+        its ``resume_sample`` then. Units are those of the uncut stream: windows are absolute."""
+        if self.received or self.finished:
+            raise InvalidInputError("expected to resume a new session, found one with audio")
+        _, chunk, _ = self.spec.frames
+        if frame < 0 or frame % chunk:
+            raise InvalidInputError(
+                f"expected resume_frame to be a frame offset that answers give (a multiple of "
+                f"the {chunk}-frame chunk), found {frame}"
+            )
+        need = self.spec.window(frame // chunk, None).start
+        if not 0 <= audio_offset <= need:
+            raise InvalidInputError(
+                f"expected audio_offset from 0 to {need} (the resume_sample of the answer that "
+                f"ended at frame {frame}), found {audio_offset}"
+            )
+        self._base = self.received = audio_offset
+        self.next_chunk, self.emitted = frame // chunk, frame
+
+    @property
+    def resume_sample(self) -> int:
+        """The first sample a stream resumed after the units emitted so far needs again."""
+        return self.spec.window(self.next_chunk, None).start
+
     def finish(self) -> list[WindowJob]:
         """The remaining windows, cut at the end of the audio."""
         self.finished = True
@@ -96,8 +122,9 @@ class StreamSession:
         return WindowJob(self._buffer[w.start - self._base : w.end - self._base].copy(), w)
 
     def _trim(self) -> None:
-        """Drop audio no future window needs (before the next chunk's left context)."""
-        keep_from = self.spec.window(self.next_chunk, None).start
+        """Drop audio no future window needs (before the next chunk's left context; a resumed
+        session may not have reached it yet)."""
+        keep_from = min(self.spec.window(self.next_chunk, None).start, self.received)
         if keep_from > self._base:
             self._buffer = self._buffer[keep_from - self._base :]
             self._base = keep_from

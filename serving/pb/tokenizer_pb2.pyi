@@ -71,16 +71,20 @@ class TokenizeResponse(_message.Message):
     def __init__(self, units: _Optional[_Iterable[int]] = ..., durations: _Optional[_Iterable[int]] = ..., frame_rate: _Optional[float] = ..., model: _Optional[str] = ..., fingerprint: _Optional[str] = ..., audio_seconds: _Optional[float] = ...) -> None: ...
 
 class StreamConfig(_message.Message):
-    __slots__ = ("model", "sample_rate", "encoding", "channels")
+    __slots__ = ("model", "sample_rate", "encoding", "channels", "resume_frame", "audio_offset")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     SAMPLE_RATE_FIELD_NUMBER: _ClassVar[int]
     ENCODING_FIELD_NUMBER: _ClassVar[int]
     CHANNELS_FIELD_NUMBER: _ClassVar[int]
+    RESUME_FRAME_FIELD_NUMBER: _ClassVar[int]
+    AUDIO_OFFSET_FIELD_NUMBER: _ClassVar[int]
     model: str
     sample_rate: int
     encoding: Encoding
     channels: int
-    def __init__(self, model: _Optional[str] = ..., sample_rate: _Optional[int] = ..., encoding: _Optional[_Union[Encoding, str]] = ..., channels: _Optional[int] = ...) -> None: ...
+    resume_frame: int
+    audio_offset: int
+    def __init__(self, model: _Optional[str] = ..., sample_rate: _Optional[int] = ..., encoding: _Optional[_Union[Encoding, str]] = ..., channels: _Optional[int] = ..., resume_frame: _Optional[int] = ..., audio_offset: _Optional[int] = ...) -> None: ...
 
 class StreamRequest(_message.Message):
     __slots__ = ("config", "audio")
@@ -91,18 +95,20 @@ class StreamRequest(_message.Message):
     def __init__(self, config: _Optional[_Union[StreamConfig, _Mapping]] = ..., audio: _Optional[bytes] = ...) -> None: ...
 
 class StreamResponse(_message.Message):
-    __slots__ = ("units", "offset", "final", "model", "fingerprint")
+    __slots__ = ("units", "offset", "final", "model", "fingerprint", "resume_sample")
     UNITS_FIELD_NUMBER: _ClassVar[int]
     OFFSET_FIELD_NUMBER: _ClassVar[int]
     FINAL_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
+    RESUME_SAMPLE_FIELD_NUMBER: _ClassVar[int]
     units: _containers.RepeatedScalarFieldContainer[int]
     offset: int
     final: bool
     model: str
     fingerprint: str
-    def __init__(self, units: _Optional[_Iterable[int]] = ..., offset: _Optional[int] = ..., final: _Optional[bool] = ..., model: _Optional[str] = ..., fingerprint: _Optional[str] = ...) -> None: ...
+    resume_sample: int
+    def __init__(self, units: _Optional[_Iterable[int]] = ..., offset: _Optional[int] = ..., final: _Optional[bool] = ..., model: _Optional[str] = ..., fingerprint: _Optional[str] = ..., resume_sample: _Optional[int] = ...) -> None: ...
 
 class ModelInfoRequest(_message.Message):
     __slots__ = ("model",)
