@@ -15,9 +15,9 @@ from tokenizer.corpus.manifest import load_corpus
 from tokenizer.errors import InvalidInputError
 
 
-def bench_audio(args: argparse.Namespace) -> list[np.ndarray]:
-    """Utterances of ``args.corpus`` / ``args.split`` (sorted by id) up to ``args.seconds``; with
-    no corpus, a small one is synthesized into a temporary folder."""
+def bench_files(args: argparse.Namespace) -> list[Path]:
+    """Audio files of ``args.corpus`` / ``args.split``, sorted by utterance id; with no corpus,
+    a small one is synthesized into a temporary folder."""
     if args.corpus is None:
         from tokenizer.corpus.synth import SynthConfig, build_corpus
 
@@ -25,16 +25,22 @@ def bench_audio(args: argparse.Namespace) -> list[np.ndarray]:
         build_corpus(tmp, SynthConfig(sentences=40, parallel_sentences=0, seed=1), jobs=2)
         args.corpus, args.split = tmp, "train"
     root, utts = load_corpus(args.corpus)
-    out, total = [], 0.0
-    for u in sorted((u for u in utts if u.split == args.split), key=lambda u: u.id):
-        if total >= args.seconds:
-            break
-        out.append(decode_audio(u.audio_path(root)))
-        total += len(out[-1]) / SAMPLE_RATE
+    out = [u.audio_path(root) for u in sorted(utts, key=lambda u: u.id) if u.split == args.split]
     if not out:
         raise InvalidInputError(
             f"expected audio in the {args.split} split of {args.corpus}, found none"
         )
+    return out
+
+
+def bench_audio(args: argparse.Namespace) -> list[np.ndarray]:
+    """Utterances of :func:`bench_files` up to ``args.seconds``."""
+    out, total = [], 0.0
+    for f in bench_files(args):
+        if total >= args.seconds:
+            break
+        out.append(decode_audio(f))
+        total += len(out[-1]) / SAMPLE_RATE
     return out
 
 

@@ -24,9 +24,12 @@ from pathlib import Path
 import grpc
 import numpy as np
 
+from bench.common import bench_files
 from bench.procs import titled
 from serving.client import Client
 from tokenizer.audio import SAMPLE_RATE, decode_audio
+from tokenizer.kinds import load_served
+from tokenizer.shipped import resolve
 
 
 @dataclass
@@ -179,18 +182,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--addr", required=True)
     p.add_argument("--api-key")
     p.add_argument("--app", default="speechtok", help="the Serve application's name")
-    p.add_argument("--model", required=True, help="the served model's directory (offline units)")
-    p.add_argument("--files", nargs="+", type=Path, required=True)
+    p.add_argument("--model", default=None, help="the served model (default: the shipped one)")
+    p.add_argument("--corpus", type=Path, help="default: a small one, synthesized")
+    p.add_argument("--split", default="test")
+    p.add_argument("--files", type=int, default=6, help="files the clients cycle through")
     p.add_argument("--unary", type=int, default=4)
     p.add_argument("--streams", type=int, default=2)
     a = p.parse_args(argv)
-    from tokenizer.kinds import load_served
-
-    offline = load_served(a.model)
-    expected = {f: offline.tokenize(decode_audio(f)).tolist() for f in a.files}
+    files = bench_files(a)[: a.files]
+    offline = load_served(resolve(a.model))
+    expected = {f: offline.tokenize(decode_audio(f)).tolist() for f in files}
     results = []
     for part in ("model-", "GrpcIngress"):
-        r = kill_under_load(a.addr, f"ServeReplica:{a.app}:{part}", a.files, expected,
+        r = kill_under_load(a.addr, f"ServeReplica:{a.app}:{part}", files, expected,
                             a.api_key, a.unary, a.streams)  # fmt: skip
         results.append(r)
         print(json.dumps(asdict(r)), file=sys.stderr)

@@ -72,8 +72,12 @@ class StreamTail:
         while True:
             async with self.apull:
                 chunk = None
-                if self._current(attempt):
-                    chunk = await anext(self.async_, None) if self.async_ else next(self.sync, None)
+                if not self._current(attempt):
+                    pass
+                elif self.async_ is not None:
+                    chunk = await anext(self.async_, None)
+                elif self.sync is not None:
+                    chunk = next(self.sync, None)
             if chunk is None:
                 return
             yield self._keep(chunk)
