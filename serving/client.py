@@ -1,8 +1,9 @@
 """Client SDK for speechtok.v1: a blocking ``Client`` and an asyncio ``AsyncClient``.
 
-Idempotent calls (Tokenize, GetModelInfo, ListModels) retry on UNAVAILABLE (a replica or the
-ingress restarting) with jittered exponential backoff, capped at 2 s a wait and ``retry_window``
-seconds in all (30 by default: long enough to outlast a restart); every call has a deadline.
+Idempotent calls (Tokenize, GetModelInfo, ListModels, Synthesize) retry on UNAVAILABLE (a
+replica or the ingress restarting) with jittered exponential backoff, capped at 2 s a wait and
+``retry_window`` seconds in all (30 by default: long enough to outlast a restart), and on
+RESOURCE_EXHAUSTED over a quota after the wait the server names; every call has a deadline.
 ``stream_file`` / ``stream`` send 16 kHz float32 PCM chunks (from a file or any iterator) and
 yield the server's answers as units become final; a stream cut by UNAVAILABLE resumes where its
 last answer left off, with the units of one uncut stream (:mod:`serving.resume`).
@@ -23,6 +24,7 @@ import numpy as np
 
 from serving.pb import tokenizer_pb2 as pb
 from serving.pb import tokenizer_pb2_grpc as pb_grpc
+from serving.quota import RETRY_AFTER
 from serving.resume import StreamTail
 from tokenizer.audio import SAMPLE_RATE
 
@@ -41,21 +43,28 @@ class _Settings:
         api_key: str | None = None,
         tls: bool = False,
         root_cert: str | None = None,
+        client_cert: str | None = None,
+        client_key: str | None = None,
         timeout: float = 120.0,
         retries: int = 20,
         stream_timeout: float | None = None,
         retry_window: float = 30.0,
     ) -> None:
-        """``api_key``: default ``$SPEECHTOK_API_KEY``; ``timeout``: deadline of unary calls
-        (s); ``stream_timeout``: of whole streams (None: none; a live stream may run for
-        hours); ``retries`` / ``retry_window``: most retries of an idempotent call, and the
-        seconds after its first attempt past which it is not retried."""
+        """``api_key``: default ``$SPEECHTOK_API_KEY``; ``root_cert``: PEM roots that signed
+        the server's certificate (default: the system's); ``client_cert`` / ``client_key``:
+        this client's PEM certificate chain and key, for servers that require them;
+        ``timeout``: deadline of unary calls (s); ``stream_timeout``: of whole streams (None:
+        none; a live stream may run for hours); ``retries`` / ``retry_window``: most retries
+        of an idempotent call, and the seconds after its first attempt past which it is not
+        retried."""
         api_key = api_key if api_key is not None else os.environ.get(API_KEY_ENV)
         self.metadata = [("authorization", f"Bearer {api_key}")] if api_key else []
         module: Any = grpc.aio if self._aio else grpc
-        if tls:
-            roots = Path(root_cert).read_bytes() if root_cert else None
-            self.channel = module.secure_channel(addr, grpc.ssl_channel_credentials(roots))
+        if tls or client_cert:
+            files = (root_cert, client_key, client_cert)
+            pem = [Path(f).read_bytes() if f else None for f in files]
+            creds = grpc.ssl_channel_credentials(*pem)
+            self.channel = module.secure_channel(addr, creds)
         else:
             self.channel = module.insecure_channel(addr)
         self.stub = pb_grpc.TokenizerStub(self.channel)
@@ -70,11 +79,25 @@ class _Settings:
         """Seconds to wait before retrying after failure ``attempt`` (0-based) of an idempotent
         call first tried at ``started``; re-raises ``e`` when it is not to be retried."""
         wait = min(2.0, 0.1 * 2**attempt) * random.uniform(0.5, 1.0)
+        hint = _retry_after(e)
+        if hint is not None:  # over a quota: the server says when
+            wait = hint * random.uniform(1.0, 1.2)
         late = time.monotonic() - started + wait > self.retry_window
-        if e.code() != grpc.StatusCode.UNAVAILABLE or attempt >= self.retries or late:
+        retryable = e.code() == grpc.StatusCode.UNAVAILABLE or hint is not None
+        if not retryable or attempt >= self.retries or late:
             raise e
         self.retried += 1
         return wait
+
+
+def _retry_after(e: grpc.RpcError) -> float | None:
+    """Seconds a RESOURCE_EXHAUSTED answer over a quota says to wait (None: not such an answer)."""
+    if e.code() != grpc.StatusCode.RESOURCE_EXHAUSTED:
+        return None
+    for key, value in e.trailing_metadata() or ():
+        if key == RETRY_AFTER:
+            return int(value) / 1000
+    return None
 
 
 def _request(

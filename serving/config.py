@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from serving.quota import Quota, Quotas
 from tokenizer.errors import InvalidInputError
 
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
@@ -35,6 +36,21 @@ class ServeConfig:
     tls_cert: str = ""
     """PEM certificate chain; with ``tls_key`` the server speaks TLS only."""
     tls_key: str = ""
+    tls_client_ca: str = ""
+    """PEM CA certificates; with TLS on, clients must present a certificate one of them signed
+    (mutual TLS, beside or instead of API keys)."""
+    client_rps: float = 0.0
+    """Calls per second per client (an API key; without keys, a peer address), ``client_burst``
+    at once (0: ``max(1, client_rps)``); 0: no limit. RESOURCE_EXHAUSTED with a retry-after-ms
+    trailer beyond it."""
+    client_burst: int = 0
+    client_streams: int = 16
+    """Open streams per client (0: only ``max_streams`` bounds them)."""
+    client_quotas: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Per-API-key quotas instead of the defaults above: ``KEY: {rps, burst, streams}``."""
+    keepalive_s: float = 60.0
+    """Ping each connection this often when idle; one that does not answer within 20 s is
+    closed, and its streams with it (clients that vanished without a word)."""
     max_request_seconds: float = 600.0
     """Longest audio per unary request (RESOURCE_EXHAUSTED beyond)."""
     max_full_utterance_seconds: float = 60.0
@@ -84,3 +100,9 @@ def check_exposure(config: ServeConfig) -> None:
             f"to serve on {config.host}, beyond loopback; found neither (pass "
             f"--allow-unauthenticated to let anyone who can reach it call it)"
         )
+
+
+def quotas(config: ServeConfig) -> Quotas:
+    """The per-client quotas of ``config``."""
+    default = Quota(config.client_rps, config.client_burst, config.client_streams)
+    return Quotas(default, {k: Quota.parse(q) for k, q in config.client_quotas.items()})

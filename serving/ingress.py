@@ -20,9 +20,10 @@ from ray import serve
 
 from serving.auth import ApiKeyInterceptor
 from serving.coalesce import WindowCoalescer
-from serving.config import ServeConfig, api_keys, check_exposure
+from serving.config import ServeConfig, api_keys, check_exposure, quotas
 from serving.pb import tokenizer_pb2 as pb
 from serving.pb import tokenizer_pb2_grpc as pb_grpc
+from serving.quota import QuotaInterceptor
 from serving.served import Model, ServedVocoder
 from serving.servicer import TokenizerServicer
 
@@ -58,10 +59,14 @@ class GrpcIngress:
             ("grpc.max_receive_message_length", config.max_message_mb << 20),
             ("grpc.max_send_message_length", config.max_message_mb << 20),
             ("grpc.so_reuseport", 0),
+            ("grpc.keepalive_time_ms", int(config.keepalive_s * 1000)),
+            ("grpc.keepalive_timeout_ms", 20_000),
+            ("grpc.keepalive_permit_without_calls", 1),
+            ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
         ]
-        self.server = grpc.aio.server(
-            interceptors=[ApiKeyInterceptor(keys)] if keys else [], options=options
-        )
+        interceptors: list[grpc.aio.ServerInterceptor] = [ApiKeyInterceptor(keys)] if keys else []
+        interceptors.append(QuotaInterceptor(quotas(config)))
+        self.server = grpc.aio.server(interceptors=interceptors, options=options)
         self.servicer = TokenizerServicer(config, served, default, voiced)
         pb_grpc.add_TokenizerServicer_to_server(self.servicer, self.server)
         self.health = (
@@ -82,9 +87,17 @@ class GrpcIngress:
                 f"expected both tls_cert and tls_key (or neither), found only "
                 f"{'tls_cert' if config.tls_cert else 'tls_key'}"
             )
+        if config.tls_client_ca and not config.tls_cert:
+            raise ValueError(
+                "expected tls_cert and tls_key with tls_client_ca (client certificates are "
+                "checked in TLS), found no tls_cert"
+            )
         if config.tls_cert:
+            ca = Path(config.tls_client_ca).read_bytes() if config.tls_client_ca else None
             creds = grpc.ssl_server_credentials(
-                [(Path(config.tls_key).read_bytes(), Path(config.tls_cert).read_bytes())]
+                [(Path(config.tls_key).read_bytes(), Path(config.tls_cert).read_bytes())],
+                root_certificates=ca,
+                require_client_auth=ca is not None,
             )
             bound = self.server.add_secure_port(address, creds)
         else:
@@ -96,12 +109,13 @@ class GrpcIngress:
             await self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
         self.address = address
         log.info(
-            "speechtok gRPC on %s (models %s, vocoders %s, auth %s, tls %s)",
+            "speechtok gRPC on %s (models %s, vocoders %s, auth %s, tls %s, client certs %s)",
             address,
             sorted(served),
             sorted(voiced),
             bool(keys),
             bool(config.tls_cert),
+            bool(config.tls_client_ca),
         )
 
     def ready(self) -> str:

@@ -9,7 +9,10 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the CLI imports serving (grpc, Ray) only when a command needs it
+    from serving.client import Client
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -39,32 +42,27 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     c = sub.add_parser("client", help="call a running service")
     csub = c.add_subparsers(dest="client_command", required=True)
     t = csub.add_parser("tokenize", help="tokenize files through the service (JSON lines)")
-    t.add_argument("--addr", default="127.0.0.1:50051")
+    _connection(t)
     t.add_argument("--model", default="", help="served model name (default: the default)")
     t.add_argument("--format", choices=["jsonl"], default="jsonl")
     t.add_argument("--dedup", action="store_true")
     t.add_argument("--full-utterance", action="store_true")
     t.add_argument("--stream", action="store_true", help="stream each file (bidirectional)")
     t.add_argument("--chunk-ms", type=float, default=100.0, help="stream chunk size")
-    t.add_argument("--api-key", help="API key (default: $SPEECHTOK_API_KEY)")
-    t.add_argument("--tls", action="store_true")
-    t.add_argument("--root-cert", help="PEM roots for --tls (default: system roots)")
     t.add_argument("--timeout", type=float, default=120.0)
     t.add_argument("files", nargs="+", type=Path)
     t.set_defaults(func=run_client_tokenize)
     y = csub.add_parser("synthesize", help="Synthesize: units -> WAV through the service")
-    y.add_argument("--addr", default="127.0.0.1:50051")
+    _connection(y)
     y.add_argument("--model", default="", help="served vocoder name (default: the default)")
     y.add_argument("--units", required=True, type=Path, help="as for speechtok synthesize")
     y.add_argument("--speaker", default="", help="speaker name or index (default: 0)")
-    y.add_argument("--api-key")
     y.add_argument("--out", required=True, type=Path)
     y.set_defaults(func=run_client_synthesize)
     i = csub.add_parser("info", help="GetModelInfo as JSON (or every model with --all)")
-    i.add_argument("--addr", default="127.0.0.1:50051")
+    _connection(i)
     i.add_argument("--model", default="")
     i.add_argument("--all", action="store_true")
-    i.add_argument("--api-key")
     i.set_defaults(func=run_client_info)
 
 
@@ -134,16 +132,26 @@ def _status_exit(e: Exception) -> int:
     raise e
 
 
-def run_client_tokenize(args: argparse.Namespace) -> int:
+def _connection(p: argparse.ArgumentParser) -> None:
+    """The flags every client command takes to reach the service."""
+    p.add_argument("--addr", default="127.0.0.1:50051")
+    p.add_argument("--api-key", help="API key (default: $SPEECHTOK_API_KEY)")
+    p.add_argument("--tls", action="store_true")
+    p.add_argument("--root-cert", help="PEM roots for --tls (default: system roots)")
+    p.add_argument("--client-cert", help="PEM certificate of this client (mutual TLS)")
+    p.add_argument("--client-key", help="PEM key of --client-cert")
+
+
+def _client(args: argparse.Namespace) -> Client:
     from serving.client import Client
 
-    with Client(
-        args.addr,
-        api_key=args.api_key,
-        tls=args.tls,
-        root_cert=args.root_cert,
-        timeout=args.timeout,
-    ) as client:
+    return Client(args.addr, api_key=args.api_key, tls=args.tls, root_cert=args.root_cert,
+                  client_cert=args.client_cert, client_key=args.client_key,
+                  timeout=getattr(args, "timeout", 120.0))  # fmt: skip
+
+
+def run_client_tokenize(args: argparse.Namespace) -> int:
+    with _client(args) as client:
         for path in args.files:
             try:
                 if args.stream:
@@ -165,11 +173,9 @@ def run_client_tokenize(args: argparse.Namespace) -> int:
     return 0
 
 
-def _streamed(client: object, path: Path, args: argparse.Namespace) -> dict[str, object]:
-    from serving.client import Client
+def _streamed(client: Client, path: Path, args: argparse.Namespace) -> dict[str, object]:
     from tokenizer.dedup import dedup
 
-    assert isinstance(client, Client)
     units: list[int] = []
     meta = None
     for answer in client.stream_file(path, args.chunk_ms, args.model):
@@ -195,11 +201,10 @@ def _streamed(client: object, path: Path, args: argparse.Namespace) -> dict[str,
 def run_client_synthesize(args: argparse.Namespace) -> int:
     import soundfile as sf
 
-    from serving.client import Client
     from speechtok.vocoder import read_units
 
     units, durations = read_units(args.units)
-    with Client(args.addr, api_key=args.api_key) as client:
+    with _client(args) as client:
         try:
             audio, r = client.synthesize(units.tolist(), args.speaker, durations, model=args.model)
         except Exception as e:
@@ -212,9 +217,7 @@ def run_client_synthesize(args: argparse.Namespace) -> int:
 def run_client_info(args: argparse.Namespace) -> int:
     from google.protobuf.json_format import MessageToDict
 
-    from serving.client import Client
-
-    with Client(args.addr, api_key=args.api_key) as client:
+    with _client(args) as client:
         try:
             if args.all:
                 for m in client.list_models().models:

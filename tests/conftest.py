@@ -26,8 +26,10 @@ from tokenizer.windows import WindowSpec
 TINY = SynthConfig(sentences=24, parallel_sentences=2, seed=7)
 SPEC = WindowSpec(320, 160, 160)
 KEY = "test-key"
+LIMITED_KEY = "test-key-with-a-quota"
 SERVICE_CONFIG = ServeConfig(
-    api_keys=[KEY, ""],  # an empty key must never authenticate
+    api_keys=[KEY, LIMITED_KEY, ""],  # an empty key must never authenticate
+    client_quotas={LIMITED_KEY: {"rps": 2, "burst": 2, "streams": 1}},
     max_full_utterance_seconds=1.0,
     max_request_seconds=5.0,
     max_streams=3,

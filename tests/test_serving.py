@@ -10,6 +10,7 @@ import json
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,7 +30,7 @@ from tokenizer.corpus.manifest import load_corpus
 from tokenizer.kinds import load_served
 from vocoder.runtime import Vocoder
 
-from .conftest import KEY, speech_like
+from .conftest import KEY, LIMITED_KEY, speech_like
 
 CLI = [sys.executable, "-m", "speechtok"]
 
@@ -269,6 +270,48 @@ def test_a_cut_stream_resumes_with_the_units_of_one_stream(
     assert _code(lambda: list(stub.StreamTokenize(bad, metadata=md))) == (
         grpc.StatusCode.INVALID_ARGUMENT
     )
+
+
+def test_a_client_over_its_quota_waits_and_others_do_not(
+    service: tuple[str, object], files: list[Path]
+) -> None:
+    """LIMITED_KEY may make 2 calls a second and open 1 stream: beyond, RESOURCE_EXHAUSTED with
+    a retry-after-ms trailer, which the SDK waits out; KEY's calls are not held up."""
+    address, _ = service
+    stub = pb_grpc.TokenizerStub(grpc.insecure_channel(address))
+    limited = [("authorization", f"Bearer {LIMITED_KEY}")]
+    calls = [stub.GetModelInfo.with_call(pb.ModelInfoRequest(), metadata=limited)
+             for _ in range(2)]  # fmt: skip
+    with pytest.raises(grpc.RpcError) as over:
+        stub.GetModelInfo(pb.ModelInfoRequest(), metadata=limited)
+    assert len(calls) == 2 and over.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "calls/s from this client" in str(over.value.details())
+    wait_ms = dict(over.value.trailing_metadata())["retry-after-ms"]
+    assert 0 < int(wait_ms) <= 500
+    with Client(address, api_key=LIMITED_KEY) as client:  # the SDK waits as told
+        start = time.monotonic()
+        answers = [client.tokenize(files[0]) for _ in range(4)]
+        assert client.retried >= 1 and time.monotonic() - start >= 0.9
+    assert len({tuple(a.units) for a in answers}) == 1
+    release = threading.Event()
+
+    def held() -> Iterator[pb.StreamRequest]:
+        yield pb.StreamRequest(config=pb.StreamConfig(sample_rate=16000, encoding=pb.PCM_F32LE))
+        while not release.wait(0.5):  # active: idle_timeout_s is 2 s
+            yield pb.StreamRequest(audio=speech_like(160, 1).tobytes())
+
+    time.sleep(1.0)  # a full bucket again
+    first = stub.StreamTokenize(held(), metadata=limited, timeout=30)
+    time.sleep(0.5)
+    second = stub.StreamTokenize(iter([]), metadata=limited, timeout=30)
+    assert _code(lambda: list(second)) == grpc.StatusCode.RESOURCE_EXHAUSTED
+    with Client(address, api_key=KEY) as other:  # another client is not held up
+        start = time.monotonic()
+        for _ in range(6):
+            other.model_info()
+        assert other.retried == 0 and time.monotonic() - start < 2.0
+    release.set()
+    assert list(first)[-1].final  # the held stream ends normally
 
 
 def test_client_cli_prints_what_tokenize_prints(

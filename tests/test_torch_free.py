@@ -14,12 +14,15 @@ import sys
 import time
 from pathlib import Path
 
+import grpc
 import pytest
 import soundfile as sf
 
 from bench.procs import alive, process_tree
+from serving.client import Client
 from tokenizer.kinds import load_tokenizer
 
+from .certs import make_certs
 from .conftest import speech_like
 
 CLI = [sys.executable, "-m", "speechtok"]
@@ -109,8 +112,21 @@ def test_batch_serve_and_client_run_without_torch(
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
+    certs = make_certs(tmp_path)  # mutual TLS: clients need a certificate the CA signed
+    tls = [f"tls_cert={certs['server']}", f"tls_key={certs['server_key']}",
+           f"tls_client_ca={certs['ca']}"]  # fmt: skip
     server = subprocess.Popen(
-        [*CLI, "serve", "--model", str(exported), "--port", str(port), "--num-cpus", "2"],
+        [
+            *CLI,
+            "serve",
+            "--model",
+            str(exported),
+            "--port",
+            str(port),
+            "--num-cpus",
+            "2",
+            *(a for setting in tls for a in ("--set", setting)),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -120,7 +136,14 @@ def test_batch_serve_and_client_run_without_torch(
         assert server.stdout is not None
         ready = json.loads(server.stdout.readline())
         assert ready["serving"] == f"127.0.0.1:{port}"
-        done = _run(env, "client", "tokenize", "--addr", ready["serving"], str(wav))
+        call = ["client", "tokenize", "--addr", ready["serving"], "--tls", "--root-cert",
+                str(certs["ca"]), str(wav)]  # fmt: skip
+        anonymous = Client(ready["serving"], tls=True, root_cert=str(certs["ca"]), retries=0)
+        with anonymous, pytest.raises(grpc.RpcError) as refused:  # no client certificate
+            anonymous.model_info()
+        assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+        mine = ["--client-cert", str(certs["client"]), "--client-key", str(certs["client_key"])]
+        done = _run(env, *call, *mine)
         assert done.returncode == 0, done.stderr
         assert json.loads(done.stdout)["units"] == expected
         # SIGTERM (what systemd and Kubernetes send): drained and gone within seconds, with

@@ -1,0 +1,48 @@
+"""Per-client quotas (serving/quota.py): the token bucket and the open-stream count, on a
+clock the test moves. The service test (tests/test_serving.py) runs them on the real server."""
+
+from __future__ import annotations
+
+import pytest
+
+from serving.config import ServeConfig, quotas
+from serving.quota import Quota, Quotas
+from tokenizer.errors import InvalidInputError
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_bucket_admits_the_burst_then_the_rate() -> None:
+    clock = Clock()
+    q = Quotas(Quota(rps=4, burst=2), clock=clock)
+    assert [q.wait_s("a"), q.wait_s("a")] == [0.0, 0.0]  # the burst
+    assert q.wait_s("a") == pytest.approx(0.25)  # then one every 1/4 s
+    assert q.wait_s("b") == 0.0  # another client has its own bucket
+    clock.now += 0.25
+    assert q.wait_s("a") == 0.0 and q.wait_s("a") > 0
+    clock.now += 60  # refills only up to the burst
+    assert [q.wait_s("a") for _ in range(3)][2] > 0
+
+
+def test_no_rate_means_no_limit_and_streams_are_counted() -> None:
+    q = Quotas(Quota(streams=2), {"vip": Quota(streams=3)})
+    assert all(q.wait_s("a") == 0 for _ in range(1000))
+    assert [q.open_stream("a") for _ in range(3)] == [True, True, False]
+    q.close_stream("a")
+    assert q.open_stream("a")
+    assert [q.open_stream("vip") for _ in range(4)] == [True, True, True, False]
+    assert "a" in q.open and q.open["vip"] == 3
+
+
+def test_config_quotas_and_bad_ones() -> None:
+    q = quotas(ServeConfig(client_rps=5, client_quotas={"k": {"rps": 1, "streams": 1}}))
+    assert q.quota("other") == Quota(5.0, 0, 16) and q.quota("k") == Quota(1.0, 0, 1)
+    for bad in ({"rps": -1}, {"calls": 3}):
+        with pytest.raises(InvalidInputError, match="expected a quota"):
+            quotas(ServeConfig(client_quotas={"k": bad}))
