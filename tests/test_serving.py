@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -21,7 +22,8 @@ import soundfile as sf
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from bench.faults import kill_under_load
-from bench.procs import titled
+from bench.procs import process_tree, titled
+from bench.soak import Soak, plot
 from serving.client import AsyncClient, Client
 from serving.pb import tokenizer_pb2 as pb
 from serving.pb import tokenizer_pb2_grpc as pb_grpc
@@ -344,6 +346,23 @@ def test_client_cli_prints_what_tokenize_prints(
         [*CLI, "client", "tokenize", "--addr", address, str(wav)], capture_output=True, text=True
     )
     assert bad.returncode == 1 and "UNAUTHENTICATED" in bad.stderr
+
+
+def test_one_minute_soak_holds_memory_descriptors_and_latency(
+    service: tuple[str, object], files: list[Path], tmp_path: Path
+) -> None:
+    """bench/soak.py for a minute (CI's version of bench/soak.sh): 2 real-time streams and
+    unary calls at half the measured capacity; no errors, descriptors flat, memory bounded."""
+    address, _ = service
+    ray_processes = lambda: process_tree(os.getpid())[1:]  # noqa: E731 - Ray's, not pytest's
+    result = Soak(address, KEY, files, ray_processes, streams=2).run(1.0, share=0.5)
+    plot(result, tmp_path / "soak.png")
+    s = result.summary()
+    print(s)
+    assert s["errors"] == 0 and s["calls"] > 0 and s["stream_answers"] > 0, result.errors[:3]
+    assert s["fd_growth"] <= 20
+    assert s["rss_end_mb"] - s["rss_start_mb"] < 150
+    assert (tmp_path / "soak.png").stat().st_size > 10_000
 
 
 @pytest.mark.parametrize("deployment", ["model-", "GrpcIngress"])
