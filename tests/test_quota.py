@@ -8,6 +8,7 @@ import pytest
 from serving.config import ServeConfig, quotas
 from serving.quota import Quota, Quotas
 from tokenizer.errors import InvalidInputError
+from tokenizer.train.runconfig import RunConfigError, load_run_config
 
 
 class Clock:
@@ -43,6 +44,11 @@ def test_no_rate_means_no_limit_and_streams_are_counted() -> None:
 def test_config_quotas_and_bad_ones() -> None:
     q = quotas(ServeConfig(client_rps=5, client_quotas={"k": {"rps": 1, "streams": 1}}))
     assert q.quota("other") == Quota(5.0, 0, 16) and q.quota("k") == Quota(1.0, 0, 1)
+    sets = ["api_keys=[k, other]", 'client_quotas={"k": {"rps": 1, "streams": 2}}']
+    config = load_run_config(ServeConfig(), None, sets)  # speechtok serve --set ...
+    assert config.api_keys == ["k", "other"] and quotas(config).quota("k") == Quota(1.0, 0, 2)
+    with pytest.raises(RunConfigError, match=r"api_keys\[0\]: expected str"):
+        load_run_config(ServeConfig(), None, ["api_keys=[1]"])
     for bad in ({"rps": -1}, {"calls": 3}):
         with pytest.raises(InvalidInputError, match="expected a quota"):
             quotas(ServeConfig(client_quotas={"k": bad}))

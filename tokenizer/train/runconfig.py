@@ -83,4 +83,10 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
             pass
     if hint in (int, str, bool, dict) and type(value) is hint:
         return value
+    if origin is list and isinstance(value, list):
+        (item,) = typing.get_args(hint)
+        return [_coerce(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict and isinstance(value, dict):
+        key, item = typing.get_args(hint)
+        return {_coerce(k, key, where): _coerce(v, item, f"{where}.{k}") for k, v in value.items()}
     raise RunConfigError(f"{where}: expected {getattr(hint, '__name__', hint)}, found {value!r}")
