@@ -67,6 +67,8 @@ class ServeConfig:
     idle_timeout_s: float = 30.0
     """A stream that sends nothing for this long is closed with DEADLINE_EXCEEDED."""
     max_message_mb: int = 64
+    """Cap on a gRPC message (MiB); the limit in force is smaller when ``max_request_seconds``
+    of PCM at ``max_sample_rate`` and ``max_channels`` needs less (:func:`max_message_bytes`)."""
     max_batch: int = 16
     """Windows per model call, across requests and streams (``@serve.batch``)."""
     batch_wait_ms: float = 5.0
@@ -87,6 +89,14 @@ def api_keys(config: ServeConfig) -> list[str]:
     """``api_keys`` plus the comma-separated keys in ``$api_keys_env``."""
     env = os.environ.get(config.api_keys_env, "").split(",")
     return [k.strip() for k in [*config.api_keys, *env] if k.strip()]
+
+
+def max_message_bytes(config: ServeConfig) -> int:
+    """The largest message worth reading: ``max_request_seconds`` of float32 PCM at the highest
+    accepted rate and channel count, plus 1 MiB for the rest, at most ``max_message_mb``. Larger
+    ones are refused by gRPC (RESOURCE_EXHAUSTED) before they are read into memory."""
+    pcm = config.max_request_seconds * config.max_sample_rate * config.max_channels * 4
+    return int(min(config.max_message_mb << 20, pcm + (1 << 20)))
 
 
 def check_exposure(config: ServeConfig) -> None:

@@ -20,7 +20,7 @@ from ray import serve
 
 from serving.auth import ApiKeyInterceptor
 from serving.coalesce import WindowCoalescer
-from serving.config import ServeConfig, api_keys, check_exposure, quotas
+from serving.config import ServeConfig, api_keys, check_exposure, max_message_bytes, quotas
 from serving.pb import tokenizer_pb2 as pb
 from serving.pb import tokenizer_pb2_grpc as pb_grpc
 from serving.quota import QuotaInterceptor
@@ -56,7 +56,7 @@ class GrpcIngress:
         check_exposure(config)
         keys = api_keys(config)
         options = [
-            ("grpc.max_receive_message_length", config.max_message_mb << 20),
+            ("grpc.max_receive_message_length", max_message_bytes(config)),
             ("grpc.max_send_message_length", config.max_message_mb << 20),
             ("grpc.so_reuseport", 0),
             ("grpc.keepalive_time_ms", int(config.keepalive_s * 1000)),

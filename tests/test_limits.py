@@ -1,11 +1,11 @@
-"""Per-client quotas (serving/quota.py): the token bucket and the open-stream count, on a
-clock the test moves. The service test (tests/test_serving.py) runs them on the real server."""
+"""Per-client quotas (serving/quota.py) on a clock the test moves, quotas and lists from
+``--set``, and the message limit. tests/test_serving.py runs quotas on the real server."""
 
 from __future__ import annotations
 
 import pytest
 
-from serving.config import ServeConfig, quotas
+from serving.config import ServeConfig, max_message_bytes, quotas
 from serving.quota import Quota, Quotas
 from tokenizer.errors import InvalidInputError
 from tokenizer.train.runconfig import RunConfigError, load_run_config
@@ -52,3 +52,9 @@ def test_config_quotas_and_bad_ones() -> None:
     for bad in ({"rps": -1}, {"calls": 3}):
         with pytest.raises(InvalidInputError, match="expected a quota"):
             quotas(ServeConfig(client_quotas={"k": bad}))
+
+
+def test_message_limit_follows_the_longest_request() -> None:
+    assert max_message_bytes(ServeConfig()) == 64 << 20  # 600 s at 48 kHz x 8: the cap
+    short = ServeConfig(max_request_seconds=5.0, max_sample_rate=16000, max_channels=1)
+    assert max_message_bytes(short) == 5 * 16000 * 4 + (1 << 20)
