@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -53,3 +56,23 @@ def seconds_per_call(fn: Callable[[], object], min_s: float = 2.0) -> float:
         n += 1
         if time.perf_counter() - start >= min_s:
             return (time.perf_counter() - start) / n
+
+
+@contextmanager
+def json_only_stdout() -> Iterator[None]:
+    """Inside, only this process's ``print`` (the JSON) reaches stdout: file descriptor 1,
+    which Ray's processes started inside and C/C++ libraries write to, points at stderr, and
+    ``sys.stdout`` at the original stdout."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    real = sys.stdout
+    sys.stdout = os.fdopen(os.dup(saved), "w")
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        sys.stdout.close()
+        sys.stdout = real
+        os.dup2(saved, 1)
+        os.close(saved)

@@ -26,7 +26,7 @@ def test_bench_serving_reports_ratios_latencies_and_plot(
         timeout=600,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    result = json.loads(done.stdout[done.stdout.index("{") :])
+    result = json.loads(done.stdout)  # --json: nothing else on stdout
     unary, *streams = result["rows"]
     assert unary["test"] == "unary, concurrency 2" and 0 < unary["ratio_to_in_process"] < 5
     assert [r["streams"] for r in streams] == [1, 3]
