@@ -14,7 +14,7 @@ from tokenizer.audio import SAMPLE_RATE, decode_audio
 from tokenizer.dedup import dedup
 from tokenizer.errors import InvalidInputError
 from tokenizer.kinds import load_tokenizer, model_info
-from tokenizer.model_dir import MODEL_GRAPH, ModelDir
+from tokenizer.model_dir import MODEL_GRAPH, WINDOW_GRAPH, ModelDir
 from tokenizer.protocol import BACKENDS, Tokenizer
 from tokenizer.shipped import resolve, shipped
 from tokenizer.streaming import StreamSession
@@ -68,16 +68,15 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     )
     exp.add_argument(
         "--precision",
-        choices=["fp32", "fp16"],
+        choices=["fp32", "fp16", "int8"],
         default="fp32",
-        help="fp16: graphs that compute in float16 (for GPUs); their unit agreement with the "
-        "float32 graph is measured and printed",
+        help="fp16: graphs that compute in float16 (for GPUs); int8: int8 MatMul/Conv for CPUs "
+        "with VNNI/AMX, calibrated on half of the --corpus audio; the unit agreement with the "
+        "float32 graph (and int8's speed) is measured and printed",
     )
-    exp.add_argument(
-        "--corpus", type=Path, help="audio for the fp16 agreement (default: synthesized)"
-    )
+    exp.add_argument("--corpus", type=Path, help="audio for fp16/int8 (default: synthesized)")
     exp.add_argument("--split", default="dev")
-    exp.add_argument("--seconds", type=float, default=60.0, help="audio for the fp16 agreement")
+    exp.add_argument("--seconds", type=float, default=60.0, help="audio for fp16/int8")
     exp.set_defaults(func=run_export)
 
 
@@ -152,38 +151,81 @@ def run_models(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
+    from bench.common import bench_audio
     from tokenizer.export import export_model
     from tokenizer.model_dir import load_model_dir
 
     start = time.perf_counter()
     path = resolve(args.model)
-    hashes = export_model(path, args.window, args.precision)
+    audios = bench_audio(args) if args.precision != "fp32" else []
+    calibration, held_out = audios[::2], audios[1::2]  # int8: calibrate on half, measure on half
+    hashes = export_model(path, args.window, args.precision, calibration)
     model = load_model_dir(path)
     assert model.config.window is not None
-    line = {
+    line: dict[str, object] = {
         "model": str(path),
         "graphs": hashes,
         "window": model.config.window.to_dict(),
         "precision": args.precision,
         "fingerprint": model.fingerprint,
     }
-    if args.precision == "fp16":
-        line["fp16_unit_agreement"] = _fp16_agreement(args, model)
+    if args.precision != "fp32":
+        line[f"{args.precision}_unit_agreement"] = _agreement(
+            model, held_out if args.precision == "int8" else audios
+        )
+    if args.precision == "int8":
+        from tokenizer.quantize import int8_instructions
+
+        line["int8_speed"] = _window_speed(model, held_out)
+        line["cpu_int8_instructions"] = int8_instructions()
     print(json.dumps({**line, "wall_s": round(time.perf_counter() - start, 1)}))
     return 0
 
 
-def _fp16_agreement(args: argparse.Namespace, model: ModelDir) -> dict[str, float]:
-    """Frames of ``--corpus`` (or a small synthesized one) whose units the exported float16
-    graph gives as a float32 export of the same model does."""
-    from bench.common import bench_audio
+def _agreement(model: ModelDir, audios: list[np.ndarray]) -> dict[str, float]:
+    """Frames of ``audios`` whose units the exported graph (fp16 or int8) gives as a float32
+    export of the same model does (whole utterances)."""
     from tokenizer.export import export_graph, unit_agreement
     from tokenizer.torch_tokenizer import TorchTokenizer
 
-    audios = bench_audio(args)
     fp32 = export_graph(TorchTokenizer(model), None)
-    fp16 = (model.path / MODEL_GRAPH).read_bytes()
+    graph = (model.path / MODEL_GRAPH).read_bytes()
     return {
-        "frames_equal": round(unit_agreement(fp16, fp32, audios), 4),
+        "frames_equal": round(unit_agreement(graph, fp32, audios), 4),
         "audio_s": round(sum(len(a) for a in audios) / SAMPLE_RATE, 1),
     }
+
+
+def _window_speed(model: ModelDir, audios: list[np.ndarray]) -> dict[str, float]:
+    """Canonical windows of ``audios`` per second through the exported window graph and a
+    float32 export of it, side by side (2 threads, batches of 16, best of 3 turns each)."""
+    import onnxruntime as ort
+
+    from tokenizer.export import export_graph
+    from tokenizer.torch_tokenizer import TorchTokenizer
+    from tokenizer.windows import cut
+
+    spec = model.config.window
+    assert spec is not None
+    pieces = [p for a in audios for p in cut(a, spec)[1] if len(p) == spec.window_samples]
+    x = np.stack(pieces).astype(np.float32)
+    lengths = np.full(len(x), spec.window_samples, np.int64)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 2
+    graphs = {
+        "fp32": export_graph(TorchTokenizer(model), spec.window_samples),
+        model.config.precision: (model.path / WINDOW_GRAPH).read_bytes(),
+    }
+    sessions = {k: ort.InferenceSession(g, options) for k, g in graphs.items()}
+    best = {k: float("inf") for k in sessions}
+    for _ in range(3):
+        for k, s in sessions.items():
+            s.run(["units"], {"waveforms": x[:16], "lengths": lengths[:16]})
+            t = time.perf_counter()
+            for i in range(0, len(x), 16):
+                s.run(["units"], {"waveforms": x[i : i + 16], "lengths": lengths[i : i + 16]})
+            best[k] = min(best[k], time.perf_counter() - t)
+    out = {f"{k}_windows_per_s": round(len(x) / v, 1) for k, v in best.items()}
+    out["speedup"] = round(best["fp32"] / best[model.config.precision], 2)
+    out["windows"] = len(x)
+    return out

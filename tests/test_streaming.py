@@ -13,6 +13,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tokenizer.audio import decode_audio
 from tokenizer.errors import AudioError, InvalidInputError
 from tokenizer.kinds import load_served, load_tokenizer
 from tokenizer.model_dir import ModelError, load_model_dir
@@ -276,3 +277,42 @@ def test_fp16_export_agrees_with_fp32_and_is_fingerprinted(exported: Path, tmp_p
     assert served.tokenize(audios[0]).dtype == np.int32
     export_model(copy, SPEC)  # back to float32: the same graphs and fingerprint as before
     assert load_model_dir(copy).fingerprint == load_model_dir(exported).fingerprint
+
+
+def test_int8_export_is_its_own_model_and_keeps_the_invariants(
+    exported: Path, tiny_corpus: Path, tmp_path: Path
+) -> None:
+    """int8 graphs (quantized from float32, calibrated on corpus windows) are a model of their
+    own (another fingerprint) whose streamed units equal its offline units; the head and the
+    first convolution stay float32."""
+    import shutil
+
+    import onnx
+
+    from tokenizer.corpus.manifest import load_corpus
+    from tokenizer.export import export_model
+    from tokenizer.quantize import kept_float
+
+    root, utts = load_corpus(tiny_corpus)
+    audio = [decode_audio(u.audio_path(root)) for u in sorted(utts, key=lambda u: u.id)[:12]]
+    copy = tmp_path / "m"
+    shutil.copytree(exported, copy)
+    with pytest.raises(InvalidInputError, match="calibration audio"):
+        export_model(copy, SPEC, "int8", audio[:1])
+    export_model(copy, SPEC, "int8", audio)
+    model = load_model_dir(copy)
+    assert model.config.precision == "int8"
+    assert model.fingerprint != load_model_dir(exported).fingerprint
+    graph = onnx.load(str(copy / "window.onnx"))
+    ops = {n.op_type for n in graph.graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    assert kept_float(graph)  # the first conv and the head stay float
+    tok = load_served(copy, threads=1)
+    session, parts = StreamSession(SPEC), []
+    for at in range(0, len(audio[0]), 1234):
+        parts.append(session.feed(audio[0][at : at + 1234], tok.encode_windows).units)
+    parts.append(session.flush(tok.encode_windows).units)
+    units = tok.tokenize(audio[0])
+    np.testing.assert_array_equal(np.concatenate(parts), units)
+    fp32 = load_served(exported, threads=1).tokenize(audio[0])
+    assert (units == fp32).mean() > 0.5  # close to float32, not equal by contract

@@ -33,13 +33,13 @@ from tokenizer.model_dir import (
     CARD,
     CONFIG,
     MODEL_GRAPH,
-    PRECISIONS,
     WINDOW_GRAPH,
     load_model_dir,
     save_model_dir,
 )
+from tokenizer.quantize import quantize_int8
 from tokenizer.torch_tokenizer import TorchTokenizer
-from tokenizer.windows import WindowSpec
+from tokenizer.windows import WindowSpec, cut
 
 OPSET = 20  # ONNX Gelu: one fused kernel in ONNX Runtime (opset 18 spells it with Erf)
 
@@ -74,8 +74,8 @@ class HalfGraph(nn.Module):
 def export_graph(tok: TorchTokenizer, window_samples: int | None, precision: str = "fp32") -> bytes:
     """The serialized ONNX graph (dynamic length if ``window_samples`` is None); ``fp16``
     computes in float16 inside (inputs and scores stay float32)."""
-    if precision not in PRECISIONS:
-        raise InvalidInputError(f"expected a precision in {PRECISIONS}, found {precision!r}")
+    if precision not in ("fp32", "fp16"):  # int8 graphs are quantized from fp32 ones
+        raise InvalidInputError(f"expected a precision in (fp32, fp16), found {precision!r}")
     graph: nn.Module = TokenGraph(tok)
     if precision == "fp16":
         graph = HalfGraph(graph)
@@ -153,11 +153,15 @@ def half_initializers(model: onnx.ModelProto, min_size: int = 1024) -> onnx.Mode
 
 
 def export_model(
-    path: str | Path, window: WindowSpec | None = None, precision: str = "fp32"
+    path: str | Path,
+    window: WindowSpec | None = None,
+    precision: str = "fp32",
+    calibration: list[np.ndarray] | None = None,
 ) -> dict[str, str]:
     """Write ``model.onnx`` and ``window.onnx`` into the model directory ``path`` and record
-    their hashes (and the window spec, and an ``fp16`` precision) in its config; returns the
-    graph hashes."""
+    their hashes (and the window spec, and an ``fp16`` / ``int8`` precision) in its config;
+    returns the graph hashes. ``int8`` calibrates on the canonical windows of ``calibration``
+    (16 kHz utterances)."""
     path = Path(path)
     model = load_model_dir(path)
     tok = TorchTokenizer(model)
@@ -166,9 +170,15 @@ def export_model(
         raise InvalidInputError(
             f"expected a streaming window spec (in {path / CONFIG} or given), found none"
         )
+    windows: list[np.ndarray] = []
+    if precision == "int8":
+        pieces = [piece for audio in calibration or [] for piece in cut(audio, window)[1]]
+        windows = [p for p in pieces if len(p) == window.window_samples]
     hashes = {}
     for name, samples in ((MODEL_GRAPH, None), (WINDOW_GRAPH, window.window_samples)):
-        data = export_graph(tok, samples, precision)
+        data = export_graph(tok, samples, "fp32" if precision == "int8" else precision)
+        if precision == "int8":
+            data = quantize_int8(data, windows)
         (path / name).write_bytes(data)
         hashes[name] = hashlib.sha256(data).hexdigest()
     config = model.config.with_section(

@@ -37,7 +37,7 @@ MODEL_GRAPH = "model.onnx"
 WINDOW_GRAPH = "window.onnx"
 """Exported graph of one canonical streaming window (dynamic batch, fixed length)."""
 
-PRECISIONS = ("fp32", "fp16")
+PRECISIONS = ("fp32", "fp16", "int8")
 """What exported graphs compute in (``fp16``: for GPUs; inputs and scores stay float32)."""
 KINDS = ("hubert", "spin", "dcspin", "kmeans", "vocoder")
 """Every model kind; ``tokenizer.kinds`` says how each is loaded and described."""

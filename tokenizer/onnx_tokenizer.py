@@ -7,12 +7,17 @@ go through IO binding), CPU EP otherwise.
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import onnxruntime as ort
 
 from tokenizer.errors import AudioError
 from tokenizer.model_dir import MODEL_GRAPH, WINDOW_GRAPH, ModelDir, ModelError
+from tokenizer.quantize import INT8_FLAGS, int8_instructions
 from tokenizer.windows import Windowed
+
+log = logging.getLogger(__name__)
 
 
 def default_providers() -> list[str]:
@@ -54,6 +59,14 @@ class OnnxTokenizer(Windowed):
         if not spinning:
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.providers = providers or default_providers()
+        on_cpu = self.providers[0] == "CPUExecutionProvider"
+        if c.precision == "int8" and on_cpu and not int8_instructions():
+            log.warning(
+                "%s has int8 graphs, but this CPU has none of %s: they likely run slower "
+                "than the float32 model here",
+                self.name,
+                ", ".join(INT8_FLAGS),
+            )
         self.session = ort.InferenceSession(
             str(model.path / MODEL_GRAPH), options, providers=self.providers
         )
