@@ -18,7 +18,7 @@ from serving.pb import tokenizer_pb2_grpc as pb_grpc
 from serving.requests import limits_for, read_audio
 from serving.served import Model, ServedVocoder
 from serving.sessions import Streams
-from serving.status import Abort, guarded
+from serving.status import Abort, guarded, quoted
 from tokenizer.audio import SAMPLE_RATE
 from tokenizer.dedup import dedup
 from vocoder.runtime import check_request
@@ -45,7 +45,7 @@ class TokenizerServicer(pb_grpc.TokenizerServicer):
         if name not in self.models:
             raise Abort(
                 grpc.StatusCode.NOT_FOUND,
-                f"expected a served model ({', '.join(sorted(self.models))}), found {name!r}",
+                f"expected a served model ({', '.join(sorted(self.models))}), found {quoted(name)}",
             )
         return self.models[name]
 
@@ -119,7 +119,7 @@ class TokenizerServicer(pb_grpc.TokenizerServicer):
             raise Abort(
                 grpc.StatusCode.NOT_FOUND,
                 f"expected a served vocoder ({', '.join(sorted(self.vocoders)) or 'none'}), "
-                f"found {name!r}",
+                f"found {quoted(name)}",
             )
         voc = self.vocoders[name]
         units, speaker, durations = check_request(

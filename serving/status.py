@@ -35,6 +35,14 @@ GONE = (
 """Failures of the serving machinery, not of the request: a retry can succeed."""
 
 
+def quoted(value: str, limit: int = 64) -> str:
+    """``value`` as a message shows what a client sent: quoted, and cut after ``limit``
+    characters (an echo of a huge field must not make the answer's trailer too large to read)."""
+    if len(value) <= limit:
+        return repr(value)
+    return f"{value[:limit]!r}... ({len(value)} characters)"
+
+
 class Abort(Exception):
     """A request to end the call with ``code`` and ``message``."""
 
