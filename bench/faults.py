@@ -148,18 +148,19 @@ def kill_under_load(
     api_key: str | None = None,
     unary: int = 4,
     streams: int = 2,
+    before: int = 8,
     after: int = 20,
 ) -> KillResult:
-    """SIGKILL the one process titled ``title`` under load, wait for its successor and
-    ``after`` answers from it, then stop the load and count."""
+    """SIGKILL the one process titled ``title`` under load (after ``before`` answers), wait
+    for its successor and ``after`` answers from it, then stop the load and count."""
     (replica,) = titled(title)
     result = KillResult(replica=title.split(":", 2)[-1].rstrip("-"))
     with Load(address, files, expected, api_key, unary, streams) as load:
-        if not load.wait_for(8, 90):
+        if not load.wait_for(before, 60 + before):
             raise RuntimeError(f"expected answers before the kill, found {len(load.answers)}")
         os.kill(replica, signal.SIGKILL)
         killed = time.monotonic()
-        deadline = killed + 120
+        deadline = killed + 120 + after
         while time.monotonic() < deadline and not ((new := titled(title)) and replica not in new):
             time.sleep(0.1)
         restarted = len(load.answers)
@@ -188,6 +189,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--files", type=int, default=6, help="files the clients cycle through")
     p.add_argument("--unary", type=int, default=4)
     p.add_argument("--streams", type=int, default=2)
+    p.add_argument("--before", type=int, default=100, help="answers before the kill")
+    p.add_argument("--after", type=int, default=300, help="answers from the new replica")
     a = p.parse_args(argv)
     files = bench_files(a)[: a.files]
     offline = load_served(resolve(a.model))
@@ -195,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for part in ("model-", "GrpcIngress"):
         r = kill_under_load(a.addr, f"ServeReplica:{a.app}:{part}", files, expected,
-                            a.api_key, a.unary, a.streams)  # fmt: skip
+                            a.api_key, a.unary, a.streams, a.before, a.after)  # fmt: skip
         results.append(r)
         print(json.dumps(asdict(r)), file=sys.stderr)
     print(HEADER)
