@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from tokenizer.audio import AudioLimits, decode_audio, decode_pcm, write_flac
+from tokenizer.audio import AudioLimits, decode_audio, decode_pcm, to_mono_16k, write_flac
 from tokenizer.errors import AudioError, AudioTooLongError
 
 
@@ -119,3 +119,24 @@ def test_unreadable_path(tmp_path: Path) -> None:
 def test_write_flac_refuses_clipping(tmp_path: Path) -> None:
     with pytest.raises(AudioError, match=r"peak 1\.500"):
         write_flac(tmp_path / "x.flac", np.array([0.0, 1.5], np.float32))
+
+
+def test_many_channels_decode_in_the_memory_of_one() -> None:
+    """A small FLAC declaring 8 channels at 48 kHz (a decompression bomb within the limits)
+    decodes block by block: peak memory near one channel, not eight; the units are those of
+    the whole-array downmix."""
+    import tracemalloc
+
+    rng = np.random.default_rng(0)
+    x = np.zeros((48000 * 30, 8), np.float32)
+    x[::997] = rng.uniform(-0.5, 0.5, (len(x[::997]), 8))
+    data = encode(x, 48000, "FLAC")
+    assert len(data) < x.nbytes // 10  # the bomb: a small file, a large decode
+    tracemalloc.start()
+    out = decode_audio(data)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    one_channel = len(x) * 4
+    assert peak < 3 * one_channel < x.nbytes  # not the 8 channels at once
+    whole, _ = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+    np.testing.assert_array_equal(out, to_mono_16k(whole, 48000))  # as decoded all at once

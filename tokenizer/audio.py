@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -65,18 +65,43 @@ def decode_audio(source: AudioSource, *, limits: AudioLimits = DEFAULT_LIMITS) -
         with sf.SoundFile(io.BytesIO(data)) as f:
             fmt, sr, channels, frames = f.format, f.samplerate, f.channels, f.frames
             _check_header(name, fmt, sr, channels, frames, limits)
-            x = f.read(dtype="float32", always_2d=True)
+            x = _read_mono(f, frames, name)
     except sf.LibsndfileError as e:
         raise AudioError(
             f"expected a {'/'.join(CONTAINERS)} file, found undecodable data "
             f"({name}: {e.error_string})"
         ) from e
-    if len(x) != frames:
+    return to_mono_16k(x, sr)
+
+
+def _read_mono(f: Any, frames: int, name: str, block: int = 1 << 16) -> np.ndarray:
+    """Every frame of the open ``soundfile.SoundFile`` ``f`` averaged to mono block by block,
+    so memory holds one channel however many the header declares (a small compressed file
+    may declare many); exactly ``frames`` of them, all finite."""
+    out = np.empty(frames, np.float32)
+    at, bad, first = 0, 0, -1
+    for x in f.blocks(blocksize=block, dtype="float32", always_2d=True):
+        if at + len(x) > frames:
+            raise AudioError(
+                f"expected {frames} samples as the {f.format} header says, found more ({name})"
+            )
+        if not np.isfinite(x).all():
+            rows = np.flatnonzero(~np.isfinite(x).all(axis=1))
+            first = int(at + rows[0]) if first < 0 else first
+            bad += int((~np.isfinite(x)).sum())
+        out[at : at + len(x)] = x.mean(axis=1, dtype=np.float32) if x.shape[1] > 1 else x[:, 0]
+        at += len(x)
+    if at != frames:
         raise AudioError(
-            f"expected {frames} samples as the {fmt} header says, found {len(x)}: "
+            f"expected {frames} samples as the {f.format} header says, found {at}: "
             f"the file is truncated ({name})"
         )
-    return _finish(x, sr, name)
+    if bad:
+        raise AudioError(
+            f"expected finite samples, found {bad} NaN/Inf values (first at sample {first}) "
+            f"({name})"
+        )
+    return out
 
 
 def decode_pcm(
