@@ -11,7 +11,9 @@ its own model (``precision: int8`` is in the fingerprinted config), and ``speech
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import sys
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -86,16 +88,17 @@ def quantize_int8(graph: bytes, windows: list[np.ndarray], batch: int = 8) -> by
         src, pre, out = (Path(tmp) / n for n in ("fp32.onnx", "pre.onnx", "int8.onnx"))
         src.write_bytes(graph)
         quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
-        quantize_static(
-            str(pre),
-            str(out),
-            Reader(),
-            quant_format=QuantFormat.QDQ,
-            activation_type=QuantType.QUInt8,
-            weight_type=QuantType.QInt8,
-            op_types_to_quantize=["MatMul", "Conv"],
-            per_channel=True,
-            calibrate_method=CalibrationMethod.Percentile,
-            nodes_to_exclude=kept_float(onnx.load(str(pre))),
-        )
+        with contextlib.redirect_stdout(sys.stderr):  # its progress lines are not our output
+            quantize_static(
+                str(pre),
+                str(out),
+                Reader(),
+                quant_format=QuantFormat.QDQ,
+                activation_type=QuantType.QUInt8,
+                weight_type=QuantType.QInt8,
+                op_types_to_quantize=["MatMul", "Conv"],
+                per_channel=True,
+                calibrate_method=CalibrationMethod.Percentile,
+                nodes_to_exclude=kept_float(onnx.load(str(pre))),
+            )
         return out.read_bytes()
