@@ -1,15 +1,18 @@
 """Fair use: per-client quotas, so that one client cannot starve the others.
 
 A client is its API key (with none, its peer's address). Each client has a token bucket of
-``rps`` calls per second (``burst`` at once) and at most ``streams`` open streams; beyond either
-a call ends RESOURCE_EXHAUSTED with a ``retry-after-ms`` trailer, which the SDK honours for the
-calls it retries. Defaults come from the service's settings, and ``client_quotas`` overrides
+``rps`` calls per second (``burst`` at once) and at most ``streams`` open streams. A call over
+the rate waits its turn if that comes within ``HOLD_S``; otherwise, and beyond the streams, it
+ends RESOURCE_EXHAUSTED with a ``retry-after-ms`` trailer (after ``HOLD_S``: a client retrying
+at once is slowed, not answered in a tight loop), which the SDK honours for the calls it
+retries. Defaults come from the service's settings, and ``client_quotas`` overrides
 them per key. Health checks and reflection are not counted. Keys are never logged: a client is
 named in messages only by "this client".
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -60,21 +63,23 @@ class Quotas:
     def quota(self, client: str) -> Quota:
         return self.per_key.get(client, self.default)
 
-    def wait_s(self, client: str) -> float:
-        """Take one call from ``client``'s bucket: 0 if there was one, else the seconds until
-        there is."""
+    def take(self, client: str, hold_s: float = 0.0) -> tuple[bool, float]:
+        """One call from ``client``'s bucket: ``(True, wait)`` when it is due now or within
+        ``hold_s`` (the token is taken; call after ``wait`` seconds, in turn with the others
+        waiting), else ``(False, wait)`` with the seconds until it would be due."""
         q = self.quota(client)
         if q.rps <= 0:
-            return 0.0
+            return True, 0.0
         burst = q.burst or max(1.0, q.rps)
         now = self.clock()
         tokens, then = self.tokens.get(client, (burst, now))
         tokens = min(burst, tokens + (now - then) * q.rps)
-        if tokens >= 1.0:
+        wait = max(0.0, (1.0 - tokens) / q.rps)
+        if wait <= hold_s:
             self.tokens[client] = (tokens - 1.0, now)
-            return 0.0
+            return True, wait
         self.tokens[client] = (tokens, now)
-        return (1.0 - tokens) / q.rps
+        return False, wait
 
     def open_stream(self, client: str) -> bool:
         """Count a new stream of ``client`` open, if its quota allows one more."""
@@ -103,17 +108,37 @@ async def _refuse(context: grpc.aio.ServicerContext, wait_s: float, what: str) -
     await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, f"{what}; retry in {wait_s:.2f} s")
 
 
+HOLD_S = 1.0
+"""A call over its client's rate waits up to this long: for its turn (then it goes on), or
+before it is refused (so a client that retries at once cannot make the server refuse calls in a
+tight loop: refusals cost the server too)."""
+HELD_MAX = 32
+"""Calls of one client held at once; beyond, calls over the rate are refused at once."""
+
+
 class QuotaInterceptor(grpc.aio.ServerInterceptor):
     """Counts every call of the service against its client's quota."""
 
     def __init__(self, quotas: Quotas) -> None:
         self.quotas = quotas
+        self.held: dict[str, int] = {}
 
     async def _admit(self, client: str, context: grpc.aio.ServicerContext) -> None:
-        if wait := self.quotas.wait_s(client):
+        held = self.held.get(client, 0)
+        due, wait = self.quotas.take(client, HOLD_S if held < HELD_MAX else 0.0)
+        slept = min(wait, HOLD_S) if held < HELD_MAX else 0.0
+        if slept:
+            self.held[client] = held + 1
+            try:
+                await asyncio.sleep(slept)
+            finally:
+                self.held[client] -= 1
+                if not self.held[client]:
+                    del self.held[client]
+        if not due:
             rps = self.quotas.quota(client).rps
-            await _refuse(context, wait, f"expected at most {rps:g} calls/s from this client, "
-                                         "found more")  # fmt: skip
+            await _refuse(context, max(0.001, wait - slept), f"expected at most {rps:g} "
+                          "calls/s from this client, found more")  # fmt: skip
 
     async def intercept_service(
         self,

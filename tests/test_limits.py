@@ -19,21 +19,27 @@ class Clock:
         return self.now
 
 
-def test_bucket_admits_the_burst_then_the_rate() -> None:
+def test_bucket_admits_the_burst_then_the_rate_and_calls_within_the_hold() -> None:
     clock = Clock()
     q = Quotas(Quota(rps=4, burst=2), clock=clock)
-    assert [q.wait_s("a"), q.wait_s("a")] == [0.0, 0.0]  # the burst
-    assert q.wait_s("a") == pytest.approx(0.25)  # then one every 1/4 s
-    assert q.wait_s("b") == 0.0  # another client has its own bucket
+    assert [q.take("a"), q.take("a")] == [(True, 0.0), (True, 0.0)]  # the burst
+    assert q.take("a") == (False, pytest.approx(0.25))  # then one every 1/4 s
+    assert q.take("b") == (True, 0.0)  # another client has its own bucket
     clock.now += 0.25
-    assert q.wait_s("a") == 0.0 and q.wait_s("a") > 0
+    assert q.take("a") == (True, 0.0) and not q.take("a")[0]
+    # held calls wait their turn: each due 1/4 s after the one before
+    assert [q.take("a", hold_s=1.0) for _ in range(4)] == [
+        (True, pytest.approx(0.25)), (True, pytest.approx(0.5)),
+        (True, pytest.approx(0.75)), (True, pytest.approx(1.0)),
+    ]  # fmt: skip
+    assert q.take("a", hold_s=1.0) == (False, pytest.approx(1.25))  # beyond the hold: refused
     clock.now += 60  # refills only up to the burst
-    assert [q.wait_s("a") for _ in range(3)][2] > 0
+    assert [q.take("a")[0] for _ in range(3)] == [True, True, False]
 
 
 def test_no_rate_means_no_limit_and_streams_are_counted() -> None:
     q = Quotas(Quota(streams=2), {"vip": Quota(streams=3)})
-    assert all(q.wait_s("a") == 0 for _ in range(1000))
+    assert all(q.take("a") == (True, 0.0) for _ in range(1000))
     assert [q.open_stream("a") for _ in range(3)] == [True, True, False]
     q.close_stream("a")
     assert q.open_stream("a")
