@@ -151,6 +151,9 @@ def test_sinkhorn_balances_codewords() -> None:
     mass = q.sum(0) / 2000
     assert float(mass.max()) < 0.15 and float(mass.min()) > 0.05  # ~1/10 each
     assert float(torch.softmax(scores / 0.02, -1).sum(0)[0] / 2000) > 0.99
+    prior = torch.tensor([0.5] + [0.5 / 9] * 9, dtype=torch.float64)  # a skewed target share
+    mass = sinkhorn(scores, eps=0.02, iters=3, prior=prior).sum(0) / 2000
+    assert 0.4 < float(mass[0]) < 0.6 and float(mass[1:].max()) < 0.1
 
 
 @pytest.mark.parametrize("K2", [0, 16])
@@ -212,7 +215,9 @@ def test_spin_pseudo_labels_are_learnt(
     assert not any("pseudo" in k for k in load_model_dir(tmp_path / "m").tensors)
 
 
-def test_kmeans_codebook_init_fits_the_frames(hubert_model: Path, tiny_corpus: Path) -> None:
+def test_kmeans_codebook_init_fits_the_frames(
+    hubert_model: Path, tiny_corpus: Path, tmp_path: Path
+) -> None:
     """``codebook_init: kmeans`` puts the codewords where the frames are: their mean best
     cosine to a codeword beats random codewords'."""
     root, utts = _train_utts(tiny_corpus)
@@ -230,6 +235,15 @@ def test_kmeans_codebook_init_fits_the_frames(hubert_model: Path, tiny_corpus: P
         init_codebooks(model, audio, config)
         after = [h.scores(x) for h in model.heads()]
     assert all(a.max(-1).values.mean() > b + 0.05 for a, b in zip(after, before, strict=True))
+    skewed = replace(config, sinkhorn_prior=1.0)  # Sinkhorn's shares: the k-means cluster sizes
+    model = SpinModel(base.encoder, skewed)
+    init_codebooks(model, audio, skewed)
+    for head in model.heads():
+        prior = head.get_buffer("prior")
+        assert abs(float(prior.sum()) - 1) < 1e-9 and float(prior.max() / prior.min()) > 2
+    assert "head.prior" in model.state_dict()  # checkpointed: a resumed run keeps its shares
+    with pytest.raises(InvalidInputError, match="codebook_init: kmeans"):
+        train_spin(tmp_path, base, utts[:6], root, replace(skewed, codebook_init="random"))
 
 
 def test_encoder_tokenizers_batch_equals_single(

@@ -83,14 +83,23 @@ class SpinConfig(ViewsConfig):
     """Training utterances (a seeded sample) whose frames the k-means initialisation clusters."""
     pseudo_weight: float = 1.0
     """Weight of the pseudo-label loss (only with ``--pseudo-labels``)."""
+    sinkhorn_prior: float = 0.0
+    """The share of the frames Sinkhorn's targets give each codeword: 0, an equal share (SwAV,
+    Spin); p > 0, a share proportional to n_k^p, with n_k the frames the k-means
+    initialisation gave codeword k (needs ``codebook_init: kmeans``): targets then keep the
+    skew of natural sound frequencies (silence, schwa) instead of splitting frequent sounds
+    across codewords to fill rare ones."""
 
 
 @torch.no_grad()
-def sinkhorn(scores: Tensor, eps: float, iters: int, devices: Devices = CPU) -> Tensor:
+def sinkhorn(
+    scores: Tensor, eps: float, iters: int, devices: Devices = CPU, prior: Tensor | None = None
+) -> Tensor:
     """Balanced soft assignments ``[N, K]`` (rows sum to 1) from scores ``[N, K]``: every
-    codeword gets about N/K of the frames (SwAV's Sinkhorn-Knopp, in float64 so that
-    ``exp(score / eps)`` neither overflows nor underflows to all-zero rows). Under data
-    parallelism the N frames are those of every process (their sums are all-reduced)."""
+    codeword gets about N/K of the frames, or N * ``prior[k]`` with a ``prior`` (summing to 1)
+    (SwAV's Sinkhorn-Knopp, in float64 so that ``exp(score / eps)`` neither overflows nor
+    underflows to all-zero rows). Under data parallelism the N frames are those of every
+    process (their sums are all-reduced)."""
     top = devices.all_max(scores.max().double())
     q = torch.exp((scores.double() - top) / eps).T  # [K, N]
     q /= devices.all_sum(q.sum())
@@ -98,7 +107,10 @@ def sinkhorn(scores: Tensor, eps: float, iters: int, devices: Devices = CPU) -> 
     n = devices.all_sum(torch.tensor(float(q.shape[1]), device=q.device))
     for _ in range(iters):
         q /= devices.all_sum(q.sum(dim=1, keepdim=True)).clamp(min=1e-300)
-        q /= k
+        if prior is None:
+            q /= k
+        else:
+            q *= prior.to(q)[:, None]
         q /= q.sum(dim=0, keepdim=True).clamp(min=1e-300)
         q /= n
     return (q * n).T.float()
@@ -127,6 +139,8 @@ class SpinModel(nn.Module):
         self.frozen = encoder.config.num_layers - config.train_layers
         self.head = SpinHead(dim, config.head_dim, config.K1)
         self.aux = SpinHead(dim, config.head_dim, config.K2, AUX_KEYS) if config.K2 else None
+        for head in self.heads() if config.sinkhorn_prior else []:  # checkpointed with the run
+            head.register_buffer("prior", torch.full((head.K,), 1.0 / head.K, dtype=torch.float64))
         self.pseudo = nn.Linear(dim, pseudo_K) if pseudo_K else None
         """The pseudo-label head (training only: not exported)."""
         for p in encoder.parameters():
@@ -197,6 +211,11 @@ def train_spin(
         sources["pseudo_labels"] = pseudo.fingerprint
     run_config = run_identity(config, utts, **sources)
     torch.manual_seed(config.seed)
+    if config.sinkhorn_prior and config.codebook_init != "kmeans":
+        raise InvalidInputError(
+            f"expected codebook_init: kmeans with sinkhorn_prior {config.sinkhorn_prior:g} (the "
+            f"prior is the k-means initialisation's cluster sizes), found {config.codebook_init}"
+        )
     model = SpinModel(base.encoder, config, pseudo.K if pseudo is not None else 0)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=config.lr, betas=(0.9, 0.98), weight_decay=0.0)
@@ -286,7 +305,14 @@ def init_codebooks(model: SpinModel, audio: TrainAudio, config: SpinConfig) -> N
                 f"{len(z)} (raise init_utterances)"
             )
         km = KmeansConfig(K=head.K, seed=config.seed, standardize=False, n_init=1)
-        head.codebook.copy_(torch.from_numpy(fit_kmeans(z, km)["centroids"]))
+        centroids = fit_kmeans(z, km)["centroids"]
+        head.codebook.copy_(torch.from_numpy(centroids))
+        if config.sinkhorn_prior:
+            unit = centroids / np.linalg.norm(centroids, axis=1, keepdims=True).clip(1e-12)
+            chosen = (z @ unit.T).argmax(1)  # the codeword the head's scores pick at step 0
+            counts = np.bincount(chosen, minlength=head.K).astype(np.float64) + 1.0
+            share = counts**config.sinkhorn_prior
+            head.get_buffer("prior").copy_(torch.from_numpy(share / share.sum()))
 
 
 def spin_step(
@@ -313,7 +339,8 @@ def spin_step(
         with torch.no_grad(), devices.autocast():
             first = [model(ha, hb, fl.to(devices.device))[0] for ha, hb, fl in inputs]
         per_head = [[s for part in first for s in part[h]] for h in range(len(first[0]))]
-        targets = _targets(per_head, [int(fl.sum()) for _, _, fl in inputs], config, devices)
+        sizes = [int(fl.sum()) for _, _, fl in inputs]
+        targets = _targets(per_head, sizes, config, devices, model.heads())
     if opt is not None:
         opt.zero_grad(set_to_none=True)
     sums = torch.zeros(2 * len(model.heads()))  # per head: loss, agreeing frames
@@ -329,7 +356,7 @@ def spin_step(
             scored, logits = wrapped(ha, hb, fl.to(devices.device))
         if len(inputs) == 1:
             targets = _targets([[sa.detach(), sb.detach()] for sa, sb in scored],
-                               [int(fl.sum())], config, devices)  # fmt: skip
+                               [int(fl.sum())], config, devices, model.heads())  # fmt: skip
         loss = torch.zeros((), device=devices.device)
         for h, ((sa, sb), (qa, qb)) in enumerate(zip(scored, targets[j], strict=True)):
             part = model.heads()[h].swapped_loss(sa, sb, qa, qb, config.temperature)
@@ -368,14 +395,20 @@ def _valid_labels(labels: Tensor, frames: Tensor) -> Tensor:
 
 
 def _targets(
-    scores: list[list[Tensor]], sizes: list[int], config: SpinConfig, devices: Devices
+    scores: list[list[Tensor]],
+    sizes: list[int],
+    config: SpinConfig,
+    devices: Devices,
+    heads: list[SpinHead],
 ) -> list[list[tuple[Tensor, Tensor]]]:
     """Sinkhorn targets per micro-batch and head, from ``scores[head]`` = the micro-batches'
     ``[sa, sb, sa, sb, ...]`` (valid frames; ``sizes`` frames each)."""
     out: list[list[tuple[Tensor, Tensor]]] = [[] for _ in sizes]
-    for parts in scores:
-        qa = sinkhorn(torch.cat(parts[0::2]), config.sinkhorn_eps, config.sinkhorn_iters, devices)
-        qb = sinkhorn(torch.cat(parts[1::2]), config.sinkhorn_eps, config.sinkhorn_iters, devices)
+    for parts, head in zip(scores, heads, strict=True):
+        prior = getattr(head, "prior", None)
+        eps, iters = config.sinkhorn_eps, config.sinkhorn_iters
+        qa = sinkhorn(torch.cat(parts[0::2]), eps, iters, devices, prior)
+        qb = sinkhorn(torch.cat(parts[1::2]), eps, iters, devices, prior)
         for j, (a, b) in enumerate(zip(qa.split(sizes), qb.split(sizes), strict=True)):
             out[j].append((a, b))
     return out
