@@ -11,6 +11,9 @@
 #   probe      every model above and the shipped DC-Spin, on test and on unseen
 #   dcspin     DC-Spin from k-means-initialised codebooks on the shipped base (unsupervised) and
 #              on the phone-fine-tuned base (supervised), each beside k-means on its base
+#   prior      (not in the default list) DC-Spin as dcspin-kminit on the shipped base with
+#              Sinkhorn target shares from the k-means cluster sizes (scripts/dcspin-prior.yaml),
+#              probed beside dcspin-kminit and k-means on the base
 # Usage: scripts/train_wide.sh [STEP...]   (default: all steps)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -59,6 +62,17 @@ open(sys.argv[1] + '/train-1k.jsonl', 'w').writelines(sorted(lines[:1000]))" $C 
     dcspin-probe)
       probe data/probe-wide-dcspin $M/hubert-tiny-km100-wide $M/dcspin-kminit \
         $M/hubert-tiny-phones-km100 $M/dcspin-phones-kminit ;;
+    prior)
+      [ -f $M/dcspin-kminit/config.json ] || $st train dcspin --manifest $C/train-1k.jsonl \
+        --base models/hubert-tiny --run data/runs/dcspin-kminit --out $M/dcspin-kminit \
+        --config scripts/dcspin-kminit.yaml --threads 2
+      # the same base, utterances, views and seed: the frozen-layer cache is the same
+      [ -d data/runs/dcspin-prior/cache ] || { mkdir -p data/runs/dcspin-prior
+        cp -r data/runs/dcspin-kminit/cache data/runs/dcspin-prior/; }
+      $st train dcspin --manifest $C/train-1k.jsonl --base models/hubert-tiny \
+        --run data/runs/dcspin-prior --out $M/dcspin-prior --config scripts/dcspin-prior.yaml \
+        --threads 2
+      probe data/probe-wide-prior $M/hubert-tiny-km100-wide $M/dcspin-kminit $M/dcspin-prior ;;
     *) echo "unknown step $step" >&2; exit 2 ;;
   esac
 done
