@@ -140,3 +140,15 @@ def test_many_channels_decode_in_the_memory_of_one() -> None:
     assert peak < 3 * one_channel < x.nbytes  # not the 8 channels at once
     whole, _ = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
     np.testing.assert_array_equal(out, to_mono_16k(whole, 48000))  # as decoded all at once
+
+
+@pytest.mark.parametrize("fmt", ["WAV", "FLAC", "AIFF", "MP3"])
+def test_truncated_files_are_refused_not_padded(fmt: str) -> None:
+    """A file cut short (its header still declares every frame) is an error: never silently
+    shorter, never filled with zeros or stale samples."""
+    x = np.random.default_rng(1).uniform(-0.5, 0.5, 48000).astype(np.float32)
+    data = encode(x, 16000, fmt)
+    for cut in (len(data) - 1000, len(data) // 2):
+        with pytest.raises(AudioError, match="truncated|undecodable|expected"):
+            out = decode_audio(data[:cut])
+            raise AssertionError(f"{fmt} cut at {cut} decoded to {len(out)} samples")

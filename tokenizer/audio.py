@@ -80,21 +80,22 @@ def _read_mono(f: Any, frames: int, name: str, block: int = 1 << 16) -> np.ndarr
     may declare many); exactly ``frames`` of them, all finite."""
     out = np.empty(frames, np.float32)
     at, bad, first = 0, 0, -1
-    for x in f.blocks(blocksize=block, dtype="float32", always_2d=True):
-        if at + len(x) > frames:
-            raise AudioError(
-                f"expected {frames} samples as the {f.format} header says, found more ({name})"
-            )
+    while at < frames:
+        x = f.read(min(block, frames - at), dtype="float32", always_2d=True)
+        if not len(x):
+            break
         if not np.isfinite(x).all():
             rows = np.flatnonzero(~np.isfinite(x).all(axis=1))
             first = int(at + rows[0]) if first < 0 else first
             bad += int((~np.isfinite(x)).sum())
         out[at : at + len(x)] = x.mean(axis=1, dtype=np.float32) if x.shape[1] > 1 else x[:, 0]
         at += len(x)
+    if at == frames:
+        at += len(f.read(1, dtype="float32", always_2d=True))  # more than the header says?
     if at != frames:
         raise AudioError(
-            f"expected {frames} samples as the {f.format} header says, found {at}: "
-            f"the file is truncated ({name})"
+            f"expected {frames} samples as the {f.format} header says, found {at}"
+            f"{': the file is truncated' if at < frames else ''} ({name})"
         )
     if bad:
         raise AudioError(
