@@ -99,11 +99,12 @@ def main(argv: list[str] | None = None) -> int:
         "model replica": f"ServeReplica:{a.app}:model-",
     }
     spies = {}
+    spy = str(Path(sys.executable).parent / "py-spy")  # the dev extra's py-spy
     for name, title in processes.items():
         (pid,) = titled(title)
         raw = a.out / f"{name}.txt"
         spies[name] = (raw, subprocess.Popen(
-            [sys.executable, "-m", "py_spy", "record", "--pid", str(pid), "--rate", str(a.rate),
+            [spy, "record", "--pid", str(pid), "--rate", str(a.rate),
              "--duration", str(int(a.seconds)), "--format", "raw", "--idle", "--nonblocking",
              "--output", str(raw)],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
