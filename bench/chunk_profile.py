@@ -3,8 +3,8 @@ replica while real-time streams run, and each sample is put in one stage of a ch
 (gRPC, the servicer and stream sessions, the window coalescer, the Ray handle and router, Ray
 core, Serve's batching and replica machinery, ONNX Runtime's encode, the event loop waiting).
 
-Prints a table of each process's samples per stage (% of its samples; idle samples are the
-event loop or threads waiting) and writes the raw stacks and a JSON summary to ``--out``.
+Prints a table of each process's samples per stage (% of its samples of threads on the CPU:
+py-spy leaves out idle threads) and writes the raw stacks and a JSON summary to ``--out``.
 ``bench/chunk_profile.sh`` runs it beside ``speechtok serve``.
 """
 
@@ -99,13 +99,13 @@ def main(argv: list[str] | None = None) -> int:
         "model replica": f"ServeReplica:{a.app}:model-",
     }
     spies = {}
-    spy = str(Path(sys.executable).parent / "py-spy")  # the dev extra's py-spy
+    py_spy = str(Path(sys.executable).parent / "py-spy")  # the dev extra's py-spy
     for name, title in processes.items():
         (pid,) = titled(title)
         raw = a.out / f"{name}.txt"
         spies[name] = (raw, subprocess.Popen(
-            [spy, "record", "--pid", str(pid), "--rate", str(a.rate),
-             "--duration", str(int(a.seconds)), "--format", "raw", "--idle", "--nonblocking",
+            [py_spy, "record", "--pid", str(pid), "--rate", str(a.rate),
+             "--duration", str(int(a.seconds)), "--format", "raw", "--nonblocking",
              "--output", str(raw)],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         ))  # fmt: skip
