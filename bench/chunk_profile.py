@@ -50,6 +50,7 @@ STAGES: list[tuple[str, tuple[str, ...]]] = [
     ("Ray core", ("ray/_private", "_raylet", "ray/actor.py", "ray/remote_function")),
     ("gRPC", ("grpc/", "grpc_health", "protobuf")),
     ("servicer and model code", ("serving/", "model_deployment.py")),
+    ("native threads (Ray's and gRPC's C++ cores)", ("Thread.run (threading",)),
 ]
 """Stages, first match wins, tested innermost frame outwards."""
 
@@ -60,7 +61,7 @@ def stage(stack: list[str]) -> str:
         for name, needles in STAGES:
             if any(n in frame for n in needles):
                 return name
-    return "other Python"
+    return "other Python" if any(stack) else STAGES[-1][0]  # no Python frame: native
 
 
 def read_raw(path: Path) -> Counter[str]:
@@ -120,16 +121,19 @@ def main(argv: list[str] | None = None) -> int:
     table = {name: read_raw(raw) for name, (raw, _) in spies.items()}
     summary = {name: {k: round(100 * v / max(1, sum(c.values())), 1) for k, v in c.most_common()}
                for name, c in table.items()}  # fmt: skip
-    (a.out / "profile.json").write_text(json.dumps({"streams": a.streams, "seconds": a.seconds,
-                                                    "percent": summary}, indent=1))  # fmt: skip
+    cores = {n: round(sum(c.values()) / (a.rate * a.seconds), 2) for n, c in table.items()}
+    facts = {"streams": a.streams, "seconds": a.seconds, "percent": summary, "cores": cores}
+    (a.out / "profile.json").write_text(json.dumps(facts, indent=1))
     stages = [s for s, _ in STAGES] + ["other Python"]
     print(
         f"{a.streams} real-time streams, {a.seconds:g} s sampled at {a.rate}/s per process; "
-        f"% of each process's samples, idle included; errors {len(soak.errors)}"
+        f"% of each process's on-CPU samples; errors {len(soak.errors)}"
     )
     print("| stage | " + " | ".join(table) + " |\n|---|" + "---|" * len(table))
     for s in stages:
         print(f"| {s} | " + " | ".join(f"{summary[n].get(s, 0.0)} %" for n in table) + " |")
+    print("| cores busy (on-CPU samples / samples per thread) | "
+          + " | ".join(f"{v:.2f}" for v in cores.values()) + " |")  # fmt: skip
     return 0
 
 
