@@ -149,6 +149,6 @@ def test_truncated_files_are_refused_not_padded(fmt: str) -> None:
     x = np.random.default_rng(1).uniform(-0.5, 0.5, 48000).astype(np.float32)
     data = encode(x, 16000, fmt)
     for cut in (len(data) - 1000, len(data) // 2):
-        with pytest.raises(AudioError, match="truncated|undecodable|expected"):
+        with pytest.raises(AudioError, match=r"truncated|undecodable|expected"):
             out = decode_audio(data[:cut])
             raise AssertionError(f"{fmt} cut at {cut} decoded to {len(out)} samples")
