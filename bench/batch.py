@@ -13,6 +13,8 @@ from pathlib import Path
 
 import soundfile as sf
 
+from bench.common import print_json
+
 
 def add_parser(bsub: argparse._SubParsersAction) -> None:
     p = bsub.add_parser("batch", help="Ray Data batch job vs in-process runtime, same files")
@@ -76,7 +78,7 @@ def run_bench_batch(args: argparse.Namespace) -> int:
         "ray_startup_s": summary.wall_s - summary.pipeline_s,
     }
     if args.json:
-        print(json.dumps(result, indent=2))
+        print_json(args, result)
         return 0
     print(
         f"model {tok.name} ({tok.fingerprint[:12]}), {len(files)} files, {seconds:.0f} s of "

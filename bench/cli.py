@@ -24,5 +24,5 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def _json_guarded(run: Any, args: argparse.Namespace) -> int:
     if getattr(args, "json", None) is not True:
         return int(run(args))
-    with json_only_stdout():
+    with json_only_stdout() as args.json_out:
         return int(run(args))

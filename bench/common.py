@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -10,6 +11,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 
@@ -59,20 +61,21 @@ def seconds_per_call(fn: Callable[[], object], min_s: float = 2.0) -> float:
 
 
 @contextmanager
-def json_only_stdout() -> Iterator[None]:
-    """Inside, only this process's ``print`` (the JSON) reaches stdout: file descriptor 1,
-    which Ray's processes started inside and C/C++ libraries write to, points at stderr, and
-    ``sys.stdout`` at the original stdout."""
+def json_only_stdout() -> Iterator[TextIO]:
+    """From here to the end of the process, everything written to stdout goes to stderr —
+    this process's prints, Ray's relayed log lines (at exit too), the file descriptor 1 that
+    Ray's processes and C/C++ libraries write to — except what is written to the yielded
+    stream: the original stdout, for the JSON, closed when the block ends."""
     sys.stdout.flush()
-    saved = os.dup(1)
+    out = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)
-    real = sys.stdout
-    sys.stdout = os.fdopen(os.dup(saved), "w")
+    sys.stdout = sys.stderr
     try:
-        yield
+        yield out
     finally:
-        sys.stdout.flush()
-        sys.stdout.close()
-        sys.stdout = real
-        os.dup2(saved, 1)
-        os.close(saved)
+        out.close()
+
+
+def print_json(args: argparse.Namespace, result: object) -> None:
+    """``result`` as JSON on the command's stdout (``args.json_out`` under ``--json``)."""
+    print(json.dumps(result, indent=2), file=getattr(args, "json_out", None) or sys.stdout)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from bench.common import bench_audio, seconds_per_call
+from bench.common import bench_audio, print_json, seconds_per_call
 from tokenizer.audio import SAMPLE_RATE, decode_audio
 from tokenizer.corpus.manifest import load_corpus
 
@@ -148,7 +148,7 @@ def run_bench_runtime(args: argparse.Namespace) -> int:
         "rows": rows,
     }
     if args.json:
-        print(json.dumps(result, indent=2))
+        print_json(args, result)
     else:
         print(table(result))
     return 0

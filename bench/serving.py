@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import socket
 import sys
@@ -165,7 +164,7 @@ def run_bench_serving(args: argparse.Namespace) -> int:
     import soundfile as sf
     from ray import serve
 
-    from bench.common import bench_audio
+    from bench.common import bench_audio, print_json
     from serving.app import build_app
     from serving.config import ServeConfig
     from serving.local_ray import start_local_ray
@@ -278,7 +277,7 @@ def run_bench_serving(args: argparse.Namespace) -> int:
             args.capacity_ms or 100.0,
         )
     if args.json:
-        print(json.dumps(result, indent=2))
+        print_json(args, result)
         return 0
     print(
         f"model {local.name} ({local.fingerprint[:12]}); in process (ONNX Runtime, "
