@@ -19,7 +19,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from bench.common import bench_files
+from bench.common import add_file_args, bench_files
 from bench.procs import titled
 from bench.soak import Soak
 
@@ -83,9 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--streams", type=int, default=12, help="real-time streams (100 ms chunks)")
     p.add_argument("--seconds", type=float, default=30.0, help="sampling time")
     p.add_argument("--rate", type=int, default=200, help="py-spy samples per second")
-    p.add_argument("--corpus", type=Path, help="default: a small one, synthesized")
-    p.add_argument("--split", default="test")
-    p.add_argument("--files", type=int, default=6)
+    add_file_args(p)
     p.add_argument("--out", type=Path, default=Path("data/chunk-profile"))
     a = p.parse_args(argv)
     a.out.mkdir(parents=True, exist_ok=True)

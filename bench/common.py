@@ -20,6 +20,15 @@ from tokenizer.corpus.manifest import load_corpus
 from tokenizer.errors import InvalidInputError
 
 
+def add_file_args(p: argparse.ArgumentParser, files: int | None = 6) -> None:
+    """``--corpus``, ``--split`` and (unless ``files`` is None) ``--files``: the audio of
+    :func:`bench_files` a bench's clients cycle through."""
+    p.add_argument("--corpus", type=Path, help="default: a small one, synthesized")
+    p.add_argument("--split", default="test")
+    if files is not None:
+        p.add_argument("--files", type=int, default=files, help="files the clients cycle through")
+
+
 def bench_files(args: argparse.Namespace) -> list[Path]:
     """Audio files of ``args.corpus`` / ``args.split``, sorted by utterance id; with no corpus,
     a small one is synthesized into a temporary folder."""

@@ -14,12 +14,11 @@ import json
 import sys
 import threading
 import time
-from pathlib import Path
 
 import grpc
 import numpy as np
 
-from bench.common import bench_files
+from bench.common import add_file_args, bench_files
 from serving.client import Client
 
 
@@ -79,9 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=20.0)
     p.add_argument("--rate", type=float, default=4.0, help="well-behaved calls per second")
     p.add_argument("--abuse", type=int, default=16, help="abusive threads")
-    p.add_argument("--corpus", type=Path, help="default: a small one, synthesized")
-    p.add_argument("--split", default="test")
-    p.add_argument("--files", type=int, default=6)
+    add_file_args(p)
     a = p.parse_args(argv)
     files = [f.read_bytes() for f in bench_files(a)[: a.files]]
     abusers = {

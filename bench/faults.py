@@ -24,7 +24,7 @@ from pathlib import Path
 import grpc
 import numpy as np
 
-from bench.common import bench_files
+from bench.common import add_file_args, bench_files
 from bench.procs import titled
 from serving.client import Client
 from tokenizer.audio import SAMPLE_RATE, decode_audio
@@ -184,9 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--api-key")
     p.add_argument("--app", default="speechtok", help="the Serve application's name")
     p.add_argument("--model", default=None, help="the served model (default: the shipped one)")
-    p.add_argument("--corpus", type=Path, help="default: a small one, synthesized")
-    p.add_argument("--split", default="test")
-    p.add_argument("--files", type=int, default=6, help="files the clients cycle through")
+    add_file_args(p)
     p.add_argument("--unary", type=int, default=4)
     p.add_argument("--streams", type=int, default=2)
     p.add_argument("--before", type=int, default=100, help="answers before the kill")

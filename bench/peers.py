@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.common import bench_files
+from bench.common import add_file_args, bench_files
 from tokenizer.audio import SAMPLE_RATE, decode_audio
 from tokenizer.shipped import resolve
 
@@ -85,8 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", default="hubert-tiny-km100", help="a k-means model (name or dir)")
     p.add_argument("--addr", help="the service, serving --model (omit: no served row)")
     p.add_argument("--api-key")
-    p.add_argument("--corpus", type=Path, help="default: a small one, synthesized")
-    p.add_argument("--split", default="test")
+    add_file_args(p, files=None)
     p.add_argument("--seconds", type=float, default=60.0, help="audio per path")
     p.add_argument("--threads", type=int, default=2)
     a = p.parse_args(argv)

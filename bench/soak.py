@@ -22,7 +22,7 @@ from pathlib import Path
 import grpc
 import numpy as np
 
-from bench.common import bench_files
+from bench.common import add_file_args, bench_files
 from bench.procs import process_tree, rss_bytes
 from serving.client import Client
 from tokenizer.audio import SAMPLE_RATE, decode_audio
@@ -266,9 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--minutes", type=float, default=30.0)
     p.add_argument("--share", type=float, default=0.7, help="of the measured unary capacity")
     p.add_argument("--streams", type=int, default=4, help="real-time streams")
-    p.add_argument("--corpus", type=Path, help="default: a small one, synthesized")
-    p.add_argument("--split", default="test")
-    p.add_argument("--files", type=int, default=6)
+    add_file_args(p)
     p.add_argument("--out", type=Path, default=Path("data/soak"))
     p.add_argument("--max-rss-growth-mb-per-h", type=float, default=50.0)
     p.add_argument("--max-fd-growth", type=int, default=20)

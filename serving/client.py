@@ -89,6 +89,17 @@ class _Settings:
         self.retried += 1
         return wait
 
+    def _resume_wait(self, tail: StreamTail, e: grpc.RpcError) -> float:
+        """Seconds to wait before reopening the stream of ``tail`` that ``e`` cut; re-raises
+        ``e`` when it is not to be resumed (as :meth:`_backoff` for idempotent calls, the
+        failures counted since the stream's last answer)."""
+        if not tail.failures:
+            tail.cut_at = time.monotonic()
+        wait = self._backoff(e, tail.failures, tail.cut_at)
+        tail.failures += 1
+        self.resumed += tail.failures == 1
+        return wait
+
 
 def _retry_after(e: grpc.RpcError) -> float | None:
     """Seconds a RESOURCE_EXHAUSTED answer over a quota says to wait (None: not such an answer)."""
@@ -154,7 +165,6 @@ class Client(_Settings):
         (:mod:`serving.resume`; retried like an idempotent call), and the units are those of
         one uncut stream."""
         tail = StreamTail(_stream_config(model), chunks)
-        attempt, cut = 0, 0.0
         while True:
             call = self.stub.StreamTokenize(
                 tail.messages(), timeout=self.stream_timeout, metadata=self.metadata
@@ -162,16 +172,12 @@ class Client(_Settings):
             try:
                 for answer in call:
                     tail.answered(answer)
-                    attempt = 0
                     yield answer
                 return
             except grpc.RpcError as e:
                 if not resume:
                     raise
-                cut = time.monotonic() if attempt == 0 else cut
-                time.sleep(self._backoff(e, attempt, cut))
-                attempt += 1
-                self.resumed += attempt == 1
+                time.sleep(self._resume_wait(tail, e))
             finally:
                 call.cancel()
 
@@ -248,7 +254,6 @@ class AsyncClient(_Settings):
         """Stream 16 kHz mono float chunks (sync or async iterable); yields answers, and
         resumes a cut stream as :meth:`Client.stream` does."""
         tail = StreamTail(_stream_config(model), chunks)
-        attempt, cut = 0, 0.0
         while True:
             call = self.stub.StreamTokenize(
                 tail.amessages(), timeout=self.stream_timeout, metadata=self.metadata
@@ -256,16 +261,12 @@ class AsyncClient(_Settings):
             try:
                 async for answer in call:
                     tail.answered(answer)
-                    attempt = 0
                     yield answer
                 return
             except grpc.aio.AioRpcError as e:
                 if not resume:
                     raise
-                cut = time.monotonic() if attempt == 0 else cut
-                await asyncio.sleep(self._backoff(e, attempt, cut))
-                attempt += 1
-                self.resumed += attempt == 1
+                await asyncio.sleep(self._resume_wait(tail, e))
             finally:
                 call.cancel()
 

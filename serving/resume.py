@@ -42,6 +42,10 @@ class StreamTail:
         self.frames = 0
         """Frames final so far (the next answer's offset)."""
         self.attempt = 0
+        self.failures = 0
+        """Attempts that failed since the last answer (the client's backoff counts them)."""
+        self.cut_at = 0.0
+        """When the first of them failed (the client's retry window starts there)."""
         self.state = threading.Lock()
         """Guards the fields above: answers and requests may run on different threads."""
         self.pull = threading.Lock()
@@ -85,6 +89,7 @@ class StreamTail:
     def answered(self, answer: pb.StreamResponse) -> None:
         """Forget the audio that a resume after ``answer`` no longer needs."""
         with self.state:
+            self.failures = 0
             self.frames = answer.offset + len(answer.units)
             drop = answer.resume_sample - self.start
             while self.kept and drop >= len(self.kept[0]):
@@ -93,10 +98,6 @@ class StreamTail:
             if self.kept and drop > 0:
                 self.kept[0] = self.kept[0][drop:]
                 self.start += drop
-
-    def kept_samples(self) -> int:
-        with self.state:
-            return sum(len(a) for a in self.kept)
 
     def _begin(self) -> tuple[int, list[pb.StreamRequest]]:
         with self.state:

@@ -124,7 +124,7 @@ class StreamSession:
     def _trim(self) -> None:
         """Drop audio no future window needs (before the next chunk's left context; a resumed
         session may not have reached it yet)."""
-        keep_from = min(self.spec.window(self.next_chunk, None).start, self.received)
+        keep_from = min(self.resume_sample, self.received)
         if keep_from > self._base:
             self._buffer = self._buffer[keep_from - self._base :]
             self._base = keep_from
