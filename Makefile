@@ -7,11 +7,12 @@ EXTRAS ?= dev,probe,train,cpu,serve
 STAMPS := $(VENV)/.stamps
 
 # Debian packages: free TTS voices (no MBROLA), WordNet sentences, sox, Boost/cmake for KenLM,
-# and chromium (headless: the tests render the probe's report.html).
+# chromium (headless: the tests render the probe's report.html), and fluidsynth with a free General
+# MIDI soundfont (music noise for R-Spin and the robustness probe).
 APT_PACKAGES := espeak-ng libespeak-ng1 flite festival festvox-kallpc16k festvox-kdlpc16k \
 	festvox-us-slt-hts wordnet-base sox cmake build-essential zlib1g-dev libbz2-dev liblzma-dev \
 	libboost-program-options-dev libboost-system-dev libboost-thread-dev libboost-test-dev \
-	chromium
+	chromium fluidsynth fluid-soundfont-gm
 
 .PHONY: setup apt venv kenlm lint typecheck test test-fast serve proto clean
 

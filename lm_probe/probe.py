@@ -138,7 +138,8 @@ def run_lengths(
     }
 
 
-def _pnmi(units: dict[str, np.ndarray], utts: Sequence[Utterance], rate: float) -> float:
+def pnmi_of(units: dict[str, np.ndarray], utts: Sequence[Utterance], rate: float) -> float:
+    """PNMI of ``units`` of ``utts`` against their phone alignments."""
     labels, flat = labelled_frames(units, utts, rate)
     return scores(contingency(labels, flat)).pnmi
 
@@ -185,7 +186,7 @@ def probe_source(
     by_voice: dict[str, list[Utterance]] = defaultdict(list)
     for u in test:
         by_voice[u.speaker or ""].append(u)
-    per_voice = {v: _pnmi(u_test, us, rate) for v, us in sorted(by_voice.items())}
+    per_voice = {v: pnmi_of(u_test, us, rate) for v, us in sorted(by_voice.items())}
 
     u_lm = list(units_of(lm).values()) if lm else []
     summary["ngram"] = _ngram(u_lm, list(u_test.values()), rate, config) if u_lm else None
@@ -350,7 +351,7 @@ def _speaker(
         u_pert = {u.id: source.tokenize(perturbed[u.id]) for u in test}
         same, total = np.sum([frame_agreement(u_test[k], u_pert[k]) for k in u_pert], axis=0)
         out["perturb_agreement"] = float(same / total)
-        out["pnmi_perturbed"] = _pnmi(u_pert, test, source.frame_rate)
+        out["pnmi_perturbed"] = pnmi_of(u_pert, test, source.frame_rate)
     else:
         summary["notes"].append("perturbation: skipped (precomputed units or --no-perturb)")
     if par:

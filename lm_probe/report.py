@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from lm_probe import robustness
 from lm_probe.probe import ProbeResult
 
 
@@ -145,4 +146,5 @@ def write_markdown(path: Path, corpus: str, split: str, results: Sequence[ProbeR
     ]
     if any(r.summary.get("superb") for r in results):
         lines += ["![SUPERB layer weights](layer_weights.png)", ""]
+    lines += robustness.markdown(names, [r.summary.get("robustness") for r in results])
     path.write_text("\n".join(lines))

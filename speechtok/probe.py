@@ -26,7 +26,12 @@ from tokenizer.shipped import resolve
 from tokenizer.windows import Windowed, WindowSpec
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from lm_probe.probe import ProbeResult
     from lm_probe.superb import SuperbConfig
+    from lm_probe.units import UnitSource
+    from tokenizer.distort.conditions import Condition
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -89,6 +94,28 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--superb-steps", type=int, default=600, help="Adam steps per phone / ASR head")
     p.add_argument(
+        "--robustness",
+        action="store_true",
+        help="units under noise (white, pink, brown, babble, music, hum at 20/10/5/0 dB), rooms "
+        "(RT60 0.3/0.6/1.0 s), a phone line and low-bitrate codecs: agreement with the clean "
+        "audio's units and PNMI, held-out noise; robustness.png",
+    )
+    p.add_argument(
+        "--robustness-utterances",
+        type=int,
+        default=200,
+        metavar="N",
+        help="first N test utterances (by id) distorted for --robustness",
+    )
+    p.add_argument(
+        "--conditions",
+        nargs="+",
+        type=_condition,
+        metavar="FAMILY[:LEVEL]",
+        help="--robustness conditions instead of the full grid, e.g. pink:5 babble:0 reverb:0.6 "
+        "telephone codec:opus-8k",
+    )
+    p.add_argument(
         "--html-utterances",
         type=int,
         default=3,
@@ -136,6 +163,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     c.set_defaults(func=run_streaming_curve)
 
 
+def _condition(text: str) -> Condition:
+    from tokenizer.distort.conditions import Condition
+
+    try:
+        return Condition.parse(text)
+    except InvalidInputError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def _load_utterances(args: argparse.Namespace) -> tuple[Path, list[Utterance]]:
     if (args.corpus is None) == (args.manifest is None):
         raise InvalidInputError(
@@ -162,7 +198,7 @@ def run_probe(args: argparse.Namespace) -> int:
     from lm_probe.probe import ProbeConfig, perturbed_copies, probe_source, select_splits
     from lm_probe.report import write_json, write_markdown
     from lm_probe.report_html import write_html
-    from lm_probe.units import UnitSource, from_tokenizer, read_units_file
+    from lm_probe.units import from_tokenizer, read_units_file
 
     root, utts = _load_utterances(args)
     config = ProbeConfig(
@@ -202,6 +238,8 @@ def run_probe(args: argparse.Namespace) -> int:
         perturbed_copies(root, splits["test"], config, progress, cache) if need_audio else None
     )
     results = [probe_source(s, root, splits, perturbed, config, progress) for s in sources]
+    if args.robustness:
+        _robustness(args, sources, root, splits["test"], utts, results, progress)
     for bar in bars.values():
         bar.close()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -212,6 +250,11 @@ def run_probe(args: argparse.Namespace) -> int:
     plots.per_voice_pnmi(args.out / "pnmi_per_voice.png", results)
     plots.pnmi_bitrate(args.out / "pnmi_bitrate.png", results)
     plots.layer_weights(args.out / "layer_weights.png", results)
+    if args.robustness:
+        from lm_probe.robustness import plot
+
+        names = [r.summary["name"] for r in results]
+        plot(args.out / "robustness.png", names, [r.summary["robustness"] for r in results])
     examples = listening_examples(
         sources, root, splits["test"], perturbed, config, args.html_utterances
     )
@@ -229,6 +272,31 @@ def run_probe(args: argparse.Namespace) -> int:
         )
     )
     return 0
+
+
+def _robustness(
+    args: argparse.Namespace,
+    sources: list[UnitSource],
+    root: Path,
+    test: list[Utterance],
+    corpus: list[Utterance],
+    results: list[ProbeResult],
+    progress: Callable[[str, int], None],
+) -> None:
+    """``--robustness``: every condition on the first test utterances, for every source that
+    can tokenize new audio (a note for the others)."""
+    from lm_probe.robustness import RobustnessConfig, robustness
+
+    config = RobustnessConfig(utterances=args.robustness_utterances, seed=args.seed)
+    if args.conditions:
+        config = RobustnessConfig(
+            conditions=tuple(args.conditions), utterances=config.utterances, seed=args.seed
+        )
+    rows = robustness(sources, root, test, corpus, config, lambda n: progress("robustness", n))
+    for result, row in zip(results, rows, strict=True):
+        result.summary["robustness"] = row
+        if row is None:
+            result.summary["notes"].append("robustness: skipped, precomputed units")
 
 
 def _superb_config(args: argparse.Namespace) -> SuperbConfig:

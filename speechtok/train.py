@@ -1,4 +1,4 @@
-"""``speechtok train kmeans|hubert|spin|dcspin|distill|phones``. k-means fits in one call; the
+"""``speechtok train kmeans|hubert|spin|dcspin|rspin|distill|phones``. k-means fits in one call; the
 others are resumable training runs that end in a model directory: ``--run`` holds the training
 state (checkpoint, log), ``--out`` gets the inference model, written at the end of every call (so
 a run stopped early still leaves a usable model). ``phones`` is supervised (phone labels)."""
@@ -80,6 +80,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     for kind, text in (
         ("spin", "Spin: one codebook"),
         ("dcspin", "DC-Spin: primary + auxiliary codebook"),
+        ("rspin", "R-Spin: DC-Spin on noisy views, with pseudo-labels and acoustic pieces"),
     ):
         p = tsub.add_parser(kind, help=f"fine-tune a base encoder into a {text} tokenizer")
         add_run_args(p)
@@ -87,6 +88,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         p.add_argument(
             "--pseudo-labels",
             metavar="MODEL",
+            required=kind == "rspin",
             help="also predict this tokenizer's units of the original audio from the top layer "
             "(R-Spin's pseudo-label loss, weight pseudo_weight), e.g. k-means on the base: "
             "keeps the base's phonetic content while the swapped loss removes the speaker",
@@ -254,15 +256,24 @@ def run_train_hubert(args: argparse.Namespace) -> int:
 
 def run_train_spin(args: argparse.Namespace) -> int:
 
+    from tokenizer.distort.conditions import FAMILIES
     from tokenizer.errors import InvalidInputError
     from tokenizer.train.spin import SpinConfig, export_spin, train_spin
 
-    config, devices = run_setup(
-        args, SpinConfig(K2=1024) if args.kind == "dcspin" else SpinConfig()
-    )
-    if (config.K2 > 0) != (args.kind == "dcspin"):
+    presets = {
+        "spin": SpinConfig(),
+        "dcspin": SpinConfig(K2=1024),
+        "rspin": SpinConfig(K2=1024, distortions=FAMILIES, piece_vocab=500),
+    }
+    config, devices = run_setup(args, presets[args.kind])
+    if args.kind != "rspin" and (config.K2 > 0) != (args.kind == "dcspin"):
         raise InvalidInputError(
             f"expected K2 > 0 for dcspin and K2 = 0 for spin, found K2={config.K2} for {args.kind}"
+        )
+    if (args.kind == "rspin") != bool(config.distortions):
+        raise InvalidInputError(
+            f"expected distortions for rspin and none for {args.kind}, found "
+            f"{list(config.distortions)} (train rspin for noisy views)"
         )
     from tokenizer.kinds import load_tokenizer
 

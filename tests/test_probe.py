@@ -51,8 +51,10 @@ def write_units(model: Path, corpus: Path, path: Path) -> None:
 def test_probe_two_tokenizers(tiny_model: Path, tiny_corpus: Path, tmp_path: Path) -> None:
     write_units(tiny_model, tiny_corpus, tmp_path / "ext.jsonl")
     out = tmp_path / "report"
+    conditions = ["pink:5", "babble:0", "music:0", "reverb:0.6", "codec:opus-8k"]
     done = probe("--model", str(tiny_model), "--units", f"external={tmp_path / 'ext.jsonl'}",
-                 "--corpus", str(tiny_corpus), "--out", str(out))  # fmt: skip
+                 "--corpus", str(tiny_corpus), "--out", str(out), "--robustness",
+                 "--robustness-utterances", "4", "--conditions", *conditions)  # fmt: skip
     assert done.returncode == 0, done.stderr
     report = json.loads((out / "report.json").read_text())
     assert report["split"] == "test"
@@ -68,8 +70,18 @@ def test_probe_two_tokenizers(tiny_model: Path, tiny_corpus: Path, tmp_path: Pat
     assert a["bitrate"]["nominal_bps"] == pytest.approx(50 * 4)
     md = (out / "report.md").read_text()
     assert "| metric | mfcc-km16 | external |" in md and "| PNMI ↑ |" in md
-    for png in ("cooccurrence.png", "pnmi_per_voice.png"):
+    for png in ("cooccurrence.png", "pnmi_per_voice.png", "robustness.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # robustness: a row per condition for the tokenizer, none for the precomputed units
+    rob = a["robustness"]
+    n_test = len(load_corpus(tiny_corpus, "test")[1])
+    assert rob["utterances"] == min(4, n_test) and b["robustness"] is None
+    assert 0 < rob["clean_pnmi"] < 1
+    assert [r["condition"] for r in rob["conditions"]] == [
+        "pink 5 dB", "babble 0 dB", "music 0 dB", "reverb RT60 0.6 s", "codec opus-8k"
+    ]  # fmt: skip
+    assert all(0 <= r["agreement"] < 1 and 0 <= r["pnmi"] < 1 for r in rob["conditions"])
+    assert "## Robustness" in md and "| pink 5 dB |" in md
 
 
 def test_probe_from_manifest_with_textgrids(

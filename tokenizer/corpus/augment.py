@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.signal import fftconvolve
 
 from tokenizer.audio import SAMPLE_RATE
 from tokenizer.corpus.alignment import Segment
+from tokenizer.distort.rooms import reverberate, room_response
 from tokenizer.errors import InvalidInputError
 from tokenizer.perturb import PerturbConfig, perturb_speaker
 
@@ -67,28 +67,8 @@ class AugmentConfig:
 def room_bank(seed: int, config: AugmentConfig) -> list[np.ndarray]:
     """``config.rooms`` impulse responses of random shoebox rooms (16 kHz float32, each starting
     at its direct-path peak, scaled to a unit peak), seeded by ``seed``."""
-    import pyroomacoustics as pra
-
     rng = np.random.default_rng([seed, 0xA0D])
-    bank = []
-    for _ in range(config.rooms):
-        dims = rng.uniform([3.0, 3.0, 2.4], [10.0, 8.0, 4.0])
-        rt60 = float(rng.uniform(*config.rt60_s))
-        try:
-            absorption, order = pra.inverse_sabine(rt60, dims)
-        except ValueError:  # this room cannot be that dry: take the driest it allows
-            absorption, order = 0.99, 1
-        room = pra.ShoeBox(
-            dims, fs=SAMPLE_RATE, materials=pra.Material(absorption), max_order=min(order, 40)
-        )
-        source, mic = (rng.uniform(0.5, dims - 0.5) for _ in range(2))
-        room.add_source(source)
-        room.add_microphone(mic)
-        room.compute_rir()
-        rir = np.asarray(room.rir[0][0], dtype=np.float64)
-        peak = int(np.argmax(np.abs(rir)))
-        bank.append((rir[peak:] / np.abs(rir[peak])).astype(np.float32))
-    return bank
+    return [room_response(config.rt60_s, rng) for _ in range(config.rooms)]
 
 
 def augment(
@@ -109,7 +89,7 @@ def augment(
     x, drawn = perturb_speaker(x, rng, config.perturb)
     room = int(rng.integers(len(rooms))) if rng.random() < config.reverb_probability else -1
     if room >= 0:
-        x = fftconvolve(x, rooms[room])[: len(x)].astype(np.float32)
+        x = reverberate(x, rooms[room])
     top = float(np.max(np.abs(x)))
     x = x * np.float32(config.peak / top) if top > 0 else x
     duration = len(x) / SAMPLE_RATE

@@ -86,6 +86,16 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
     if origin is list and isinstance(value, list):
         (item,) = typing.get_args(hint)
         return [_coerce(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is tuple and isinstance(value, list | tuple):
+        items = typing.get_args(hint)
+        if len(items) == 2 and items[1] is Ellipsis:
+            items = (items[0],) * len(value)
+        if len(items) != len(value):
+            raise RunConfigError(f"{where}: expected {len(items)} items, found {value!r}")
+        return tuple(
+            _coerce(v, t, f"{where}[{i}]")
+            for i, (v, t) in enumerate(zip(value, items, strict=True))
+        )
     if origin is dict and isinstance(value, dict):
         key, item = typing.get_args(hint)
         return {_coerce(k, key, where): _coerce(v, item, f"{where}.{k}") for k, v in value.items()}

@@ -13,6 +13,12 @@ from both views, a teacher tokenizer's full-utterance units of the original audi
 k-means on the base) through a linear head (cross-entropy, weight ``pseudo_weight``): the
 swapped loss removes the speaker while this keeps the phonetic content the base had.
 
+R-Spin (``speechtok train rspin``) adds, on top of pseudo-labels: a perturbed view that is also
+distorted (noise, babble, music, rooms, phone line, codecs: ``distortions``), all layers
+trainable, and acoustic pieces (``piece_vocab``): BPE over the pseudo-labels' deduplicated units
+(``tokenizer.pieces``), every frame predicting the piece it falls in from the top layer, from
+both views (cross-entropy, weight ``piece_weight``).
+
 The two views of each step come from ``tokenizer.train.views``: by default the frozen bottom
 layers' outputs for the original and ``views`` perturbed copies of every training utterance,
 computed once into ``RUN/cache``; or, without the cache, crops perturbed each step.
@@ -34,6 +40,7 @@ from tokenizer.corpus.manifest import Utterance
 from tokenizer.encoder.model import Encoder
 from tokenizer.errors import InvalidInputError
 from tokenizer.model_dir import ModelDir, card_facts
+from tokenizer.pieces import frame_pieces, processor, train_pieces
 from tokenizer.protocol import Tokenizer
 from tokenizer.quantizer import AUX_KEYS, CosineCodebook
 from tokenizer.save import save_encoder_tokenizer
@@ -58,6 +65,7 @@ from tokenizer.train.views import (
     ViewsBatch,
     ViewsConfig,
     build_cache,
+    noisy_views,
     views_batch,
 )
 from tokenizer.windows import FIELD, HOP
@@ -83,6 +91,11 @@ class SpinConfig(ViewsConfig):
     """Training utterances (a seeded sample) whose frames the k-means initialisation clusters."""
     pseudo_weight: float = 1.0
     """Weight of the pseudo-label loss (only with ``--pseudo-labels``)."""
+    piece_vocab: int = 0
+    """R-Spin's acoustic pieces: BPE pieces over the pseudo-labels' deduplicated units that
+    every frame predicts (needs ``--pseudo-labels``); 0 turns them off."""
+    piece_weight: float = 1.0
+    """Weight of the acoustic-piece loss."""
     sinkhorn_prior: float = 0.0
     """The share of the frames Sinkhorn's targets give each codeword: 0, an equal share (SwAV,
     Spin); p > 0, a share proportional to n_k^p, with n_k the frames the k-means
@@ -132,7 +145,9 @@ class SpinHead(CosineCodebook):
 class SpinModel(nn.Module):
     """The trainable top of the encoder plus the head(s)."""
 
-    def __init__(self, encoder: Encoder, config: SpinConfig, pseudo_K: int = 0) -> None:
+    def __init__(
+        self, encoder: Encoder, config: SpinConfig, pseudo_K: int = 0, pieces_K: int = 0
+    ) -> None:
         super().__init__()
         self.encoder = encoder
         dim = encoder.config.embed_dim
@@ -143,6 +158,8 @@ class SpinModel(nn.Module):
             head.register_buffer("prior", torch.full((head.K,), 1.0 / head.K, dtype=torch.float64))
         self.pseudo = nn.Linear(dim, pseudo_K) if pseudo_K else None
         """The pseudo-label head (training only: not exported)."""
+        self.pieces = nn.Linear(dim, pieces_K) if pieces_K else None
+        """The acoustic-piece head (training only: not exported)."""
         for p in encoder.parameters():
             p.requires_grad_(False)
         for layer in encoder.transformer.layers[self.frozen :]:
@@ -169,15 +186,19 @@ class SpinModel(nn.Module):
     def heads(self) -> list[SpinHead]:
         return [self.head] if self.aux is None else [self.head, self.aux]
 
+    def label_heads(self) -> list[nn.Linear]:
+        """The heads predicting per-frame labels, in the order of the label columns."""
+        return [h for h in (self.pseudo, self.pieces) if h is not None]
+
     def forward(
         self, ha: Tensor, hb: Tensor, frames: Tensor
-    ) -> tuple[list[tuple[Tensor, Tensor]], tuple[Tensor, Tensor] | None]:
+    ) -> tuple[list[tuple[Tensor, Tensor]], list[tuple[Tensor, Tensor]]]:
         """Scores ``([N, K], [N, K])`` of both views' valid frames, one pair per head, from the
-        frozen layers' outputs ``[B, F, D]`` of the two views; and both views' pseudo-label
-        logits when the model has that head."""
+        frozen layers' outputs ``[B, F, D]`` of the two views; and both views' logits of each
+        label head (pseudo-labels, then acoustic pieces)."""
         valid = torch.arange(ha.shape[1], device=ha.device)[None, :] < frames[:, None]
         xa, xb = self.top(ha, frames)[valid], self.top(hb, frames)[valid]
-        logits = None if self.pseudo is None else (self.pseudo(xa), self.pseudo(xb))
+        logits = [(h(xa), h(xb)) for h in self.label_heads()]
         return [(h.scores(xa), h.scores(xb)) for h in self.heads()], logits
 
 
@@ -216,13 +237,23 @@ def train_spin(
             f"expected codebook_init: kmeans with sinkhorn_prior {config.sinkhorn_prior:g} (the "
             f"prior is the k-means initialisation's cluster sizes), found {config.codebook_init}"
         )
-    model = SpinModel(base.encoder, config, pseudo.K if pseudo is not None else 0)
+    if config.piece_vocab and pseudo is None:
+        raise InvalidInputError(
+            f"expected --pseudo-labels with piece_vocab {config.piece_vocab} (acoustic pieces "
+            "are BPE over the pseudo-labels), found none"
+        )
+    model = SpinModel(
+        base.encoder, config, pseudo.K if pseudo is not None else 0, config.piece_vocab
+    )
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=config.lr, betas=(0.9, 0.98), weight_decay=0.0)
     start = resume(run, run_config, model, opt)  # before the cache: fail fast on a mismatch
     audio = TrainAudio(root, utts, in_memory=not config.stream_audio)
     frames = [n_frames(n) for n in audio.lengths]
     labels = compute_targets(pseudo, utts, audio) if pseudo is not None else None
+    if labels is not None and config.piece_vocab:
+        labels = with_pieces(run, labels, config.piece_vocab)
+    noisy = noisy_views(utts, audio, config)
     if start == 0 and config.codebook_init == "kmeans":
         init_codebooks(model, audio, config)
     cache: FrozenCache | None = None
@@ -234,23 +265,27 @@ def train_spin(
             "seed": config.seed,
             "utterances": utterance_digest(utts),
         }
+        if config.distortions:
+            fields = ("distortions", "distort_probability", "snr_db", "rt60_s",
+                      "noise_utterances", "music_pieces")  # fmt: skip
+            cache_key["distort"] = [getattr(config, f) for f in fields]
         devices.first(
             lambda: build_cache(
-                run / "cache", cache_key, base.encoder, model.frozen, utts, audio, config
+                run / "cache", cache_key, base.encoder, model.frozen, utts, audio, config, noisy
             )
         )
         cache = FrozenCache(run / "cache", config.views)
     ids = [u.id for u in utts]
     micro = devices.rows(config.batch_size, config.accum)
     batches = Prefetched(
-        lambda step: views_batch(cache, audio, ids, frames, micro, config, step, labels),
+        lambda step: views_batch(cache, audio, ids, frames, micro, config, step, labels, noisy),
         start,
         config.steps,
         config.workers,
     )
     wrapped = devices.wrap(model, opt)
     validate = None
-    if valid is not None:  # fixed crops and Praat views of the validation set, made once
+    if valid is not None:  # fixed crops and Praat views (undistorted) of the validation set
         valid_audio = TrainAudio(*valid, in_memory=not config.stream_audio)
         fixed = dataclasses.replace(config, seed=config.seed + VALID_SEED)
         valid_ids, valid_frames = (
@@ -281,6 +316,16 @@ def train_spin(
         validate,
     )
     return model.cpu(), step
+
+
+def with_pieces(run: Path, labels: list[np.ndarray], vocab: int) -> list[np.ndarray]:
+    """Labels ``[F, 2]``: the pseudo-labels and the acoustic piece of each frame, from BPE of
+    ``vocab`` pieces over the deduplicated pseudo-labels (kept as ``run/pieces.model``)."""
+    model = train_pieces(labels, vocab)
+    run.mkdir(parents=True, exist_ok=True)
+    (run / "pieces.model").write_bytes(model)
+    sp = processor(model)
+    return [np.stack([y, frame_pieces(sp, y)], axis=1) for y in labels]
 
 
 @torch.no_grad()
@@ -344,8 +389,9 @@ def spin_step(
     if opt is not None:
         opt.zero_grad(set_to_none=True)
     sums = torch.zeros(2 * len(model.heads()))  # per head: loss, agreeing frames
-    with_pseudo = model.pseudo is not None and batch.labels is not None
-    pseudo_sums = torch.zeros(2) if with_pseudo else None  # loss, correct frames (view b)
+    label_names = [n for n, h in (("pseudo", model.pseudo), ("pieces", model.pieces)) if h]
+    weights = {"pseudo": config.pseudo_weight, "pieces": config.piece_weight}
+    label_sums = torch.zeros(2 * len(label_names))  # per label head: loss, correct (view b)
     used = torch.zeros(model.head.K, device=devices.device)  # primary codewords chosen
     for j, (ha, hb, fl) in enumerate(inputs):
         with (
@@ -363,14 +409,15 @@ def spin_step(
             loss = loss + part / total
             sums[2 * h] += float(part.detach())
             sums[2 * h + 1] += float((sa.argmax(-1) == sb.argmax(-1)).sum())
-        if pseudo_sums is not None and logits is not None and batch.labels is not None:
-            y = _valid_labels(batch.labels[j], fl).to(devices.device)
-            la, lb = (x.float() for x in logits)
-            part = 0.5 * (F.cross_entropy(la, y, reduction="sum")
-                          + F.cross_entropy(lb, y, reduction="sum"))  # fmt: skip
-            loss = loss + config.pseudo_weight * part / total
-            pseudo_sums[0] += float(part.detach())
-            pseudo_sums[1] += float((lb.argmax(-1) == y).sum())
+        if label_names and batch.labels is not None:
+            ys = _valid_labels(batch.labels[j], fl).to(devices.device)
+            for c, (name, (la, lb)) in enumerate(zip(label_names, logits, strict=True)):
+                y = ys if ys.dim() == 1 else ys[:, c]
+                part = 0.5 * (F.cross_entropy(la.float(), y, reduction="sum")
+                              + F.cross_entropy(lb.float(), y, reduction="sum"))  # fmt: skip
+                loss = loss + weights[name] * part / total
+                label_sums[2 * c] += float(part.detach())
+                label_sums[2 * c + 1] += float((lb.argmax(-1) == y).sum())
         if opt is not None:
             (loss * devices.world).backward()
         used[scored[0][0].argmax(-1)] = 1.0
@@ -381,15 +428,18 @@ def spin_step(
     stats = {"loss": float(sums[0::2].sum()), "loss_k1": float(sums[0]), "agree": float(sums[1])}
     if model.aux is not None:
         stats.update(loss_k2=float(sums[2]), agree_k2=float(sums[3]))
-    if pseudo_sums is not None:
-        pseudo_sums = devices.all_sum(pseudo_sums) / total
-        stats.update(loss_pseudo=float(pseudo_sums[0]), acc_pseudo=float(pseudo_sums[1]))
-        stats["loss"] += config.pseudo_weight * stats["loss_pseudo"]
+    if label_names and batch.labels is not None:
+        label_sums = devices.all_sum(label_sums) / total
+        for c, name in enumerate(label_names):
+            stats[f"loss_{name}"] = float(label_sums[2 * c])
+            stats[f"acc_{name}"] = float(label_sums[2 * c + 1])
+            stats["loss"] += weights[name] * stats[f"loss_{name}"]
     return {**stats, "codewords_used": float(devices.all_max(used).sum())}
 
 
 def _valid_labels(labels: Tensor, frames: Tensor) -> Tensor:
-    """The labels ``[B, F]`` of the valid frames, flattened as the scores are."""
+    """The labels ``[B, F]`` (or ``[B, F, C]``) of the valid frames, flattened as the scores
+    are."""
     valid = torch.arange(labels.shape[1])[None, :] < frames[:, None]
     return labels[valid]
 
@@ -424,6 +474,12 @@ def export_spin(
         if model.aux is not None
         else f"Spin (codebook K={config.K1})"
     )
+    if config.distortions:
+        what = (
+            f"R-Spin: {what}, its perturbed view also distorted ({', '.join(config.distortions)}; "
+            f"SNR {config.snr_db[0]:g} to {config.snr_db[1]:g} dB), with pseudo-labels"
+            + (f" and {config.piece_vocab} acoustic pieces" if config.piece_vocab else "")
+        )
     card = (
         f"# {name}\n\n{what}: speaker-invariant units from a HuBERT-style encoder fine-tuned "
         f"by swapped prediction between original and speaker-perturbed audio (top "

@@ -3,6 +3,11 @@ frozen-layer cache (the frozen bottom layers' outputs for the original and ``vie
 copies of every training utterance, computed once into ``RUN/cache`` as float16 memmaps, so
 neither Praat nor the frozen layers cost anything per step), and each step's batch of both
 views, read from that cache or, without it, cut from the audio and perturbed on the spot.
+
+With ``distortions`` (R-Spin) the perturbed view is also distorted: a family drawn from
+``distortions`` at an SNR or RT60 drawn from its range (``tokenizer.distort``), seeded by
+utterance, view and seed; babble comes from other training speakers and music from pieces of
+the training seed stream, never the probe's.
 """
 
 from __future__ import annotations
@@ -22,7 +27,10 @@ from tqdm import tqdm
 
 from tokenizer.audio import SAMPLE_RATE
 from tokenizer.corpus.manifest import Utterance
+from tokenizer.distort.conditions import FAMILIES, NoiseSources, apply, draw, rng_for
+from tokenizer.distort.music import music_bank
 from tokenizer.encoder.model import Encoder
+from tokenizer.errors import InvalidInputError
 from tokenizer.train.data import crop, n_frames
 from tokenizer.train.loop import TrainConfig
 from tokenizer.windows import FIELD, HOP
@@ -41,6 +49,65 @@ class ViewsConfig(TrainConfig):
     model); off for corpora too
     large for that disk or on GPUs, where running the frozen layers each step is cheap."""
     perturb_jobs: int = 2
+    distortions: tuple[str, ...] = ()
+    """Distortion families of the perturbed view (R-Spin; ``tokenizer.distort.conditions``);
+    empty: speaker perturbation only."""
+    distort_probability: float = 1.0
+    """Share of perturbed views that are also distorted."""
+    snr_db: tuple[float, float] = (-5.0, 20.0)
+    """SNR range of the additive noises (dB)."""
+    rt60_s: tuple[float, float] = (0.2, 1.0)
+    """RT60 range of the rooms (seconds)."""
+    noise_utterances: int = 200
+    """Training utterances (a seeded sample) that babble is mixed from."""
+    music_pieces: int = 16
+    """Rendered pieces (30 s each) that music noise is drawn from."""
+
+
+TRAIN_MUSIC_STREAM = 0x7A17
+"""Music pieces of training runs come from ``[seed, TRAIN_MUSIC_STREAM, i]`` (the probe uses
+another stream)."""
+
+
+@dataclass
+class NoisyViews:
+    """What distorts perturbed views: the recorded noises and each utterance's speaker."""
+
+    sources: NoiseSources
+    speakers: list[str]
+
+    def distort(self, x: np.ndarray, item: int, key: str, config: ViewsConfig) -> np.ndarray:
+        """``x`` (float32) under a condition drawn for ``key``, or ``x`` itself when the draw
+        says clean (``distort_probability``)."""
+        rng = rng_for(key, config.seed)
+        if rng.random() >= config.distort_probability:
+            return x
+        condition = draw(rng, config.distortions, config.snr_db, config.rt60_s)
+        return apply(x, condition, rng, self.sources, self.speakers[item])
+
+
+def noisy_views(
+    utts: Sequence[Utterance], audio: Sequence[np.ndarray], config: ViewsConfig
+) -> NoisyViews | None:
+    """The noises of a run with ``distortions`` (None without): babble from a seeded sample of
+    ``noise_utterances`` training utterances, music from the training stream."""
+    if not config.distortions:
+        return None
+    if unknown := sorted(set(config.distortions) - set(FAMILIES)):
+        raise InvalidInputError(f"expected distortions among {FAMILIES}, found {unknown}")
+    rng = np.random.default_rng([config.seed, 0xBABB1E])
+    pick = rng.choice(len(audio), min(len(audio), config.noise_utterances), replace=False)
+    music = (
+        music_bank([config.seed, TRAIN_MUSIC_STREAM], config.music_pieces, 30.0)
+        if "music" in config.distortions
+        else []
+    )
+    sources = NoiseSources(
+        babble=[audio[i].astype(np.float32) / 32767.0 for i in sorted(pick.tolist())],
+        speakers=[utts[i].speaker or utts[i].id for i in sorted(pick.tolist())],
+        music=music,
+    )
+    return NoisyViews(sources, [u.speaker or u.id for u in utts])
 
 
 class FrozenCache:
@@ -63,8 +130,10 @@ def build_cache(
     utts: Sequence[Utterance],
     audio: Sequence[np.ndarray],
     config: ViewsConfig,
+    noisy: NoisyViews | None = None,
 ) -> None:
-    """Perturb every utterance ``config.views`` times and store the frozen layers' outputs."""
+    """Perturb (and with ``noisy``, distort) every utterance ``config.views`` times and store
+    the frozen layers' outputs."""
     meta = folder / "cache.json"
     if meta.is_file() and json.loads(meta.read_text()) == key:
         return
@@ -79,6 +148,12 @@ def build_cache(
             folder / f"view{view}.npy", mode="w+", dtype=np.float16, shape=(int(offsets[-1]), dim)
         )
         views = view_audio(utts, audio, view, config.seed, config.perturb_jobs)
+        if noisy is not None and view > 0:
+            bar = tqdm(desc=f"distort view {view}", unit="utt", file=sys.stderr, leave=False)
+            with bar:
+                for i, u in enumerate(utts):
+                    views[i] = noisy.distort(views[i], i, f"{u.id}#view{view}", config)
+                    bar.update(1)
         for i, x in enumerate(
             tqdm(
                 views, desc=f"frozen layers, view {view}", unit="utt", file=sys.stderr, leave=False
@@ -139,8 +214,8 @@ class ViewsBatch:
     """Frames of the whole global batch."""
     audio: bool
     labels: list[Tensor] | None = None
-    """Per-frame pseudo-labels ``[B, F]`` of each micro-batch's crops (-1 past the end), when
-    the run has them."""
+    """Per-frame labels ``[B, F]`` or ``[B, F, C]`` of each micro-batch's crops (-1 past the
+    end), when the run has them."""
 
 
 def views_batch(
@@ -152,11 +227,13 @@ def views_batch(
     config: ViewsConfig,
     step: int,
     labels: Sequence[np.ndarray] | None = None,
+    noisy: NoisyViews | None = None,
 ) -> ViewsBatch:
     """Step ``step``'s crops (from ``(seed, step)`` alone) of the original and a perturbed view:
     read from the frozen-layer cache, or (no cache) cut from the audio and perturbed here by
-    Praat (a fresh speaker per step; in the batch workers when there are some). ``labels``:
-    per-frame labels of every utterance, cut to the same crops."""
+    Praat (a fresh speaker per step; in the batch workers when there are some; distorted too
+    with ``noisy``). ``labels``: per-frame labels ``[F]`` or ``[F, C]`` of every utterance, cut
+    to the same crops."""
     rng = np.random.default_rng([config.seed, step])
     items = rng.integers(0, len(frames), config.batch_size)
     views = rng.integers(1, config.views + 1, config.batch_size)
@@ -170,7 +247,8 @@ def views_batch(
     for rows in micro:
         fl = torch.tensor([lens[r] for r in rows])
         if out.labels is not None and labels is not None:
-            y = torch.full((len(rows), int(fl.max())), -1, dtype=torch.long)
+            shape = (len(rows), int(fl.max()), *labels[0].shape[1:])
+            y = torch.full(shape, -1, dtype=torch.long)
             for row, r in enumerate(rows):
                 i, s, f = int(items[r]), starts[r], lens[r]
                 y[row, :f] = torch.from_numpy(labels[i][s : s + f].astype(np.int64))
@@ -190,7 +268,10 @@ def views_batch(
                 x = crop(audio, i, starts[r] * HOP, n).astype(np.float32) / 32767.0
                 key = f"{ids[i]}#view{views[r]}#step{step}"
                 ha[row, :n] = torch.from_numpy(x)
-                hb[row, :n] = torch.from_numpy(_perturbed(x, key, config.seed))
+                xb = _perturbed(x, key, config.seed)
+                hb[row, :n] = torch.from_numpy(
+                    xb if noisy is None else noisy.distort(xb, i, key, config)
+                )
         out.a.append(ha)
         out.b.append(hb)
         out.frames.append(fl)
