@@ -153,8 +153,9 @@ def markdown(names: Sequence[str], results: Sequence[dict[str, Any] | None]) -> 
 
 
 def plot(path: Path, names: Sequence[str], results: Sequence[dict[str, Any] | None]) -> bool:
-    """Agreement with clean units against SNR, a panel per noise, a line per tokenizer; a last
-    panel of bars for rooms, the phone line and codecs. False when there is nothing to plot."""
+    """Agreement with clean units against SNR, a panel per noise, a line per tokenizer; a panel
+    of bars for rooms, the phone line and codecs; PNMI against SNR (the mean over the noises)
+    beside each tokenizer's clean PNMI. False when there is nothing to plot."""
     from lm_probe.plots import pyplot
 
     shown = [(n, r) for n, r in zip(names, results, strict=True) if r is not None]
@@ -185,8 +186,19 @@ def plot(path: Path, names: Sequence[str], results: Sequence[dict[str, Any] | No
                   fontsize=7)  # fmt: skip
     ax.set_ylim(0, 1)
     ax.set_title("rooms, phone line, codecs")
-    for extra in flat[len(NOISES) + 1 :]:
-        extra.axis("off")
+    ax = flat[len(NOISES) + 1]  # PNMI: the mean over the noises at each SNR, clean dashed
+    for name, r in shown:
+        by_snr: dict[float, list[float]] = {}
+        for c in r["conditions"]:
+            if c["family"] in NOISES:
+                by_snr.setdefault(float(c["level"]), []).append(c["pnmi"])
+        snrs = sorted(by_snr)
+        line = ax.plot(snrs, [np.mean(by_snr[x]) for x in snrs], marker="o", label=name)
+        ax.axhline(r["clean_pnmi"], color=line[0].get_color(), linestyle="--", linewidth=1)
+    ax.set_title("PNMI over the noises (dashed: clean)")
+    ax.set_xlabel("SNR (dB)")
+    ax.set_ylabel("PNMI")
+    ax.grid(alpha=0.3)
     fig.suptitle("Unit agreement with clean audio (held-out noise)")
     fig.tight_layout()
     fig.savefig(path, dpi=100)

@@ -14,6 +14,14 @@
 #   prior      (not in the default list) DC-Spin as dcspin-kminit on the shipped base with
 #              Sinkhorn target shares from the k-means cluster sizes (scripts/dcspin-prior.yaml),
 #              probed beside dcspin-kminit and k-means on the base
+#   rspin      (not in the default list) R-Spin (issue 18, scripts/rspin-tiny.yaml) on the shipped
+#              base with the shipped DC-Spin's units as pseudo-labels, on the 1000-utterance
+#              subset
+#   rspin-stream (not in the default list) its streaming-exact student, copies distorted as
+#              R-Spin's (scripts/distill-rspin.yaml), exported with the shipped student's window
+#   robustness (not in the default list) the probe with --robustness on test: MFCC k-means,
+#              k-means on the base, the shipped DC-Spin and R-Spin (and both streaming students
+#              once rspin-stream has run); docs/robustness.png
 # Usage: scripts/train_wide.sh [STEP...]   (default: all steps)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -73,6 +81,23 @@ open(sys.argv[1] + '/train-1k.jsonl', 'w').writelines(sorted(lines[:1000]))" $C 
         --run data/runs/dcspin-prior --out $M/dcspin-prior --config scripts/dcspin-prior.yaml \
         --threads 2
       probe data/probe-wide-prior $M/hubert-tiny-km100-wide $M/dcspin-kminit $M/dcspin-prior ;;
+    rspin)  # stop and rerun at will: it resumes from data/runs/rspin-tiny
+      $st train rspin --manifest $C/train-1k.jsonl --base hubert-tiny \
+        --pseudo-labels dcspin-tiny-k100 --run data/runs/rspin-tiny --out $M/rspin-tiny \
+        --config scripts/rspin-tiny.yaml --threads 2 ${RSPIN_ARGS:-}
+      $st export $M/rspin-tiny --window 960,160,240 ;;  # the shipped DC-Spin's window
+    rspin-stream)  # resumable: data/runs/distill-rspin
+      $st train distill --teacher $M/rspin-tiny --manifest $C/train-1k.jsonl \
+        --run data/runs/distill-rspin --out $M/rspin-tiny-stream \
+        --config scripts/distill-rspin.yaml --threads 2 ${DISTILL_ARGS:-}
+      $st export $M/rspin-tiny-stream --window "$(python3 -c "import json; w = json.load(open('models/dcspin-tiny-k100-stream/config.json'))['tokenizer']['window']; print(f\"{w['left_ms']},{w['chunk_ms']},{w['right_ms']}\")")" ;;
+    robustness)
+      students=$([ -f $M/rspin-tiny-stream/model.onnx ] && echo "--model dcspin-tiny-k100-stream \
+        --model $M/rspin-tiny-stream")
+      $st probe --model mfcc-km100 --model hubert-tiny-km100 --model dcspin-tiny-k100 \
+        --model ${RSPIN:-$M/rspin-tiny} $students --corpus $C --split test --lm-split dev \
+        --full-utterance --robustness --out data/probe-robustness
+      cp data/probe-robustness/robustness.png docs/robustness.png ;;
     *) echo "unknown step $step" >&2; exit 2 ;;
   esac
 done

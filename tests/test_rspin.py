@@ -3,6 +3,9 @@ pieces; the pieces are reproducible and frame-aligned, and a tiny run's losses f
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +18,8 @@ from tokenizer.model_dir import CARD, load_model_dir
 from tokenizer.pieces import frame_pieces, processor, train_pieces
 from tokenizer.torch_tokenizer import TorchTokenizer
 from tokenizer.train.checkpoint import read_log
+from tokenizer.train.data import TrainAudio
+from tokenizer.train.distill import DistillConfig, perturbed_views
 from tokenizer.train.hubert import HubertConfig, export_hubert, train_hubert
 from tokenizer.train.spin import SpinConfig, export_spin, train_spin
 
@@ -84,3 +89,35 @@ def test_rspin_needs_pseudo_labels_and_known_distortions(
     bad = SpinConfig(K1=8, steps=1, batch_size=2, views=1, distortions=("rain",))
     with pytest.raises(InvalidInputError, match="rain"):
         train_spin(tmp_path / "b", base, utts[:4], root, bad, pseudo=base)
+
+
+def test_rspin_cli_wants_a_teacher(tiny_corpus: Path, tmp_path: Path) -> None:
+    cmd = [sys.executable, "-m", "speechtok", "train", "rspin", "--corpus", str(tiny_corpus),
+           "--base", "hubert-tiny", "--run", str(tmp_path / "r"),
+           "--out", str(tmp_path / "m")]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "--pseudo-labels" in done.stderr
+    done = subprocess.run([*cmd[:4], "dcspin", *cmd[5:], "--set", "distortions=[pink]"],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode != 0 and "train rspin" in done.stderr
+
+
+def test_distilled_students_views_are_distorted_like_rspins(
+    tiny_corpus: Path, tmp_path: Path
+) -> None:
+    """A student of an R-Spin teacher trains on copies distorted as R-Spin's (seeded, cached,
+    keyed by the distortion settings); without distortions the copies are Spin's."""
+    root, utts = load_corpus(tiny_corpus, "train")
+    utts = utts[:6]
+    audio = TrainAudio(root, utts)
+    plain = DistillConfig(views=1, perturb_jobs=1)
+    noisy = replace(plain, distortions=("white", "reverb"), noise_utterances=4)
+    a = perturbed_views(tmp_path / "a", utts, audio, plain)[0]
+    b = perturbed_views(tmp_path / "b", utts, audio, noisy)[0]
+    again = perturbed_views(tmp_path / "c", utts, audio, noisy)[0]
+    assert all(len(x) == len(y) for x, y in zip(a, b, strict=True))
+    assert not any(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+    assert all(np.array_equal(x, y) for x, y in zip(b, again, strict=True))
+    # the cache knows the settings: the plain folder is rebuilt for the noisy config
+    rebuilt = perturbed_views(tmp_path / "a", utts, audio, noisy)[0]
+    assert all(np.array_equal(x, y) for x, y in zip(b, rebuilt, strict=True))

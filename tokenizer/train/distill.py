@@ -49,19 +49,18 @@ from tokenizer.train.data import TrainAudio, crop_batch, n_frames, utterance_dig
 from tokenizer.train.devices import CPU, Devices
 from tokenizer.train.loop import (
     VALID_SEED,
-    TrainConfig,
     mean_stats,
     resume,
     run_identity,
     train_loop,
 )
-from tokenizer.train.views import view_audio
+from tokenizer.train.views import DistortConfig, noisy_views, view_audio
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, kw_only=True)
-class DistillConfig(TrainConfig):
+class DistillConfig(DistortConfig):
     attention_left: int = 4
     """Frames before its own each frame attends to, per layer."""
     attention_right: int = 1
@@ -74,7 +73,8 @@ class DistillConfig(TrainConfig):
     views: int = 2
     """Speaker-perturbed copies per training utterance (0: original audio only)."""
     perturbed_prob: float = 0.5
-    """Chance that a batch row is a perturbed copy (its targets stay the original's)."""
+    """Chance that a batch row is a perturbed copy (its targets stay the original's); with
+    ``distortions`` (an R-Spin teacher's student) copies are also distorted as R-Spin's."""
     perturb_jobs: int = 2
     steps: int = 1500
     batch_size: int = 8
@@ -202,19 +202,25 @@ def teacher_scores(
 def perturbed_views(
     folder: Path, utts: list[Utterance], audio: Sequence[np.ndarray], config: DistillConfig
 ) -> list[list[np.ndarray]]:
-    """``config.views`` perturbed copies of every utterance (int16, the original's length),
-    cached in ``folder``."""
-    key = {
+    """``config.views`` perturbed (and with ``distortions``, distorted) copies of every
+    utterance (int16, the original's length), cached in ``folder``."""
+    key: dict[str, Any] = {
         "views": config.views,
         "seed": config.seed,
         "utterances": utterance_digest(utts),
     }
+    if config.distortions:
+        key["distort"] = config.distort_key()
     meta = folder / "views.json"
     if not (meta.is_file() and json.loads(meta.read_text()) == key):
         folder.mkdir(parents=True, exist_ok=True)
         meta.unlink(missing_ok=True)
+        noisy = noisy_views(utts, audio, config)
         for v in range(1, config.views + 1):
             copies = view_audio(utts, audio, v, config.seed, config.perturb_jobs)
+            if noisy is not None:
+                copies = [noisy.distort(c, i, f"{u.id}#view{v}", config)
+                          for i, (u, c) in enumerate(zip(utts, copies, strict=True))]  # fmt: skip
             flat = np.concatenate([np.clip(c, -1.0, 1.0) for c in copies]) * 32767.0
             np.save(folder / f"view{v}.npy", np.round(flat).astype(np.int16))
         meta.write_text(json.dumps(key))

@@ -266,9 +266,7 @@ def train_spin(
             "utterances": utterance_digest(utts),
         }
         if config.distortions:
-            fields = ("distortions", "distort_probability", "snr_db", "rt60_s",
-                      "noise_utterances", "music_pieces")  # fmt: skip
-            cache_key["distort"] = [getattr(config, f) for f in fields]
+            cache_key["distort"] = config.distort_key()
         devices.first(
             lambda: build_cache(
                 run / "cache", cache_key, base.encoder, model.frozen, utts, audio, config, noisy
@@ -308,7 +306,7 @@ def train_spin(
         config,
         lambda step: spin_step(model, wrapped, opt, batches.get(step), config, devices),
         start,
-        "dcspin" if config.K2 else "spin",
+        "rspin" if config.distortions else "dcspin" if config.K2 else "spin",
         ("agree", "agree"),
         max_minutes,
         until_step,

@@ -37,18 +37,9 @@ from tokenizer.windows import FIELD, HOP
 
 
 @dataclass(frozen=True, kw_only=True)
-class ViewsConfig(TrainConfig):
-    """What a two-view run config has (``SpinConfig`` adds the heads and the loss)."""
+class DistortConfig(TrainConfig):
+    """How a run distorts its perturbed views (R-Spin, and students distilled from it)."""
 
-    views: int = 2
-    """Speaker-perturbed copies per utterance; each step pairs the original with one of them.
-    Without the cache, a view is a fresh Praat perturbation of the step's crop."""
-    cache: bool = True
-    """Compute the frozen layers' outputs of every view once into ``RUN/cache`` (fast steps;
-    float16: 50 frames x D x 2 bytes per second of audio and view, 77 KB for a base-size
-    model); off for corpora too
-    large for that disk or on GPUs, where running the frozen layers each step is cheap."""
-    perturb_jobs: int = 2
     distortions: tuple[str, ...] = ()
     """Distortion families of the perturbed view (R-Spin; ``tokenizer.distort.conditions``);
     empty: speaker perturbation only."""
@@ -63,6 +54,29 @@ class ViewsConfig(TrainConfig):
     music_pieces: int = 16
     """Rendered pieces (30 s each) that music noise is drawn from."""
 
+    def distort_key(self) -> list[Any]:
+        """What distorted views are a function of (besides utterances, views and seed), for
+        the keys of cached views; empty without distortions, so older caches stay valid."""
+        if not self.distortions:
+            return []
+        return [self.distortions, self.distort_probability, self.snr_db, self.rt60_s,
+                self.noise_utterances, self.music_pieces]  # fmt: skip
+
+
+@dataclass(frozen=True, kw_only=True)
+class ViewsConfig(DistortConfig):
+    """What a two-view run config has (``SpinConfig`` adds the heads and the loss)."""
+
+    views: int = 2
+    """Speaker-perturbed copies per utterance; each step pairs the original with one of them.
+    Without the cache, a view is a fresh Praat perturbation of the step's crop."""
+    cache: bool = True
+    """Compute the frozen layers' outputs of every view once into ``RUN/cache`` (fast steps;
+    float16: 50 frames x D x 2 bytes per second of audio and view, 77 KB for a base-size
+    model); off for corpora too
+    large for that disk or on GPUs, where running the frozen layers each step is cheap."""
+    perturb_jobs: int = 2
+
 
 TRAIN_MUSIC_STREAM = 0x7A17
 """Music pieces of training runs come from ``[seed, TRAIN_MUSIC_STREAM, i]`` (the probe uses
@@ -76,7 +90,7 @@ class NoisyViews:
     sources: NoiseSources
     speakers: list[str]
 
-    def distort(self, x: np.ndarray, item: int, key: str, config: ViewsConfig) -> np.ndarray:
+    def distort(self, x: np.ndarray, item: int, key: str, config: DistortConfig) -> np.ndarray:
         """``x`` (float32) under a condition drawn for ``key``, or ``x`` itself when the draw
         says clean (``distort_probability``)."""
         rng = rng_for(key, config.seed)
@@ -87,7 +101,7 @@ class NoisyViews:
 
 
 def noisy_views(
-    utts: Sequence[Utterance], audio: Sequence[np.ndarray], config: ViewsConfig
+    utts: Sequence[Utterance], audio: Sequence[np.ndarray], config: DistortConfig
 ) -> NoisyViews | None:
     """The noises of a run with ``distortions`` (None without): babble from a seeded sample of
     ``noise_utterances`` training utterances, music from the training stream."""
