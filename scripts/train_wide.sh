@@ -92,8 +92,10 @@ open(sys.argv[1] + '/train-1k.jsonl', 'w').writelines(sorted(lines[:1000]))" $C 
         --config scripts/distill-rspin.yaml --threads 2 ${DISTILL_ARGS:-}
       $st export $M/rspin-tiny-stream --window "$(python3 -c "import json; w = json.load(open('models/dcspin-tiny-k100-stream/config.json'))['tokenizer']['window']; print(f\"{w['left_ms']},{w['chunk_ms']},{w['right_ms']}\")")" ;;
     robustness)
-      students=$([ -f $M/rspin-tiny-stream/model.onnx ] && echo "--model dcspin-tiny-k100-stream \
-        --model $M/rspin-tiny-stream")
+      students=""
+      if [ -f $M/rspin-tiny-stream/model.onnx ]; then
+        students="--model dcspin-tiny-k100-stream --model $M/rspin-tiny-stream"
+      fi
       $st probe --model mfcc-km100 --model hubert-tiny-km100 --model dcspin-tiny-k100 \
         --model ${RSPIN:-$M/rspin-tiny} $students --corpus $C --split test --lm-split dev \
         --full-utterance --robustness --out data/probe-robustness
