@@ -293,6 +293,6 @@ def views_batch(
 
 
 def _perturbed(x: np.ndarray, key: str, seed: int) -> np.ndarray:
-    from tokenizer.perturb import perturb_speaker, rng_for  # Praat: only where views are made
+    from tokenizer import perturb  # Praat: only where views are made
 
-    return perturb_speaker(x, rng_for(key, seed))[0]
+    return perturb.perturb_speaker(x, perturb.rng_for(key, seed))[0]
