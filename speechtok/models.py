@@ -159,7 +159,8 @@ def run_export(args: argparse.Namespace) -> int:
     path = resolve(args.model)
     audios = bench_audio(args) if args.precision != "fp32" else []
     calibration, held_out = audios[::2], audios[1::2]  # int8: calibrate on half, measure on half
-    hashes = export_model(path, args.window, args.precision, calibration)
+    fp32: dict[str, bytes] = {}  # int8: the float32 graphs it was quantized from
+    hashes = export_model(path, args.window, args.precision, calibration, fp32)
     model = load_model_dir(path)
     assert model.config.window is not None
     line: dict[str, object] = {
@@ -171,24 +172,24 @@ def run_export(args: argparse.Namespace) -> int:
     }
     if args.precision != "fp32":
         line[f"{args.precision}_unit_agreement"] = _agreement(
-            model, held_out if args.precision == "int8" else audios
+            model, held_out if args.precision == "int8" else audios, fp32.get(MODEL_GRAPH)
         )
     if args.precision == "int8":
         from tokenizer.quantize import int8_instructions
 
-        line["int8_speed"] = _window_speed(model, held_out)
+        line["int8_speed"] = _window_speed(model, held_out, fp32[WINDOW_GRAPH])
         line["cpu_int8_instructions"] = int8_instructions()
     print(json.dumps({**line, "wall_s": round(time.perf_counter() - start, 1)}))
     return 0
 
 
-def _agreement(model: ModelDir, audios: list[np.ndarray]) -> dict[str, float]:
+def _agreement(model: ModelDir, audios: list[np.ndarray], fp32: bytes | None) -> dict[str, float]:
     """Frames of ``audios`` whose units the exported graph (fp16 or int8) gives as a float32
-    export of the same model does (whole utterances)."""
+    export of the same model (``fp32``, or exported here) does (whole utterances)."""
     from tokenizer.export import export_graph, unit_agreement
     from tokenizer.torch_tokenizer import TorchTokenizer
 
-    fp32 = export_graph(TorchTokenizer(model), None)
+    fp32 = fp32 or export_graph(TorchTokenizer(model), None)
     graph = (model.path / MODEL_GRAPH).read_bytes()
     return {
         "frames_equal": round(unit_agreement(graph, fp32, audios), 4),
@@ -196,13 +197,12 @@ def _agreement(model: ModelDir, audios: list[np.ndarray]) -> dict[str, float]:
     }
 
 
-def _window_speed(model: ModelDir, audios: list[np.ndarray]) -> dict[str, float]:
-    """Canonical windows of ``audios`` per second through the exported window graph and a
-    float32 export of it, side by side (2 threads, batches of 16, best of 3 turns each)."""
+def _window_speed(model: ModelDir, audios: list[np.ndarray], fp32: bytes) -> dict[str, float]:
+    """Canonical windows of ``audios`` per second through the exported window graph and the
+    float32 window graph ``fp32`` it was made from, side by side (2 threads, batches of 16,
+    best of 3 turns each)."""
     import onnxruntime as ort
 
-    from tokenizer.export import export_graph
-    from tokenizer.torch_tokenizer import TorchTokenizer
     from tokenizer.windows import cut
 
     spec = model.config.window
@@ -213,7 +213,7 @@ def _window_speed(model: ModelDir, audios: list[np.ndarray]) -> dict[str, float]
     options = ort.SessionOptions()
     options.intra_op_num_threads = 2
     graphs = {
-        "fp32": export_graph(TorchTokenizer(model), spec.window_samples),
+        "fp32": fp32,
         model.config.precision: (model.path / WINDOW_GRAPH).read_bytes(),
     }
     sessions = {k: ort.InferenceSession(g, options) for k, g in graphs.items()}

@@ -157,11 +157,13 @@ def export_model(
     window: WindowSpec | None = None,
     precision: str = "fp32",
     calibration: list[np.ndarray] | None = None,
+    fp32_graphs: dict[str, bytes] | None = None,
 ) -> dict[str, str]:
     """Write ``model.onnx`` and ``window.onnx`` into the model directory ``path`` and record
     their hashes (and the window spec, and an ``fp16`` / ``int8`` precision) in its config;
     returns the graph hashes. ``int8`` calibrates on the canonical windows of ``calibration``
-    (16 kHz utterances)."""
+    (16 kHz utterances); ``fp32_graphs``, when given, receives the float32 graphs it
+    quantized, by file name (so a caller comparing against float32 need not export again)."""
     path = Path(path)
     model = load_model_dir(path)
     tok = TorchTokenizer(model)
@@ -178,6 +180,8 @@ def export_model(
     for name, samples in ((MODEL_GRAPH, None), (WINDOW_GRAPH, window.window_samples)):
         data = export_graph(tok, samples, "fp32" if precision == "int8" else precision)
         if precision == "int8":
+            if fp32_graphs is not None:
+                fp32_graphs[name] = data
             data = quantize_int8(data, windows)
         (path / name).write_bytes(data)
         hashes[name] = hashlib.sha256(data).hexdigest()
