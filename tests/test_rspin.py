@@ -115,6 +115,9 @@ def test_distilled_students_views_are_distorted_like_rspins(
     a = perturbed_views(tmp_path / "a", utts, audio, plain)[0]
     b = perturbed_views(tmp_path / "b", utts, audio, noisy)[0]
     again = perturbed_views(tmp_path / "c", utts, audio, noisy)[0]
+    cached = (tmp_path / "b" / "view1.npy").stat().st_mtime_ns
+    perturbed_views(tmp_path / "b", utts, audio, noisy)  # same settings: the cache is reused
+    assert (tmp_path / "b" / "view1.npy").stat().st_mtime_ns == cached
     assert all(len(x) == len(y) for x, y in zip(a, b, strict=True))
     assert not any(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
     assert all(np.array_equal(x, y) for x, y in zip(b, again, strict=True))

@@ -56,11 +56,12 @@ class DistortConfig(TrainConfig):
 
     def distort_key(self) -> list[Any]:
         """What distorted views are a function of (besides utterances, views and seed), for
-        the keys of cached views; empty without distortions, so older caches stay valid."""
+        the keys of cached views, as JSON reads it back (lists, not tuples: a key that does not
+        survive the round trip never matches); empty without distortions."""
         if not self.distortions:
             return []
-        return [self.distortions, self.distort_probability, self.snr_db, self.rt60_s,
-                self.noise_utterances, self.music_pieces]  # fmt: skip
+        return [list(self.distortions), self.distort_probability, list(self.snr_db),
+                list(self.rt60_s), self.noise_utterances, self.music_pieces]  # fmt: skip
 
 
 @dataclass(frozen=True, kw_only=True)
