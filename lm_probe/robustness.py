@@ -73,8 +73,8 @@ def robustness(
     :func:`babble_voices` of ``corpus``."""
     utts = sorted(test, key=lambda u: u.id)[: config.utterances]
     audio = {u.id: decode_audio(u.audio_path(root)) for u in utts}
-    able = [s for s in sources if s.tokenizer is not None]
-    clean = {s.name: {u.id: s.tokenize(audio[u.id]) for u in utts} for s in able}
+    able = {k: s for k, s in enumerate(sources) if s.tokenizer is not None}
+    clean = {k: {u.id: s.tokenize(audio[u.id]) for u in utts} for k, s in able.items()}
     voices, babble_from = babble_voices(corpus)
     rng = np.random.default_rng([config.seed, 0xBABB1E])
     pick = sorted(rng.choice(len(voices), min(len(voices), config.babble_utterances), False))
@@ -85,24 +85,24 @@ def robustness(
         if any(c.family == "music" for c in config.conditions)
         else [],
     )
-    rows: dict[str, list[dict[str, Any]]] = {s.name: [] for s in able}
+    rows: dict[int, list[dict[str, Any]]] = {k: [] for k in able}
     for condition in config.conditions:
-        units: dict[str, dict[str, np.ndarray]] = {s.name: {} for s in able}
+        units: dict[int, dict[str, np.ndarray]] = {k: {} for k in able}
         for u in utts:
             key = f"{u.id}#{condition.label}"
             x = apply(audio[u.id], condition, rng_for(key, config.seed), noises, u.speaker)
-            for s in able:
-                units[s.name][u.id] = s.tokenize(x)
+            for k, s in able.items():
+                units[k][u.id] = s.tokenize(x)
             if progress:
                 progress(1)
-        for s in able:
-            rows[s.name].append(
+        for k, s in able.items():
+            rows[k].append(
                 {
                     "condition": condition.label,
                     "family": condition.family,
                     "level": condition.level,
-                    "agreement": _agreement(clean[s.name], units[s.name]),
-                    "pnmi": pnmi_of(units[s.name], utts, s.frame_rate),
+                    "agreement": _agreement(clean[k], units[k]),
+                    "pnmi": pnmi_of(units[k], utts, s.frame_rate),
                 }
             )
     return [
@@ -110,12 +110,12 @@ def robustness(
             "utterances": len(utts),
             "seed": config.seed,
             "babble": babble_from,
-            "clean_pnmi": pnmi_of(clean[s.name], utts, s.frame_rate),
-            "conditions": rows[s.name],
+            "clean_pnmi": pnmi_of(clean[k], utts, s.frame_rate),
+            "conditions": rows[k],
         }
-        if s.name in rows
+        if k in able
         else None
-        for s in sources
+        for k, s in enumerate(sources)
     ]
 
 
@@ -130,7 +130,6 @@ def markdown(names: Sequence[str], results: Sequence[dict[str, Any] | None]) -> 
     if not shown:
         return []
     first = shown[0][1]
-    assert first is not None
     lines = [
         "## Robustness",
         "",

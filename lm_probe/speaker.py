@@ -22,7 +22,8 @@ import numpy as np
 from tokenizer.corpus.alignment import Segment
 from tokenizer.corpus.manifest import Utterance
 from tokenizer.dedup import dedup
-from tokenizer.perturb import perturb_speaker, rng_for
+from tokenizer.perturb import perturb_speaker
+from tokenizer.seeding import rng_for
 
 
 def perturbed_copy(utt_id: str, audio: np.ndarray, seed: int = 0) -> np.ndarray:

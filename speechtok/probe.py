@@ -286,12 +286,13 @@ def _robustness(
     """``--robustness``: every condition on the first test utterances, for every source that
     can tokenize new audio (a note for the others)."""
     from lm_probe.robustness import RobustnessConfig, robustness
+    from tokenizer.distort.conditions import PROBE_CONDITIONS
 
-    config = RobustnessConfig(utterances=args.robustness_utterances, seed=args.seed)
-    if args.conditions:
-        config = RobustnessConfig(
-            conditions=tuple(args.conditions), utterances=config.utterances, seed=args.seed
-        )
+    config = RobustnessConfig(
+        conditions=tuple(args.conditions or PROBE_CONDITIONS),
+        utterances=args.robustness_utterances,
+        seed=args.seed,
+    )
     rows = robustness(sources, root, test, corpus, config, lambda n: progress("robustness", n))
     for result, row in zip(results, rows, strict=True):
         result.summary["robustness"] = row

@@ -26,8 +26,8 @@ from tokenizer.perturb import (
     equalize,
     peaking_sos,
     perturb_speaker,
-    rng_for,
 )
+from tokenizer.seeding import rng_for
 
 SR = 16000
 FIXED = PerturbConfig(

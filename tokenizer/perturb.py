@@ -9,8 +9,8 @@ perturbation to measure how much the units move when only the speaker does.
 Every ratio is drawn uniformly from its range and then inverted (``1 / r``) with probability
 ``invert_probability``, so the default ranges move voices both up and down. Draws come from the
 caller's generator in a fixed order (formant, pitch, pitch range, one gain per EQ band, then a
-seed for Praat); :func:`rng_for` makes a generator from an utterance id and a seed, so a probe
-perturbs each utterance the same way on every run.
+seed for Praat); ``tokenizer.seeding.rng_for`` makes a generator from an utterance id and a
+seed, so a probe perturbs each utterance the same way on every run.
 
 Praat's PSOLA resynthesis is itself random (two calls on the same input differ in a few hundred
 samples), drawing from Praat's one process-wide generator, so :func:`change_gender` seeds that
@@ -23,7 +23,6 @@ it) the whole signal is scaled down to that peak. Nothing is clipped.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import warnings
 from dataclasses import dataclass
@@ -107,16 +106,6 @@ class PerturbConfig:
 
 
 DEFAULT_CONFIG = PerturbConfig()
-
-
-def rng_for(key: str, seed: int) -> np.random.Generator:
-    """A generator seeded from ``key`` (e.g. an utterance id) and ``seed`` by SHA-256.
-
-    Unlike Python's ``hash()``, this does not change between processes or runs, so the same
-    utterance and seed always get the same perturbation.
-    """
-    digest = hashlib.sha256(f"{int(seed)}:{key}".encode()).digest()
-    return np.random.default_rng(int.from_bytes(digest, "little"))
 
 
 def perturb_speaker(

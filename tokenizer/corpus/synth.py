@@ -36,7 +36,7 @@ from tokenizer.corpus.manifest import CORPUS_INFO, MANIFEST, Utterance, write_ma
 from tokenizer.corpus.sentences import wordnet_sentences
 from tokenizer.corpus.voices import CORE_VOICES, EXTRA_VOICES, VOICES_BY_ID, Engine, Voice
 from tokenizer.errors import CorpusError
-from tokenizer.perturb import rng_for
+from tokenizer.seeding import rng_for
 
 log = logging.getLogger(__name__)
 

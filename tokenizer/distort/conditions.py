@@ -15,14 +15,22 @@ drawn from the generator passed in; :func:`rng_for` makes it from an utterance i
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from tokenizer import seeding
 from tokenizer.distort.channel import CODECS, codec, telephone
-from tokenizer.distort.noise import COLOURS, MAX_PEAK, babble, coloured_noise, hum, mix_at_snr
+from tokenizer.distort.noise import (
+    COLOURS,
+    MAX_PEAK,
+    babble,
+    coloured_noise,
+    hum,
+    looped,
+    mix_at_snr,
+)
 from tokenizer.distort.rooms import reverberate, room_response
 from tokenizer.errors import InvalidInputError
 
@@ -95,9 +103,8 @@ class NoiseSources:
 
 def rng_for(key: str, seed: int) -> np.random.Generator:
     """A generator from ``key`` (an utterance id, a view) and ``seed`` that is the same in
-    every process and run."""
-    digest = hashlib.sha256(f"distort:{int(seed)}:{key}".encode()).digest()
-    return np.random.default_rng(int.from_bytes(digest, "little"))
+    every process and run, apart from the speaker perturbation's draws for the same key."""
+    return seeding.rng_for(key, seed, "distort:")
 
 
 def apply(
@@ -126,9 +133,7 @@ def apply(
             pieces = sources.music if sources else ()
             if not pieces:
                 raise InvalidInputError("expected music pieces for music noise, found none")
-            piece = pieces[int(rng.integers(len(pieces)))]
-            noise = np.roll(np.resize(piece, max(n, len(piece))), -int(rng.integers(len(piece))))
-            noise = noise[:n]
+            noise = looped(pieces[int(rng.integers(len(pieces)))], n, rng)
         return mix_at_snr(audio, noise, float(level))
     if family == "reverb":
         assert isinstance(level, float | int)

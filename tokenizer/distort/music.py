@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -41,7 +42,7 @@ def soundfont() -> Path:
     )
 
 
-def midi_piece(rng: np.random.Generator, seconds: float):  # type: ignore[no-untyped-def]
+def midi_piece(rng: np.random.Generator, seconds: float) -> Any:
     """A random piece of at least ``seconds`` as a ``mido.MidiFile``."""
     import mido
 
@@ -97,7 +98,7 @@ def midi_piece(rng: np.random.Generator, seconds: float):  # type: ignore[no-unt
     return piece
 
 
-def render(piece, seconds: float) -> np.ndarray:  # type: ignore[no-untyped-def]
+def render(piece: Any, seconds: float) -> np.ndarray:
     """``piece`` (a ``mido.MidiFile``) rendered by FluidSynth at 16 kHz, mono, cut to
     ``seconds``, unit RMS."""
     import soundfile as sf

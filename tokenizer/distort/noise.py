@@ -71,10 +71,14 @@ def babble(
         raise InvalidInputError(f"expected at least {talkers} babble utterances, found {len(pool)}")
     x = np.zeros(n)
     for i in rng.choice(len(pool), talkers, replace=False):
-        voice = np.asarray(pool[int(i)], dtype=np.float64)
-        voice = np.roll(np.resize(voice, max(n, len(voice))), -int(rng.integers(len(voice))))[:n]
+        voice = looped(np.asarray(pool[int(i)], dtype=np.float64), n, rng)
         x += voice / np.sqrt(max(power(voice), 1e-12)) * 10 ** (rng.uniform(-3, 3) / 20)
     return (x / np.sqrt(max(power(x), 1e-12))).astype(np.float32)
+
+
+def looped(x: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` samples of ``x`` started at a random point and looped."""
+    return np.roll(np.resize(x, max(n, len(x))), -int(rng.integers(len(x))))[:n]
 
 
 def mix_at_snr(clean: np.ndarray, noise: np.ndarray, snr: float) -> np.ndarray:

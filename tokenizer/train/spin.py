@@ -253,7 +253,7 @@ def train_spin(
     labels = compute_targets(pseudo, utts, audio) if pseudo is not None else None
     if labels is not None and config.piece_vocab:
         labels = with_pieces(run, labels, config.piece_vocab)
-    noisy = noisy_views(utts, audio, config)
+    noisy = None if config.cache else noisy_views(utts, audio, config)  # else: build_cache
     if start == 0 and config.codebook_init == "kmeans":
         init_codebooks(model, audio, config)
     cache: FrozenCache | None = None
@@ -269,7 +269,14 @@ def train_spin(
             cache_key["distort"] = config.distort_key()
         devices.first(
             lambda: build_cache(
-                run / "cache", cache_key, base.encoder, model.frozen, utts, audio, config, noisy
+                run / "cache",
+                cache_key,
+                base.encoder,
+                model.frozen,
+                utts,
+                audio,
+                config,
+                lambda: noisy_views(utts, audio, config),
             )
         )
         cache = FrozenCache(run / "cache", config.views)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -111,15 +111,15 @@ def noisy_views(
     if unknown := sorted(set(config.distortions) - set(FAMILIES)):
         raise InvalidInputError(f"expected distortions among {FAMILIES}, found {unknown}")
     rng = np.random.default_rng([config.seed, 0xBABB1E])
-    pick = rng.choice(len(audio), min(len(audio), config.noise_utterances), replace=False)
+    pick = sorted(rng.choice(len(audio), min(len(audio), config.noise_utterances), False))
     music = (
         music_bank([config.seed, TRAIN_MUSIC_STREAM], config.music_pieces, 30.0)
         if "music" in config.distortions
         else []
     )
     sources = NoiseSources(
-        babble=[audio[i].astype(np.float32) / 32767.0 for i in sorted(pick.tolist())],
-        speakers=[utts[i].speaker or utts[i].id for i in sorted(pick.tolist())],
+        babble=[audio[i].astype(np.float32) / 32767.0 for i in pick],
+        speakers=[utts[i].speaker or utts[i].id for i in pick],
         music=music,
     )
     return NoisyViews(sources, [u.speaker or u.id for u in utts])
@@ -145,13 +145,15 @@ def build_cache(
     utts: Sequence[Utterance],
     audio: Sequence[np.ndarray],
     config: ViewsConfig,
-    noisy: NoisyViews | None = None,
+    noisy: Callable[[], NoisyViews | None] | None = None,
 ) -> None:
-    """Perturb (and with ``noisy``, distort) every utterance ``config.views`` times and store
-    the frozen layers' outputs."""
+    """Perturb (and with the views ``noisy()`` makes, distort) every utterance
+    ``config.views`` times and store the frozen layers' outputs; nothing when the cache holds
+    ``key`` already (the noises are not even made then)."""
     meta = folder / "cache.json"
     if meta.is_file() and json.loads(meta.read_text()) == key:
         return
+    distorting = noisy() if noisy is not None else None
     folder.mkdir(parents=True, exist_ok=True)
     meta.unlink(missing_ok=True)
     lengths = [n_frames(len(a)) for a in audio]
@@ -163,11 +165,11 @@ def build_cache(
             folder / f"view{view}.npy", mode="w+", dtype=np.float16, shape=(int(offsets[-1]), dim)
         )
         views = view_audio(utts, audio, view, config.seed, config.perturb_jobs)
-        if noisy is not None and view > 0:
+        if distorting is not None and view > 0:
             bar = tqdm(desc=f"distort view {view}", unit="utt", file=sys.stderr, leave=False)
             with bar:
                 for i, u in enumerate(utts):
-                    views[i] = noisy.distort(views[i], i, f"{u.id}#view{view}", config)
+                    views[i] = distorting.distort(views[i], i, f"{u.id}#view{view}", config)
                     bar.update(1)
         for i, x in enumerate(
             tqdm(
@@ -294,6 +296,6 @@ def views_batch(
 
 
 def _perturbed(x: np.ndarray, key: str, seed: int) -> np.ndarray:
-    from tokenizer import perturb  # Praat: only where views are made
+    from tokenizer import perturb, seeding  # Praat: only where views are made
 
-    return perturb.perturb_speaker(x, perturb.rng_for(key, seed))[0]
+    return perturb.perturb_speaker(x, seeding.rng_for(key, seed))[0]
