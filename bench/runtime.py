@@ -1,7 +1,8 @@
 """``speechtok bench runtime``: the same model on the same audio, side by side in one run —
-torch eager vs ONNX Runtime (full utterance, batch 1 and 8), canonical windows offline and a
-simulated stream (100 ms client chunks) — plus the encoder's FLOPs per second of audio and the
-fraction of the machine's measured matmul peak that each path reaches."""
+torch eager vs ONNX Runtime (full utterance, batch 1 and 8), canonical windows offline, the
+incremental steps offline (models exported with a step graph) and a simulated stream (100 ms
+client chunks, by steps when the model has them) — plus the encoder's FLOPs per second of audio
+and the fraction of the machine's measured matmul peak that each path reaches."""
 
 from __future__ import annotations
 
@@ -63,6 +64,21 @@ def encoder_flops(model: TorchTokenizer, samples: int) -> float:
     return float(counter.get_total_flops())
 
 
+def step_flops(model: TorchTokenizer) -> float:
+    """FLOPs of one incremental step of one stream (``encoder_flops``' counter)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from tokenizer.steps import StepJob, stack
+
+    assert model.steps is not None
+    job = StepJob(np.zeros(model.steps.samples, np.float32), 64, 0, 10**9, model.initial_state())
+    feeds = [torch.from_numpy(v) for v in stack([job]).values()]
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model.step_module(*feeds)
+    return float(counter.get_total_flops())
+
+
 def matmul_peak(threads: int) -> float:
     """Measured float32 GEMM FLOP/s of this machine with ``threads`` threads (torch/MKL)."""
     import torch
@@ -77,6 +93,7 @@ def run_bench_runtime(args: argparse.Namespace) -> int:
     import torch
 
     from tokenizer.kinds import load_served
+    from tokenizer.steps import StepSession, tokenize_by_steps
     from tokenizer.streaming import StreamSession
     from tokenizer.windows import tokenize_windowed
 
@@ -89,12 +106,26 @@ def run_bench_runtime(args: argparse.Namespace) -> int:
     seconds = sum(len(a) for a in audios) / SAMPLE_RATE
     batches = [audios[i : i + 8] for i in range(0, len(audios), 8)]
 
+    steps = onnx.steps
+
     def stream() -> None:
         for a in audios:
+            if steps is not None:
+                stepped = StepSession(steps, onnx.initial_state())
+                for at in range(0, len(a), 1600):
+                    stepped.feed(a[at : at + 1600], onnx.run_steps)
+                stepped.flush(onnx.run_steps)
+                continue
             s = StreamSession(window)
             for at in range(0, len(a), 1600):
                 s.feed(a[at : at + 1600], onnx.encode_windows)
             s.flush(onnx.encode_windows)
+
+    def by_steps(tok: Any) -> Callable[[], object]:
+        assert steps is not None
+        return lambda: [
+            tokenize_by_steps([a], steps, tok.initial_state(), tok.run_steps) for a in audios
+        ]
 
     paths: list[tuple[str, Callable[[], object]]] = [
         ("torch eager, full utterance, batch 1", lambda: [eager.encode_batch([a]) for a in audios]),
@@ -109,15 +140,22 @@ def run_bench_runtime(args: argparse.Namespace) -> int:
             "onnxruntime, canonical windows",
             lambda: [tokenize_windowed([a], window, onnx.encode_windows) for a in audios],
         ),
-        ("onnxruntime, stream of 100 ms chunks", stream),
     ]
+    if steps is not None:
+        paths.append(("torch eager, incremental steps", by_steps(eager)))
+        paths.append(("onnxruntime, incremental steps", by_steps(onnx)))
+    paths.append((f"onnxruntime, stream of 100 ms chunks{' (steps)' if steps else ''}", stream))
     flops = encoder_flops(eager, 10 * SAMPLE_RATE) / 10  # per audio second, whole utterances
     window_flops = encoder_flops(eager, window.window_samples) / (window.chunk_ms / 1000)
+    stepped_flops = step_flops(eager) / (steps.step_ms / 1000) if steps is not None else None
     peak = matmul_peak(args.threads)
     rows: list[dict[str, Any]] = []
     for name, fn in paths:
         per = seconds_per_call(fn)
-        work = seconds * (window_flops if "window" in name or "stream" in name else flops)
+        per_s = window_flops if "window" in name or "stream" in name else flops
+        if "step" in name and stepped_flops is not None:
+            per_s = stepped_flops
+        work = seconds * per_s
         rows.append(
             {
                 "path": name,
@@ -144,6 +182,8 @@ def run_bench_runtime(args: argparse.Namespace) -> int:
         "threads": args.threads,
         "encoder_gflop_per_audio_s": flops / 1e9,
         "window_gflop_per_audio_s": window_flops / 1e9,
+        "step": None if steps is None else {"step_ms": steps.step_ms, "lag": steps.lag},
+        "step_gflop_per_audio_s": None if stepped_flops is None else stepped_flops / 1e9,
         "matmul_peak_gflops": peak / 1e9,
         "rows": rows,
     }
@@ -159,7 +199,13 @@ def table(result: dict[str, Any]) -> str:
         f"model {result['model']} ({result['fingerprint'][:12]}), window {result['window']}, "
         f"{result['threads']} threads",
         f"encoder: {result['encoder_gflop_per_audio_s']:.2f} GFLOP per second of audio "
-        f"({result['window_gflop_per_audio_s']:.2f} by canonical windows); "
+        f"({result['window_gflop_per_audio_s']:.2f} by canonical windows"
+        + (
+            f", {result['step_gflop_per_audio_s']:.2f} by incremental steps"
+            if result.get("step_gflop_per_audio_s")
+            else ""
+        )
+        + "); "
         f"measured fp32 matmul peak {result['matmul_peak_gflops']:.0f} GFLOP/s",
         "",
         "| path | x real time | ms per audio s | vs torch eager | % of peak |",

@@ -18,6 +18,9 @@ from typing import Any
 
 import numpy as np
 
+from tokenizer.steps import StepSpec
+from tokenizer.windows import WindowSpec
+
 
 def add_parser(bsub: argparse._SubParsersAction) -> None:
     p = bsub.add_parser("serving", help="served vs in-process throughput; concurrent streams")
@@ -74,11 +77,12 @@ async def _unary(addr: str, files: list[bytes], concurrency: int) -> float:
 
 
 async def _streams(
-    addr: str, audio: np.ndarray, n: int, chunk_ms: float, window: Any
+    addr: str, audio: np.ndarray, n: int, chunk_ms: float, spec: WindowSpec | StepSpec
 ) -> list[float]:
-    """Per-window latencies (s) of ``n`` concurrent streams sent in real time. Independent
-    clients start at unrelated moments, so their windows complete at unrelated moments: the
-    streams start evenly spread over one window hop (starting them within one client chunk
+    """Per-answer latencies (s) of ``n`` concurrent streams sent in real time: from the client
+    chunk that completed the answer's last window (or step) to the answer. Independent clients
+    start at unrelated moments, so their windows complete at unrelated moments: the streams
+    start evenly spread over one window (or step) hop (starting them within one client chunk
     would make every stream complete its windows in the same burst)."""
     from serving.client import AsyncClient
 
@@ -101,12 +105,11 @@ async def _streams(
             now = time.perf_counter()
             if answer.final or not answer.units:
                 continue
-            last = answer.offset + len(answer.units) - 1
-            need = window.full_end(last // window.frames[1])  # samples that completed it
+            need = spec.final_at(answer.offset + len(answer.units) - 1)  # samples that made it
             when = next(t for s, t in sent if s >= need)
             latencies.append(now - when)
 
-    hop = window.chunk_ms / 1000
+    hop = (spec.step_ms if isinstance(spec, StepSpec) else spec.chunk_ms) / 1000
     await asyncio.gather(*(one(i * hop / n) for i in range(n)))
     await client.close()
     return latencies
@@ -232,10 +235,9 @@ def run_bench_serving(args: argparse.Namespace) -> int:
 
         def stream_row(n: int) -> dict[str, Any]:
             busy, client, start = _busy_cores(), time.process_time(), time.perf_counter()
-            assert local.window is not None
-            lat = np.array(
-                asyncio.run(_streams(addr, stream_audio, n, args.chunk_ms, local.window))
-            )
+            spec = local.steps or local.window
+            assert spec is not None
+            lat = np.array(asyncio.run(_streams(addr, stream_audio, n, args.chunk_ms, spec)))
             wall = time.perf_counter() - start
             row = {
                 "test": f"{n} real-time stream{'s' * (n > 1)} ({args.chunk_ms:g} ms chunks)",

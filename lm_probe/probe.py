@@ -209,25 +209,25 @@ def probe_source(
 def _streaming(
     source: UnitSource, root: Path, test: list[Utterance], u_test: dict[str, np.ndarray]
 ) -> list[dict[str, Any]]:
-    """Agreement of the model's canonical-window units (what it serves) with its
-    full-utterance units."""
+    """Agreement of the units the model serves (by incremental steps, or by canonical
+    windows) with its full-utterance units."""
     tok = source.tokenizer
-    if not isinstance(tok, Windowed) or tok.window is None:
+    if not isinstance(tok, Windowed) or (tok.window is None and tok.steps is None):
         return []
     same = total = 0
     for u in test:
         audio = decode_audio(u.audio_path(root))
         full = source.tokenize(audio, full_utterance=True)
-        windowed = source.tokenize(audio, full_utterance=False)
-        same += int(np.sum(full == windowed))
+        served = source.tokenize(audio, full_utterance=False)
+        same += int(np.sum(full == served))
         total += len(full)
-    return [
-        {
-            **tok.window.to_dict(),
-            "latency_ms": tok.window.latency_ms,
-            "agreement": same / total if total else None,
-        }
-    ]
+    how: dict[str, Any]
+    if tok.steps is not None:
+        how = {"step_ms": tok.steps.step_ms, "latency_ms": tok.steps.latency_ms}
+    else:
+        assert tok.window is not None
+        how = {**tok.window.to_dict(), "latency_ms": tok.window.latency_ms}
+    return [{**how, "agreement": same / total if total else None}]
 
 
 def _resynthesis(

@@ -10,7 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from tokenizer.windows import FRAME_MS, Encode, WindowSpec, tokenize_windowed
+from tokenizer.features import FRAME_MS
+from tokenizer.windows import Encode, WindowSpec, tokenize_windowed
 
 MIN_AGREEMENT = 0.97
 MAX_LATENCY_MS = 400

@@ -19,13 +19,16 @@ from grpc_reflection.v1alpha import reflection
 from ray import serve
 
 from serving.auth import ApiKeyInterceptor
-from serving.coalesce import WindowCoalescer
+from serving.coalesce import Coalescer
 from serving.config import ServeConfig, api_keys, check_exposure, max_message_bytes, quotas
+from serving.model_deployment import local_steps
 from serving.pb import tokenizer_pb2 as pb
 from serving.pb import tokenizer_pb2_grpc as pb_grpc
 from serving.quota import QuotaInterceptor
 from serving.served import Model, ServedVocoder
 from serving.servicer import TokenizerServicer
+from tokenizer.kinds import load_served
+from tokenizer.model_dir import ModelError
 
 log = logging.getLogger(__name__)
 SERVICE = pb.DESCRIPTOR.services_by_name["Tokenizer"].full_name
@@ -48,8 +51,21 @@ class GrpcIngress:
         served = {}
         for name, handle in models.items():
             # two calls per replica: one running, the next already queued behind it
-            windows = WindowCoalescer(handle, 2 * config.model_replicas, config.max_batch)
-            served[name] = Model(handle, await handle.info.remote(), windows)
+            windows = Coalescer(
+                handle.encode_windows.remote, 2 * config.model_replicas, config.max_batch
+            )
+            info = await handle.info.remote()
+            steps, initial = None, None
+            if info["steps"]:  # streams run by steps here: no Ray hop per chunk
+                tok = load_served(info["path"], threads=config.threads, spinning=False)
+                if tok.fingerprint != info["fingerprint"]:
+                    raise ModelError(
+                        f"expected the ingress to load {name} as its replicas did (fingerprint "
+                        f"{info['fingerprint'][:16]}...), found {tok.fingerprint[:16]}... in "
+                        f"{info['path']}"
+                    )
+                steps, initial = local_steps(tok, config.max_batch), tok.initial_state()
+            served[name] = Model(handle, info, windows, steps, initial)
         voiced = {}
         for name, handle in (vocoders or {}).items():
             voiced[name] = ServedVocoder(handle, await handle.info.remote())

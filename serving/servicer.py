@@ -21,7 +21,15 @@ from serving.sessions import Streams
 from serving.status import Abort, guarded, quoted
 from tokenizer.audio import SAMPLE_RATE
 from tokenizer.dedup import dedup
+from tokenizer.steps import StepSpec
 from vocoder.runtime import check_request
+
+
+def _steps(spec: StepSpec | None) -> pb.Steps | None:
+    if spec is None:
+        return None
+    lookahead = spec.latency_ms - spec.step_ms
+    return pb.Steps(step_ms=spec.step_ms, lookahead_ms=lookahead, latency_ms=spec.latency_ms)
 
 
 class TokenizerServicer(pb_grpc.TokenizerServicer):
@@ -60,6 +68,7 @@ class TokenizerServicer(pb_grpc.TokenizerServicer):
             window=pb.Window(**i["window"]),
             fingerprint=i["fingerprint"],
             default=name == self.default,
+            steps=_steps(model.step_spec),
         )
 
     @guarded

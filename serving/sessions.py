@@ -2,9 +2,8 @@
 timeout and a wall-clock deadline, and answers with units as they become final.
 
 :class:`Streams` counts the open streams against ``max_streams`` and ends a failed one with its
-status; :class:`Stream` is one of them, buffering its audio in a
-:class:`~tokenizer.streaming.StreamSession` and sending completed windows through the model's
-coalescer."""
+status; :class:`Stream` is one of them, buffering its audio in its model's session (canonical
+windows sent through the model's coalescer, or incremental steps run in this process)."""
 
 from __future__ import annotations
 
@@ -17,10 +16,10 @@ import grpc
 from serving.config import ServeConfig
 from serving.pb import tokenizer_pb2 as pb
 from serving.requests import limits_for, read_pcm
-from serving.served import Model
+from serving.served import Model, Session
 from serving.status import Abort, abort_for
 from tokenizer.audio import SAMPLE_RATE, AudioLimits
-from tokenizer.streaming import StreamSession, WindowJob
+from tokenizer.steps import Final
 
 FindModel = Callable[[str], Model]
 """The served model of a name (empty: the default); NOT_FOUND for others."""
@@ -69,8 +68,8 @@ class Stream:
         self.deadline = asyncio.get_running_loop().time() + config.stream_deadline_s
 
     async def answers(self, find_model: FindModel) -> AsyncGenerator[pb.StreamResponse, None]:
-        """An answer whenever chunks complete windows, and a final one (all flushed) once the
-        client closes its side."""
+        """An answer whenever chunks make units final (a window or step completes), and a
+        final one (all flushed) once the client closes its side."""
         cfg = await self._config()
         model = find_model(cfg.model)
         if cfg.sample_rate != SAMPLE_RATE:
@@ -79,8 +78,7 @@ class Stream:
                 f"expected sample_rate {SAMPLE_RATE} for streams (resample on the client), "
                 f"found {cfg.sample_rate}",
             )
-        max_samples = int(self.config.max_stream_seconds * SAMPLE_RATE)
-        session = StreamSession(model.window, max_samples=max_samples)
+        session = model.session(int(self.config.max_stream_seconds * SAMPLE_RATE))
         if cfg.resume_frame or cfg.audio_offset:
             session.resume(cfg.resume_frame, cfg.audio_offset)
         while (msg := await self._next()) is not None:
@@ -92,9 +90,11 @@ class Stream:
             if not msg.audio:
                 continue
             chunk = read_pcm(msg.audio, cfg.sample_rate, cfg.encoding, cfg.channels, self.limits)
-            if jobs := session.push(chunk):
-                yield await _answer(model, session, jobs)
-        yield await _answer(model, session, session.finish(), final=True)
+            if done := await model.advance(session, chunk):
+                yield _answer(model, session, done)
+        done = await model.advance(session, None)
+        assert done is not None
+        yield _answer(model, session, done, final=True)
 
     async def _config(self) -> pb.StreamConfig:
         """The first message's StreamConfig; INVALID_ARGUMENT if it is anything else."""
@@ -130,11 +130,7 @@ class Stream:
             ) from e
 
 
-async def _answer(
-    model: Model, session: StreamSession, jobs: list[WindowJob], final: bool = False
-) -> pb.StreamResponse:
-    """The units that ``jobs`` make final, encoded by ``model``'s coalescer."""
-    done = session.emit(jobs, await model.windows.encode([j.audio for j in jobs]))
+def _answer(model: Model, session: Session, done: Final, final: bool = False) -> pb.StreamResponse:
     return pb.StreamResponse(
         units=done.units.tolist(),
         offset=done.offset,

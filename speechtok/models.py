@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ from tokenizer.kinds import load_tokenizer, model_info
 from tokenizer.model_dir import MODEL_GRAPH, WINDOW_GRAPH, ModelDir
 from tokenizer.protocol import BACKENDS, Tokenizer
 from tokenizer.shipped import resolve, shipped
+from tokenizer.steps import Final, StepSession
 from tokenizer.streaming import StreamSession
 from tokenizer.windows import Windowed, WindowSpec
 
@@ -74,6 +76,14 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         "with VNNI/AMX, calibrated on half of the --corpus audio; the unit agreement with the "
         "float32 graph (and int8's speed) is measured and printed",
     )
+    exp.add_argument(
+        "--step-ms",
+        type=int,
+        help="also export the incremental step graph (step.onnx) of a bounded-context model, "
+        "S ms of new audio per step: the model then tokenizes, offline and streamed, by steps "
+        "(each frame encoded once; latency S + the model's lookahead); 0: no step graph "
+        "(default: the model's)",
+    )
     exp.add_argument("--corpus", type=Path, help="audio for fp16/int8 (default: synthesized)")
     exp.add_argument("--split", default="dev")
     exp.add_argument("--seconds", type=float, default=60.0, help="audio for fp16/int8")
@@ -129,19 +139,28 @@ def simulate_stream(tok: Tokenizer, audio: np.ndarray, chunking: str, seed: int)
         def size() -> int:
             return fixed
 
-    session = StreamSession(window)
+    session = StepSession(tok.steps, tok.initial_state()) if tok.steps else StreamSession(window)
     parts, at = [], 0
     while at < len(audio):
         n = size()
-        parts.append(session.feed(audio[at : at + n], tok.encode_windows).units)
+        parts.append(_feed(session, audio[at : at + n], tok).units)
         at += n
-    parts.append(session.flush(tok.encode_windows).units)
+    parts.append(_feed(session, None, tok).units)
     return np.concatenate(parts)
 
 
 def run_info(args: argparse.Namespace) -> int:
     print(json.dumps(model_info(args.model)))
     return 0
+
+
+def _feed(session: StreamSession | StepSession, audio: np.ndarray | None, tok: Windowed) -> Final:
+    """A simulated stream's newly final units after ``audio`` (None: the end)."""
+    if isinstance(session, StepSession):
+        return session.flush(tok.run_steps) if audio is None else session.feed(audio, tok.run_steps)
+    if audio is None:
+        return session.flush(tok.encode_windows)
+    return session.feed(audio, tok.encode_windows)
 
 
 def run_models(args: argparse.Namespace) -> int:
@@ -160,13 +179,15 @@ def run_export(args: argparse.Namespace) -> int:
     audios = bench_audio(args) if args.precision != "fp32" else []
     calibration, held_out = audios[::2], audios[1::2]  # int8: calibrate on half, measure on half
     fp32: dict[str, bytes] = {}  # int8: the float32 graphs it was quantized from
-    hashes = export_model(path, args.window, args.precision, calibration, fp32)
+    hashes = export_model(path, args.window, args.precision, calibration, fp32, args.step_ms)
     model = load_model_dir(path)
     assert model.config.window is not None
+    steps = model.config.steps
     line: dict[str, object] = {
         "model": str(path),
         "graphs": hashes,
         "window": model.config.window.to_dict(),
+        "step": None if steps is None else {**asdict(steps), "latency_ms": steps.latency_ms},
         "precision": args.precision,
         "fingerprint": model.fingerprint,
     }

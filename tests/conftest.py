@@ -16,15 +16,17 @@ import torch
 
 from serving.config import ServeConfig
 from tokenizer.corpus.synth import SynthConfig, build_corpus
-from tokenizer.encoder.config import tiny
+from tokenizer.encoder.config import EncoderConfig, tiny
 from tokenizer.encoder.model import Encoder
 from tokenizer.export import export_model
-from tokenizer.quantizer import quantizer_for
+from tokenizer.quantizer import Quantizer, quantizer_for
 from tokenizer.save import save_encoder_tokenizer
 from tokenizer.windows import WindowSpec
 
 TINY = SynthConfig(sentences=24, parallel_sentences=2, seed=7)
 SPEC = WindowSpec(320, 160, 160)
+STEP_MS = 160
+"""The ``stepped`` model's step."""
 KEY = "test-key"
 LIMITED_KEY = "test-key-with-a-quota"
 SERVICE_CONFIG = ServeConfig(
@@ -68,15 +70,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A random-init Spin-shaped tokenizer (units need not mean anything to test equality)."""
     torch.manual_seed(0)
     out = tmp_path_factory.mktemp("exported") / "m"
-    rng = np.random.default_rng(0)
-    quantizer = quantizer_for(
-        "spin",
-        {
-            "head.weight": rng.standard_normal((64, 256)).astype(np.float32) * 0.1,
-            "head.bias": np.zeros(64, np.float32),
-            "codebook": rng.standard_normal((32, 64)).astype(np.float32),
-        },
-    )
+    quantizer = random_spin(0)
     save_encoder_tokenizer(
         out,
         name="rand",
@@ -88,6 +82,45 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
         card="",
     )
     export_model(out, SPEC)
+    return out
+
+
+def bounded() -> EncoderConfig:
+    """The tiny encoder with a bounded context: 9 frames before a frame, 5 after."""
+    return dataclasses.replace(
+        tiny(), extractor_mode="layer_norm", pos_conv_kernel=3, attention_left=2, attention_right=1
+    )
+
+
+def random_spin(seed: int) -> Quantizer:
+    rng = np.random.default_rng(seed)
+    return quantizer_for(
+        "spin",
+        {
+            "head.weight": rng.standard_normal((64, 256)).astype(np.float32) * 0.1,
+            "head.bias": np.zeros(64, np.float32),
+            "codebook": rng.standard_normal((32, 64)).astype(np.float32),
+        },
+    )
+
+
+@pytest.fixture(scope="session")
+def stepped(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random bounded-context Spin tokenizer exported with incremental steps of ``STEP_MS``
+    (and a window that covers its context)."""
+    torch.manual_seed(5)
+    out = tmp_path_factory.mktemp("stepped") / "m"
+    save_encoder_tokenizer(
+        out,
+        name="stepped",
+        kind="spin",
+        encoder=Encoder(bounded()).eval(),
+        layer=None,
+        quantizer=random_spin(5),
+        train_info={},
+        card="",
+    )
+    export_model(out, WindowSpec(180, 160, 100), step_ms=STEP_MS)
     return out
 
 
@@ -131,9 +164,12 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def service(exported: Path, tiny_vocoder: tuple[Path, Path]) -> Iterator[tuple[str, object]]:
-    """The real service (Ray Serve + the gRPC ingress on 127.0.0.1, app ``speechtok-test``):
-    (its address, the ingress's handle). Ray starts once per module that asks for it."""
+def service(
+    exported: Path, stepped: Path, tiny_vocoder: tuple[Path, Path]
+) -> Iterator[tuple[str, object]]:
+    """The real service (Ray Serve + the gRPC ingress on 127.0.0.1, app ``speechtok-test``)
+    serving ``exported`` (the default, by windows) and ``stepped`` (by steps): (its address,
+    the ingress's handle). Ray starts once per module that asks for it."""
     import ray
     from ray import serve
 
@@ -141,7 +177,7 @@ def service(exported: Path, tiny_vocoder: tuple[Path, Path]) -> Iterator[tuple[s
 
     config = dataclasses.replace(
         SERVICE_CONFIG,
-        models=[str(exported)],
+        models=[str(exported), str(stepped)],
         vocoders=[str(tiny_vocoder[0])],
         port=_free_port(),
     )

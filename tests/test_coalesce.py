@@ -1,6 +1,6 @@
-"""The ingress's window coalescer: every caller gets its own windows' units, in order, while
-concurrent callers share calls. The deployment is stood in for by an object with the same
-``encode_windows.remote`` shape (the served path is covered end to end in test_serving.py)."""
+"""The coalescer: every caller gets its own windows' units, in order, while concurrent callers
+share calls. The deployment is stood in for by an object with the same ``encode_windows.remote``
+shape (the served path is covered end to end in test_serving.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from serving.coalesce import WindowCoalescer
+from serving.coalesce import Coalescer
 
 
 class Method:
@@ -37,18 +37,13 @@ class Method:
         return self._run(audios)
 
 
-class Handle:
-    def __init__(self, method: Method) -> None:
-        self.encode_windows = method
-
-
 def windows(caller: int, n: int) -> list[np.ndarray]:
     return [np.full(3, 100 * caller + i, np.float32) for i in range(n)]
 
 
 def test_callers_get_their_units_and_share_calls() -> None:
     method = Method()
-    coalescer = WindowCoalescer(Handle(method), in_flight=2, max_windows=8)
+    coalescer = Coalescer(method.remote, in_flight=2, max_items=8)
 
     async def main() -> list[list[np.ndarray]]:
         return await asyncio.gather(
@@ -70,7 +65,7 @@ def test_callers_get_their_units_and_share_calls() -> None:
 
 def test_a_failed_call_fails_its_callers_only() -> None:
     method = Method(fail_first=True)
-    coalescer = WindowCoalescer(Handle(method), in_flight=1, max_windows=4)
+    coalescer = Coalescer(method.remote, in_flight=1, max_items=4)
 
     async def main() -> tuple[list[Any], list[np.ndarray]]:
         first = await asyncio.gather(
@@ -88,7 +83,7 @@ def test_a_failed_call_fails_its_callers_only() -> None:
 
 def test_a_cancelled_caller_leaves_the_others_served_and_costs_nothing() -> None:
     method = Method()
-    coalescer = WindowCoalescer(Handle(method), in_flight=1, max_windows=16)
+    coalescer = Coalescer(method.remote, in_flight=1, max_items=16)
 
     async def main() -> tuple[list[np.ndarray], list[np.ndarray]]:
         running = asyncio.ensure_future(coalescer.encode(windows(1, 2)))  # sent at once
@@ -105,5 +100,5 @@ def test_a_cancelled_caller_leaves_the_others_served_and_costs_nothing() -> None
 
 
 def test_bad_limits_are_refused() -> None:
-    with pytest.raises(ValueError, match="in_flight and max_windows >= 1"):
-        WindowCoalescer(Handle(Method()), in_flight=0, max_windows=4)
+    with pytest.raises(ValueError, match="in_flight and max_items >= 1"):
+        Coalescer(Method().remote, in_flight=0, max_items=4)

@@ -14,12 +14,11 @@ import numpy as np
 import pytest
 import torch
 
-from tests.conftest import speech_like
-from tokenizer.encoder.config import EncoderConfig, tiny
+from tests.conftest import bounded, random_spin, speech_like
+from tokenizer.encoder.config import tiny
 from tokenizer.encoder.model import Encoder
 from tokenizer.export import export_model
 from tokenizer.kinds import load_tokenizer
-from tokenizer.quantizer import quantizer_for
 from tokenizer.save import save_encoder_tokenizer
 from tokenizer.torch_tokenizer import TorchTokenizer
 from tokenizer.train.checkpoint import read_log
@@ -27,12 +26,6 @@ from tokenizer.windows import WindowSpec, tokenize_windowed
 
 CLI = [sys.executable, "-m", "speechtok"]
 LENGTHS = (400, 5000, 37_000, 80_000)
-
-
-def bounded() -> EncoderConfig:
-    return replace(
-        tiny(), extractor_mode="layer_norm", pos_conv_kernel=3, attention_left=2, attention_right=1
-    )
 
 
 def test_context_frames() -> None:
@@ -47,7 +40,6 @@ def student_like(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A random bounded-context Spin tokenizer, exported with a window that covers its context
     (9 frames before, 5 after)."""
     torch.manual_seed(3)
-    rng = np.random.default_rng(3)
     out = tmp_path_factory.mktemp("bounded") / "m"
     save_encoder_tokenizer(
         out,
@@ -55,14 +47,7 @@ def student_like(tmp_path_factory: pytest.TempPathFactory) -> Path:
         kind="spin",
         encoder=Encoder(bounded()).eval(),
         layer=None,
-        quantizer=quantizer_for(
-            "spin",
-            {
-                "head.weight": rng.standard_normal((64, 256)).astype(np.float32) * 0.1,
-                "head.bias": np.zeros(64, np.float32),
-                "codebook": rng.standard_normal((32, 64)).astype(np.float32),
-            },
-        ),
+        quantizer=random_spin(3),
         train_info={},
         card="",
     )

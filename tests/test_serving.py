@@ -50,12 +50,14 @@ def _code(fn: object) -> grpc.StatusCode:
     return e.value.code()
 
 
+@pytest.mark.parametrize("served", ["exported", "stepped"])  # by windows, by steps
 def test_unary_and_streams_equal_offline_while_batched(
-    service: tuple[str, object], exported: Path, files: list[Path]
+    service: tuple[str, object], served: str, files: list[Path], request: pytest.FixtureRequest
 ) -> None:
     address, _ = service
-    offline = load_served(exported)
+    offline = load_served(request.getfixturevalue(served))
     expected = [offline.tokenize(decode_audio(f)) for f in files]
+    name = offline.name
 
     async def run() -> tuple[list[list[int]], list[list[int]]]:
         client = AsyncClient(address, api_key=KEY)
@@ -66,15 +68,15 @@ def test_unary_and_streams_equal_offline_while_batched(
             cuts = np.sort(rng.integers(0, len(audio), 12))
             chunks = [c for c in np.split(audio, cuts) if len(c)]
             units: list[int] = []
-            async for answer in client.stream(chunks):
-                assert answer.offset == len(units)
+            async for answer in client.stream(chunks, name):
+                assert answer.offset == len(units) and answer.fingerprint == offline.fingerprint
                 units += answer.units
             return units
 
         async def unary(f: Path) -> list[int]:
-            return list((await client.tokenize(f)).units)
+            return list((await client.tokenize(f, name)).units)
 
-        # Everything at once: windows of streams and requests share model batches.
+        # Everything at once: windows (or steps) of streams and requests share model calls.
         results = await asyncio.gather(
             *[unary(f) for f in files], *[streamed(f) for f in files[:3]]
         )  # max_streams = 3
@@ -97,7 +99,12 @@ def test_answers_carry_model_and_fingerprint(
         assert sum(r.durations) == len(offline.tokenize(decode_audio(files[0])))
         info = client.model_info()
         assert (info.name, info.k, info.default, info.window.chunk_ms) == ("rand", 32, True, 160)
-        assert [m.name for m in client.list_models().models] == ["rand"]
+        assert not info.HasField("steps")
+        stepped = client.model_info("stepped")
+        assert not stepped.default and stepped.HasField("steps")
+        assert (stepped.steps.step_ms, stepped.steps.lookahead_ms) == (160, 100)
+        assert stepped.steps.latency_ms == 260
+        assert [m.name for m in client.list_models().models] == ["rand", "stepped"]
 
 
 def test_error_statuses_and_the_service_survives(
@@ -241,20 +248,23 @@ def test_stream_limits_idle_and_disconnects(service: tuple[str, object]) -> None
     )
 
 
+@pytest.mark.parametrize("served", ["exported", "stepped"])
 def test_a_cut_stream_resumes_with_the_units_of_one_stream(
-    service: tuple[str, object], exported: Path, files: list[Path]
+    service: tuple[str, object], served: str, files: list[Path], request: pytest.FixtureRequest
 ) -> None:
     """A client cut after some answers reopens with ``resume_frame`` and ``audio_offset`` and
     resends from the last answer's ``resume_sample``; a resume the server cannot honour is
     INVALID_ARGUMENT."""
     address, _ = service
+    offline = load_served(request.getfixturevalue(served))
     audio = decode_audio(files[0])
     stub = pb_grpc.TokenizerStub(grpc.insecure_channel(address))
     md = [("authorization", f"Bearer {KEY}")]
 
     def config(frame: int = 0, offset: int = 0) -> pb.StreamRequest:
         return pb.StreamRequest(config=pb.StreamConfig(sample_rate=16000, encoding=pb.PCM_F32LE,
-                                resume_frame=frame, audio_offset=offset))  # fmt: skip
+                                resume_frame=frame, audio_offset=offset,
+                                model=offline.name))  # fmt: skip
 
     def chunks(x: np.ndarray) -> list[pb.StreamRequest]:
         return [pb.StreamRequest(audio=x[i : i + 1600].tobytes()) for i in range(0, len(x), 1600)]
@@ -268,8 +278,8 @@ def test_a_cut_stream_resumes_with_the_units_of_one_stream(
     resumed = list(stub.StreamTokenize(rest, metadata=md))
     assert resumed[0].offset == len(units)
     units += [u for a in resumed for u in a.units]
-    assert units == load_served(exported).tokenize(audio).tolist()
-    bad = iter([config(len(units), last.resume_sample + 320)])
+    assert units == offline.tokenize(audio).tolist()
+    bad = iter([config(len(units), 320 * len(units))])  # past what any resume may skip
     assert _code(lambda: list(stub.StreamTokenize(bad, metadata=md))) == (
         grpc.StatusCode.INVALID_ARGUMENT
     )

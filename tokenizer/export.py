@@ -9,6 +9,8 @@ Two graphs go into the model directory:
 - ``window.onnx``: the same with a fixed length of one streaming window (dynamic batch), the
   shape the streaming path feeds (fixed shapes suit CUDA EP's conv algorithm search, TensorRT
   profiles and CUDA graphs).
+- ``step.onnx`` (bounded-context encoders, with ``step_ms``): the incremental step
+  (``tokenizer.step_graph``; dynamic batch, fixed step): the model then tokenizes by steps.
 
 Each graph's sha256 is written into
 the config's ``tokenizer.graphs``, so the model's fingerprint covers the graphs and loading
@@ -33,11 +35,13 @@ from tokenizer.model_dir import (
     CARD,
     CONFIG,
     MODEL_GRAPH,
+    STEP_GRAPH,
     WINDOW_GRAPH,
     load_model_dir,
     save_model_dir,
 )
 from tokenizer.quantize import quantize_int8
+from tokenizer.step_graph import StepGraph, step_graph
 from tokenizer.torch_tokenizer import TorchTokenizer
 from tokenizer.windows import WindowSpec, cut
 
@@ -108,6 +112,37 @@ def export_graph(tok: TorchTokenizer, window_samples: int | None, precision: str
     return buf.getvalue()
 
 
+def export_step_graph(graph: StepGraph) -> bytes:
+    """The serialized ``step.onnx``: ``audio [B, samples]``, ``start``/``begin``/``end [B]``
+    and the state tensors -> ``units [B, S]`` and ``next_<state>`` (dynamic batch)."""
+    names = list(graph.state_shapes())
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    example = (
+        torch.zeros(2, graph.spec.samples),
+        torch.tensor([0, 16]),
+        torch.tensor([0, 0]),
+        torch.tensor([10**9, 40]),
+        *(torch.zeros(2, *s) for s in graph.state_shapes().values()),
+    )
+    inputs = ["audio", "start", "begin", "end", *names]
+    with torch.inference_mode():
+        program = torch.onnx.export(
+            graph,
+            example,
+            dynamo=True,
+            opset_version=OPSET,
+            dynamic_shapes=(*({0: batch} for _ in inputs[:4]), tuple({0: batch} for _ in names)),
+            input_names=inputs,
+            output_names=["units", *(f"next_{n}" for n in names)],
+            optimize=True,
+            verbose=False,
+        )
+    assert program is not None
+    buf = io.BytesIO()
+    onnx.save_model(half_initializers(program.model_proto), buf)
+    return buf.getvalue()
+
+
 def unit_agreement(fp16: bytes, fp32: bytes, audios: list[np.ndarray]) -> float:
     """Fraction of frames whose units the float16 graph gives as the float32 graph does
     (ONNX Runtime, the best provider here), over ``audios`` one at a time."""
@@ -158,12 +193,15 @@ def export_model(
     precision: str = "fp32",
     calibration: list[np.ndarray] | None = None,
     fp32_graphs: dict[str, bytes] | None = None,
+    step_ms: int | None = None,
 ) -> dict[str, str]:
-    """Write ``model.onnx`` and ``window.onnx`` into the model directory ``path`` and record
-    their hashes (and the window spec, and an ``fp16`` / ``int8`` precision) in its config;
-    returns the graph hashes. ``int8`` calibrates on the canonical windows of ``calibration``
-    (16 kHz utterances); ``fp32_graphs``, when given, receives the float32 graphs it
-    quantized, by file name (so a caller comparing against float32 need not export again)."""
+    """Write ``model.onnx`` and ``window.onnx`` (and ``step.onnx`` with ``step_ms``; None:
+    the model's step if it has one, 0: none) into the
+    model directory ``path`` and record their hashes (and the window spec, the step, and an
+    ``fp16`` / ``int8`` precision) in its config; returns the graph hashes. ``int8`` calibrates
+    on the canonical windows of ``calibration`` (16 kHz utterances); ``fp32_graphs``, when
+    given, receives the float32 graphs it quantized, by file name (so a caller comparing
+    against float32 need not export again)."""
     path = Path(path)
     model = load_model_dir(path)
     tok = TorchTokenizer(model)
@@ -172,22 +210,38 @@ def export_model(
         raise InvalidInputError(
             f"expected a streaming window spec (in {path / CONFIG} or given), found none"
         )
+    if step_ms is None:  # keep the model's step; 0: none (tokenize by windows)
+        step_ms = model.config.steps.step_ms if model.config.steps is not None else 0
+    if step_ms and precision != "fp32":
+        raise InvalidInputError(
+            f"expected float32 for a step graph (steps are not quantized or halved yet), found "
+            f"precision {precision!r} with a step of {step_ms} ms; export with a step of 0 "
+            f"(--step-ms 0) to tokenize by windows"
+        )
+    steps = step_graph(tok, step_ms) if step_ms else None
     windows: list[np.ndarray] = []
     if precision == "int8":
         pieces = [piece for audio in calibration or [] for piece in cut(audio, window)[1]]
         windows = [p for p in pieces if len(p) == window.window_samples]
-    hashes = {}
+    graphs = {}  # every graph is made before any file is written
     for name, samples in ((MODEL_GRAPH, None), (WINDOW_GRAPH, window.window_samples)):
         data = export_graph(tok, samples, "fp32" if precision == "int8" else precision)
         if precision == "int8":
             if fp32_graphs is not None:
                 fp32_graphs[name] = data
             data = quantize_int8(data, windows)
+        graphs[name] = data
+    if steps is not None:
+        graphs[STEP_GRAPH] = export_step_graph(steps)
+    (path / STEP_GRAPH).unlink(missing_ok=True)
+    hashes = {}
+    for name, data in graphs.items():
         (path / name).write_bytes(data)
         hashes[name] = hashlib.sha256(data).hexdigest()
     config = model.config.with_section(
         path / CONFIG,
         window=window.to_dict(),
+        step=None if steps is None else {"step_ms": steps.spec.step_ms},
         graphs=hashes,
         precision=None if precision == "fp32" else precision,
     )

@@ -23,6 +23,8 @@ WINDOW = 400
 HOP = 320
 """Samples between frames (20 ms): 50 frames per second."""
 FRAME_RATE = SAMPLE_RATE / HOP
+FRAME_MS = 1000 * HOP // SAMPLE_RATE
+"""Milliseconds between frames (20)."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -26,6 +26,7 @@ from safetensors.numpy import load_file, save_file
 from tokenizer.encoder.config import EncoderConfig
 from tokenizer.errors import InvalidInputError
 from tokenizer.features import FeatureConfig
+from tokenizer.steps import StepSpec, step_spec
 from tokenizer.windows import WindowSpec
 
 CONFIG = "config.json"
@@ -36,6 +37,8 @@ MODEL_GRAPH = "model.onnx"
 """Exported full-utterance graph of an encoder tokenizer (dynamic batch and length)."""
 WINDOW_GRAPH = "window.onnx"
 """Exported graph of one canonical streaming window (dynamic batch, fixed length)."""
+STEP_GRAPH = "step.onnx"
+"""Exported incremental step of a bounded-context encoder (``tokenizer.steps``)."""
 
 PRECISIONS = ("fp32", "fp16", "int8")
 """What exported graphs compute in (``fp16``: for GPUs; inputs and scores stay float32)."""
@@ -71,6 +74,9 @@ class ModelConfig:
     """Acoustic features of a k-means tokenizer on features (None: an encoder model)."""
     window: WindowSpec | None = None
     """The canonical streaming window, once chosen."""
+    steps: StepSpec | None = None
+    """Incremental steps (bounded-context encoders exported with a step graph): then
+    tokenization, offline and streamed, runs by steps instead of windows."""
     graphs: Mapping[str, str] = field(default_factory=dict)
     """Exported ONNX graph file -> its sha256."""
     precision: str = "fp32"
@@ -188,6 +194,10 @@ def _tokenizer_fields(kind: str, section: Mapping[str, Any], source: Path) -> di
     out["encoder"] = EncoderConfig.from_dict(encoder)
     if section.get("layer") is not None:
         out["layer"] = _get(section, "tokenizer.layer", int, source)
+    if section.get("step") is not None:
+        step = _get(section, "tokenizer.step", dict, source)
+        step_ms = _get(step, "tokenizer.step.step_ms", int, source)
+        out["steps"] = step_spec(out["encoder"], out.get("layer"), step_ms)
     return out
 
 

@@ -13,8 +13,9 @@ import numpy as np
 import onnxruntime as ort
 
 from tokenizer.errors import AudioError
-from tokenizer.model_dir import MODEL_GRAPH, WINDOW_GRAPH, ModelDir, ModelError
+from tokenizer.model_dir import MODEL_GRAPH, STEP_GRAPH, WINDOW_GRAPH, ModelDir, ModelError
 from tokenizer.quantize import INT8_FLAGS, int8_instructions
+from tokenizer.steps import State, StepJob, StepResult, stack, unstack
 from tokenizer.windows import Windowed
 
 log = logging.getLogger(__name__)
@@ -75,6 +76,12 @@ class OnnxTokenizer(Windowed):
             if WINDOW_GRAPH in c.graphs
             else None
         )
+        self.steps = c.steps if STEP_GRAPH in c.graphs else None
+        self.step_session = (
+            ort.InferenceSession(str(model.path / STEP_GRAPH), options, providers=self.providers)
+            if self.steps is not None
+            else None
+        )
         self.cuda = self.session.get_providers()[0] == "CUDAExecutionProvider"
 
     def encode_batch(self, audios: list[np.ndarray]) -> list[np.ndarray]:
@@ -85,6 +92,23 @@ class OnnxTokenizer(Windowed):
         if self.window_session is None or self.window is None:
             return self.encode_batch(audios)
         return self._run(self.window_session, audios, self.window.window_samples)
+
+    def initial_state(self) -> State:
+        assert self.step_session is not None
+        return {
+            i.name: np.zeros(i.shape[1:], np.float32)
+            for i in self.step_session.get_inputs()[4:]  # after audio, start, begin, end
+        }
+
+    def run_steps(self, jobs: list[StepJob]) -> list[StepResult]:
+        assert self.step_session is not None
+        if not jobs:
+            return []
+        feeds = stack(jobs)
+        names = [o.name for o in self.step_session.get_outputs()]
+        out = self.step_session.run(names, feeds)
+        states = {n.removeprefix("next_"): v for n, v in zip(names[1:], out[1:], strict=True)}
+        return unstack(out[0], states)
 
     def scores(self, audio: np.ndarray) -> np.ndarray:
         """Full-utterance quantizer scores ``[F, K]`` (cosine similarities or negative squared

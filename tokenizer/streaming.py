@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tokenizer.errors import AudioError, AudioTooLongError, InvalidInputError
+from tokenizer.steps import Final
 from tokenizer.windows import Encode, Window, WindowSpec, join_units
 
 
@@ -22,14 +23,6 @@ class WindowJob:
     audio: np.ndarray
     """The window's samples (float32, at most ``spec.window_samples``)."""
     window: Window
-
-
-@dataclass(frozen=True)
-class Final:
-    units: np.ndarray
-    """Newly final units (int32)."""
-    offset: int
-    """Frame index of ``units[0]`` in the stream."""
 
 
 class StreamSession:

@@ -7,6 +7,9 @@ audio -> encoder layer -> the kind's quantizer (``tokenizer.quantizer``) -> unit
 
 from __future__ import annotations
 
+from functools import cached_property
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 from torch import Tensor
@@ -15,7 +18,11 @@ from tokenizer.encoder.model import Encoder
 from tokenizer.errors import AudioError
 from tokenizer.model_dir import ModelDir, ModelError
 from tokenizer.quantizer import Quantizer, quantizer_for
+from tokenizer.steps import State, StepJob, StepResult, stack, unstack
 from tokenizer.windows import Windowed
+
+if TYPE_CHECKING:
+    from tokenizer.step_graph import StepGraph
 
 ENCODER_PREFIX = "encoder."
 """Encoder tensors are stored under this prefix; the rest belong to the quantizer."""
@@ -35,6 +42,7 @@ class TorchTokenizer(Windowed):
         self.layer = c.layer
         self.frame_rate: float = c.frame_rate or 0.0
         self.window = c.window
+        self.steps = c.steps
         self.fingerprint = model.fingerprint
         self.path = model.path
         self.encoder = Encoder(c.encoder).eval()
@@ -69,6 +77,26 @@ class TorchTokenizer(Windowed):
         """Quantizer scores ``[B, F, K]`` and valid frames ``[B]``."""
         x, frames = self.encoder(waveforms, lengths, layer=self.layer)
         return self.quantizer.scores(x), frames
+
+    @cached_property
+    def step_module(self) -> StepGraph:
+        """The incremental step in torch (models with ``steps``)."""
+        from tokenizer.step_graph import StepGraph
+
+        assert self.steps is not None
+        return StepGraph(self, self.steps).eval()
+
+    def initial_state(self) -> State:
+        return self.step_module.initial_state()
+
+    @torch.inference_mode()
+    def run_steps(self, jobs: list[StepJob]) -> list[StepResult]:
+        if not jobs:
+            return []
+        feeds = stack(jobs)
+        out = self.step_module(*(torch.from_numpy(v) for v in feeds.values()))
+        names = self.step_module.state_shapes()
+        return unstack(out[0].numpy(), {n: v.numpy() for n, v in zip(names, out[1:], strict=True)})
 
     @torch.inference_mode()
     def layer_features(self, audio: np.ndarray, layer: int | None) -> np.ndarray:

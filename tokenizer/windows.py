@@ -20,10 +20,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from tokenizer.errors import InvalidInputError
-from tokenizer.features import HOP, n_frames
+from tokenizer.features import FRAME_MS, HOP, n_frames
 from tokenizer.features import WINDOW as FIELD
-
-FRAME_MS = 20
+from tokenizer.steps import State, StepJob, StepResult, StepSpec, tokenize_by_steps
 
 Encode = Callable[[list[np.ndarray]], list[np.ndarray]]
 """Full-utterance units of each of several audio arrays (a backend's batch call)."""
@@ -78,6 +77,10 @@ class WindowSpec:
         """Sample at which chunk ``k``'s window is complete (absolute, exclusive)."""
         _, chunk, right = self.frames
         return HOP * (k * chunk + chunk + right - 1) + FIELD
+
+    def final_at(self, frame: int) -> int:
+        """Samples of a stream after which ``frame``'s unit is final (its window complete)."""
+        return self.full_end(frame // self.frames[1])
 
     def window(self, k: int, total_samples: int | None) -> Window:
         """Chunk ``k``'s window; ``total_samples`` known (the end of the audio) or None
@@ -147,9 +150,19 @@ def tokenize_windowed(
 
 class Windowed:
     """``tokenize`` for backends with a full-utterance ``encode_batch``: by the model's
-    canonical windows when it has them, else (or with ``full_utterance``) in one pass."""
+    incremental steps when it has them, else by its canonical windows when it has them, else
+    (or with ``full_utterance``) in one pass."""
 
     window: WindowSpec | None
+    steps: StepSpec | None = None
+
+    def run_steps(self, jobs: list[StepJob]) -> list[StepResult]:
+        """Steps of several streams in one call (models with ``steps``)."""
+        raise NotImplementedError
+
+    def initial_state(self) -> State:
+        """The state of a new stream (models with ``steps``)."""
+        raise NotImplementedError
 
     def encode_batch(self, audios: list[np.ndarray]) -> list[np.ndarray]:
         raise NotImplementedError
@@ -166,6 +179,8 @@ class Windowed:
         self, audios: Sequence[np.ndarray], full_utterance: bool = False
     ) -> list[np.ndarray]:
         """``tokenize`` of several audios, their windows batched together."""
+        if self.steps is not None and not full_utterance:
+            return tokenize_by_steps(audios, self.steps, self.initial_state(), self.run_steps)
         if self.window is None or full_utterance:
             return [
                 self.encode_batch([a])[0] if n_frames(len(a)) else np.zeros(0, np.int32)

@@ -24,15 +24,15 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aserving/pb/tokenizer.proto\x12\x0cspeechtok.v1\"d\n\x03Pcm\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x13\n\x0bsample_rate\x18\x02 \x01(\x05\x12(\n\x08\x65ncoding\x18\x03 \x01(\x0e\x32\x16.speechtok.v1.Encoding\x12\x10\n\x08\x63hannels\x18\x04 \x01(\x05\"C\n\x05\x41udio\x12\x0e\n\x04\x66ile\x18\x01 \x01(\x0cH\x00\x12 \n\x03pcm\x18\x02 \x01(\x0b\x32\x11.speechtok.v1.PcmH\x00\x42\x08\n\x06source\"G\n\x0fTokenizeOptions\x12\r\n\x05model\x18\x01 \x01(\t\x12\r\n\x05\x64\x65\x64up\x18\x02 \x01(\x08\x12\x16\n\x0e\x66ull_utterance\x18\x03 \x01(\x08\"e\n\x0fTokenizeRequest\x12\"\n\x05\x61udio\x18\x01 \x01(\x0b\x32\x13.speechtok.v1.Audio\x12.\n\x07options\x18\x02 \x01(\x0b\x32\x1d.speechtok.v1.TokenizeOptions\"\x83\x01\n\x10TokenizeResponse\x12\r\n\x05units\x18\x01 \x03(\x05\x12\x11\n\tdurations\x18\x02 \x03(\x05\x12\x12\n\nframe_rate\x18\x03 \x01(\x02\x12\r\n\x05model\x18\x04 \x01(\t\x12\x13\n\x0b\x66ingerprint\x18\x05 \x01(\t\x12\x15\n\raudio_seconds\x18\x06 \x01(\x01\"\x9a\x01\n\x0cStreamConfig\x12\r\n\x05model\x18\x01 \x01(\t\x12\x13\n\x0bsample_rate\x18\x02 \x01(\x05\x12(\n\x08\x65ncoding\x18\x03 \x01(\x0e\x32\x16.speechtok.v1.Encoding\x12\x10\n\x08\x63hannels\x18\x04 \x01(\x05\x12\x14\n\x0cresume_frame\x18\x05 \x01(\x03\x12\x14\n\x0c\x61udio_offset\x18\x06 \x01(\x03\"Y\n\rStreamRequest\x12,\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x1a.speechtok.v1.StreamConfigH\x00\x12\x0f\n\x05\x61udio\x18\x02 \x01(\x0cH\x00\x42\t\n\x07message\"y\n\x0eStreamResponse\x12\r\n\x05units\x18\x01 \x03(\x05\x12\x0e\n\x06offset\x18\x02 \x01(\x03\x12\r\n\x05\x66inal\x18\x03 \x01(\x08\x12\r\n\x05model\x18\x04 \x01(\t\x12\x13\n\x0b\x66ingerprint\x18\x05 \x01(\t\x12\x15\n\rresume_sample\x18\x06 \x01(\x03\"!\n\x10ModelInfoRequest\x12\r\n\x05model\x18\x01 \x01(\t\"=\n\x06Window\x12\x0f\n\x07left_ms\x18\x01 \x01(\x05\x12\x10\n\x08\x63hunk_ms\x18\x02 \x01(\x05\x12\x10\n\x08right_ms\x18\x03 \x01(\x05\"\x9e\x01\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\t\n\x01k\x18\x03 \x01(\x05\x12\n\n\x02k2\x18\x04 \x01(\x05\x12\x12\n\nframe_rate\x18\x05 \x01(\x02\x12$\n\x06window\x18\x06 \x01(\x0b\x32\x14.speechtok.v1.Window\x12\x13\n\x0b\x66ingerprint\x18\x07 \x01(\t\x12\x0f\n\x07\x64\x65\x66\x61ult\x18\x08 \x01(\x08\"\x13\n\x11ListModelsRequest\"=\n\x12ListModelsResponse\x12\'\n\x06models\x18\x01 \x03(\x0b\x32\x17.speechtok.v1.ModelInfo\"k\n\x11SynthesizeRequest\x12\r\n\x05units\x18\x01 \x03(\x05\x12\r\n\x05model\x18\x02 \x01(\t\x12\x11\n\tdurations\x18\x03 \x03(\x05\x12\x14\n\x0c\x64\x65\x64uplicated\x18\x04 \x01(\x08\x12\x0f\n\x07speaker\x18\x05 \x01(\t\"q\n\x12SynthesizeResponse\x12 \n\x05\x61udio\x18\x01 \x01(\x0b\x32\x11.speechtok.v1.Pcm\x12\r\n\x05model\x18\x02 \x01(\t\x12\x13\n\x0b\x66ingerprint\x18\x03 \x01(\t\x12\x15\n\raudio_seconds\x18\x04 \x01(\x01*B\n\x08\x45ncoding\x12\x18\n\x14\x45NCODING_UNSPECIFIED\x10\x00\x12\r\n\tPCM_S16LE\x10\x01\x12\r\n\tPCM_F32LE\x10\x02\x32\x92\x03\n\tTokenizer\x12I\n\x08Tokenize\x12\x1d.speechtok.v1.TokenizeRequest\x1a\x1e.speechtok.v1.TokenizeResponse\x12O\n\x0eStreamTokenize\x12\x1b.speechtok.v1.StreamRequest\x1a\x1c.speechtok.v1.StreamResponse(\x01\x30\x01\x12G\n\x0cGetModelInfo\x12\x1e.speechtok.v1.ModelInfoRequest\x1a\x17.speechtok.v1.ModelInfo\x12O\n\nListModels\x12\x1f.speechtok.v1.ListModelsRequest\x1a .speechtok.v1.ListModelsResponse\x12O\n\nSynthesize\x12\x1f.speechtok.v1.SynthesizeRequest\x1a .speechtok.v1.SynthesizeResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aserving/pb/tokenizer.proto\x12\x0cspeechtok.v1\"d\n\x03Pcm\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x13\n\x0bsample_rate\x18\x02 \x01(\x05\x12(\n\x08\x65ncoding\x18\x03 \x01(\x0e\x32\x16.speechtok.v1.Encoding\x12\x10\n\x08\x63hannels\x18\x04 \x01(\x05\"C\n\x05\x41udio\x12\x0e\n\x04\x66ile\x18\x01 \x01(\x0cH\x00\x12 \n\x03pcm\x18\x02 \x01(\x0b\x32\x11.speechtok.v1.PcmH\x00\x42\x08\n\x06source\"G\n\x0fTokenizeOptions\x12\r\n\x05model\x18\x01 \x01(\t\x12\r\n\x05\x64\x65\x64up\x18\x02 \x01(\x08\x12\x16\n\x0e\x66ull_utterance\x18\x03 \x01(\x08\"e\n\x0fTokenizeRequest\x12\"\n\x05\x61udio\x18\x01 \x01(\x0b\x32\x13.speechtok.v1.Audio\x12.\n\x07options\x18\x02 \x01(\x0b\x32\x1d.speechtok.v1.TokenizeOptions\"\x83\x01\n\x10TokenizeResponse\x12\r\n\x05units\x18\x01 \x03(\x05\x12\x11\n\tdurations\x18\x02 \x03(\x05\x12\x12\n\nframe_rate\x18\x03 \x01(\x02\x12\r\n\x05model\x18\x04 \x01(\t\x12\x13\n\x0b\x66ingerprint\x18\x05 \x01(\t\x12\x15\n\raudio_seconds\x18\x06 \x01(\x01\"\x9a\x01\n\x0cStreamConfig\x12\r\n\x05model\x18\x01 \x01(\t\x12\x13\n\x0bsample_rate\x18\x02 \x01(\x05\x12(\n\x08\x65ncoding\x18\x03 \x01(\x0e\x32\x16.speechtok.v1.Encoding\x12\x10\n\x08\x63hannels\x18\x04 \x01(\x05\x12\x14\n\x0cresume_frame\x18\x05 \x01(\x03\x12\x14\n\x0c\x61udio_offset\x18\x06 \x01(\x03\"Y\n\rStreamRequest\x12,\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x1a.speechtok.v1.StreamConfigH\x00\x12\x0f\n\x05\x61udio\x18\x02 \x01(\x0cH\x00\x42\t\n\x07message\"y\n\x0eStreamResponse\x12\r\n\x05units\x18\x01 \x03(\x05\x12\x0e\n\x06offset\x18\x02 \x01(\x03\x12\r\n\x05\x66inal\x18\x03 \x01(\x08\x12\r\n\x05model\x18\x04 \x01(\t\x12\x13\n\x0b\x66ingerprint\x18\x05 \x01(\t\x12\x15\n\rresume_sample\x18\x06 \x01(\x03\"!\n\x10ModelInfoRequest\x12\r\n\x05model\x18\x01 \x01(\t\"=\n\x06Window\x12\x0f\n\x07left_ms\x18\x01 \x01(\x05\x12\x10\n\x08\x63hunk_ms\x18\x02 \x01(\x05\x12\x10\n\x08right_ms\x18\x03 \x01(\x05\"B\n\x05Steps\x12\x0f\n\x07step_ms\x18\x01 \x01(\x05\x12\x14\n\x0clookahead_ms\x18\x02 \x01(\x05\x12\x12\n\nlatency_ms\x18\x03 \x01(\x05\"\xc2\x01\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\t\n\x01k\x18\x03 \x01(\x05\x12\n\n\x02k2\x18\x04 \x01(\x05\x12\x12\n\nframe_rate\x18\x05 \x01(\x02\x12$\n\x06window\x18\x06 \x01(\x0b\x32\x14.speechtok.v1.Window\x12\x13\n\x0b\x66ingerprint\x18\x07 \x01(\t\x12\x0f\n\x07\x64\x65\x66\x61ult\x18\x08 \x01(\x08\x12\"\n\x05steps\x18\t \x01(\x0b\x32\x13.speechtok.v1.Steps\"\x13\n\x11ListModelsRequest\"=\n\x12ListModelsResponse\x12\'\n\x06models\x18\x01 \x03(\x0b\x32\x17.speechtok.v1.ModelInfo\"k\n\x11SynthesizeRequest\x12\r\n\x05units\x18\x01 \x03(\x05\x12\r\n\x05model\x18\x02 \x01(\t\x12\x11\n\tdurations\x18\x03 \x03(\x05\x12\x14\n\x0c\x64\x65\x64uplicated\x18\x04 \x01(\x08\x12\x0f\n\x07speaker\x18\x05 \x01(\t\"q\n\x12SynthesizeResponse\x12 \n\x05\x61udio\x18\x01 \x01(\x0b\x32\x11.speechtok.v1.Pcm\x12\r\n\x05model\x18\x02 \x01(\t\x12\x13\n\x0b\x66ingerprint\x18\x03 \x01(\t\x12\x15\n\raudio_seconds\x18\x04 \x01(\x01*B\n\x08\x45ncoding\x12\x18\n\x14\x45NCODING_UNSPECIFIED\x10\x00\x12\r\n\tPCM_S16LE\x10\x01\x12\r\n\tPCM_F32LE\x10\x02\x32\x92\x03\n\tTokenizer\x12I\n\x08Tokenize\x12\x1d.speechtok.v1.TokenizeRequest\x1a\x1e.speechtok.v1.TokenizeResponse\x12O\n\x0eStreamTokenize\x12\x1b.speechtok.v1.StreamRequest\x1a\x1c.speechtok.v1.StreamResponse(\x01\x30\x01\x12G\n\x0cGetModelInfo\x12\x1e.speechtok.v1.ModelInfoRequest\x1a\x17.speechtok.v1.ModelInfo\x12O\n\nListModels\x12\x1f.speechtok.v1.ListModelsRequest\x1a .speechtok.v1.ListModelsResponse\x12O\n\nSynthesize\x12\x1f.speechtok.v1.SynthesizeRequest\x1a .speechtok.v1.SynthesizeResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'serving.pb.tokenizer_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ENCODING']._serialized_start=1463
-  _globals['_ENCODING']._serialized_end=1529
+  _globals['_ENCODING']._serialized_start=1567
+  _globals['_ENCODING']._serialized_end=1633
   _globals['_PCM']._serialized_start=44
   _globals['_PCM']._serialized_end=144
   _globals['_AUDIO']._serialized_start=146
@@ -53,16 +53,18 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_MODELINFOREQUEST']._serialized_end=929
   _globals['_WINDOW']._serialized_start=931
   _globals['_WINDOW']._serialized_end=992
-  _globals['_MODELINFO']._serialized_start=995
-  _globals['_MODELINFO']._serialized_end=1153
-  _globals['_LISTMODELSREQUEST']._serialized_start=1155
-  _globals['_LISTMODELSREQUEST']._serialized_end=1174
-  _globals['_LISTMODELSRESPONSE']._serialized_start=1176
-  _globals['_LISTMODELSRESPONSE']._serialized_end=1237
-  _globals['_SYNTHESIZEREQUEST']._serialized_start=1239
-  _globals['_SYNTHESIZEREQUEST']._serialized_end=1346
-  _globals['_SYNTHESIZERESPONSE']._serialized_start=1348
-  _globals['_SYNTHESIZERESPONSE']._serialized_end=1461
-  _globals['_TOKENIZER']._serialized_start=1532
-  _globals['_TOKENIZER']._serialized_end=1934
+  _globals['_STEPS']._serialized_start=994
+  _globals['_STEPS']._serialized_end=1060
+  _globals['_MODELINFO']._serialized_start=1063
+  _globals['_MODELINFO']._serialized_end=1257
+  _globals['_LISTMODELSREQUEST']._serialized_start=1259
+  _globals['_LISTMODELSREQUEST']._serialized_end=1278
+  _globals['_LISTMODELSRESPONSE']._serialized_start=1280
+  _globals['_LISTMODELSRESPONSE']._serialized_end=1341
+  _globals['_SYNTHESIZEREQUEST']._serialized_start=1343
+  _globals['_SYNTHESIZEREQUEST']._serialized_end=1450
+  _globals['_SYNTHESIZERESPONSE']._serialized_start=1452
+  _globals['_SYNTHESIZERESPONSE']._serialized_end=1565
+  _globals['_TOKENIZER']._serialized_start=1636
+  _globals['_TOKENIZER']._serialized_end=2038
 # @@protoc_insertion_point(module_scope)

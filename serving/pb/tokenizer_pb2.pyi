@@ -126,8 +126,18 @@ class Window(_message.Message):
     right_ms: int
     def __init__(self, left_ms: _Optional[int] = ..., chunk_ms: _Optional[int] = ..., right_ms: _Optional[int] = ...) -> None: ...
 
+class Steps(_message.Message):
+    __slots__ = ("step_ms", "lookahead_ms", "latency_ms")
+    STEP_MS_FIELD_NUMBER: _ClassVar[int]
+    LOOKAHEAD_MS_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
+    step_ms: int
+    lookahead_ms: int
+    latency_ms: int
+    def __init__(self, step_ms: _Optional[int] = ..., lookahead_ms: _Optional[int] = ..., latency_ms: _Optional[int] = ...) -> None: ...
+
 class ModelInfo(_message.Message):
-    __slots__ = ("name", "kind", "k", "k2", "frame_rate", "window", "fingerprint", "default")
+    __slots__ = ("name", "kind", "k", "k2", "frame_rate", "window", "fingerprint", "default", "steps")
     NAME_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     K_FIELD_NUMBER: _ClassVar[int]
@@ -136,6 +146,7 @@ class ModelInfo(_message.Message):
     WINDOW_FIELD_NUMBER: _ClassVar[int]
     FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
     DEFAULT_FIELD_NUMBER: _ClassVar[int]
+    STEPS_FIELD_NUMBER: _ClassVar[int]
     name: str
     kind: str
     k: int
@@ -144,7 +155,8 @@ class ModelInfo(_message.Message):
     window: Window
     fingerprint: str
     default: bool
-    def __init__(self, name: _Optional[str] = ..., kind: _Optional[str] = ..., k: _Optional[int] = ..., k2: _Optional[int] = ..., frame_rate: _Optional[float] = ..., window: _Optional[_Union[Window, _Mapping]] = ..., fingerprint: _Optional[str] = ..., default: _Optional[bool] = ...) -> None: ...
+    steps: Steps
+    def __init__(self, name: _Optional[str] = ..., kind: _Optional[str] = ..., k: _Optional[int] = ..., k2: _Optional[int] = ..., frame_rate: _Optional[float] = ..., window: _Optional[_Union[Window, _Mapping]] = ..., fingerprint: _Optional[str] = ..., default: _Optional[bool] = ..., steps: _Optional[_Union[Steps, _Mapping]] = ...) -> None: ...
 
 class ListModelsRequest(_message.Message):
     __slots__ = ()
