@@ -198,6 +198,7 @@ def run_bench_serving(args: argparse.Namespace) -> int:
         threads=args.threads,
         spinning=args.spinning,
         max_streams=MAX_STREAMS if args.capacity_ms else max(args.streams, default=0) + 8,
+        client_streams=0,  # every stream comes from this one client
         model_replicas=args.replicas,
         model_cpus=1.0 / args.replicas,
     )

@@ -2,7 +2,7 @@
 (report.md), the streaming-window curve (curve.md) and the commands that produced them.
 Usage: python scripts/card_measured.py [--steps PROBE_STEP,CURVE_STEP] PROBE_DIR CURVE_DIR
 MODEL_DIR... (the ``scripts/train_default.sh`` steps that measured them; default
-``probe,window``).
+``probe,window``). CURVE_DIR ``-`` keeps each card's streaming-window section as it is.
 A previous "## Measured" section is replaced."""
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import argparse
 from pathlib import Path
 
 MARK = "\n## Measured\n"
+CURVE = "\n### Streaming windows\n"
 
 
 def main(probe: Path, curve: Path, models: list[Path], steps: tuple[str, str]) -> None:
@@ -18,16 +19,22 @@ def main(probe: Path, curve: Path, models: list[Path], steps: tuple[str, str]) -
     report = "\n".join(line for line in report.splitlines() if not line.startswith(("# ", "![")))
     section = (
         f"{MARK}\nOn the corpus's `test` split (held-out sentences; half of them read by held-out "
-        f"voices), canonical windows as served, by `scripts/train_default.sh {steps[0]}`:\n\n"
-        f"{report.strip()}\n\n### Streaming windows\n\nAgreement of canonical-window units "
-        f"with full-utterance units on 40 `dev` utterances "
-        f"(`scripts/train_default.sh {steps[1]}`):\n\n"
-        f"{(curve / 'curve.md').read_text().strip()}\n"
+        f"voices), as served (by incremental steps for a model exported with them, else by "
+        f"canonical windows), by `scripts/train_default.sh {steps[0]}`:\n\n{report.strip()}\n"
     )
     for model in models:
         card = model / "README.md"
         text = card.read_text()
-        text = text.split(MARK)[0].rstrip() + "\n" + section
+        if str(curve) == "-":
+            kept = text.split(CURVE, 1)[1] if CURVE in text else ""
+            curve_part = CURVE + kept if kept else ""
+        else:
+            curve_part = (
+                f"{CURVE}\nAgreement of canonical-window units with full-utterance units on 40 "
+                f"`dev` utterances (`scripts/train_default.sh {steps[1]}`):\n\n"
+                f"{(curve / 'curve.md').read_text().strip()}\n"
+            )
+        text = text.split(MARK)[0].rstrip() + "\n" + section + curve_part
         card.write_text(text)
 
 

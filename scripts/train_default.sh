@@ -5,7 +5,9 @@
 #   5. streaming-window curve on dev -> export both with the chosen window  6. probe on test
 #   7. the unit HiFi-GAN vocoder for the default model (resumable)  8. its resynthesis probe
 #   9. the streaming-exact student distilled from the DC-Spin model: train, window curve,
-#      export  10. probe of teacher and student side by side
+#      export with its incremental step graph (160 ms steps)  10. probe of teacher and student
+#   colld, colld-probe (not in the default list): a cheaper student compressed from the default
+#      by CoLLD, exported with steps, probed beside it (issue 19)
 #   report-card (not in the default list): every shipped model's report card (issue 21)
 # Usage: scripts/train_default.sh [STEP...]   (default: all steps). Times are in the README.
 set -euo pipefail
@@ -17,6 +19,7 @@ dcspin=models/dcspin-tiny-k100
 kmeans=models/hubert-tiny-km100
 vocoder=models/vocoder-dcspin-tiny
 stream=models/dcspin-tiny-k100-stream
+colld=data/models/colld-tiny
 steps=${*:-corpus hubert dcspin kmeans window probe vocoder resynth stream stream-probe}
 
 chosen() {  # the window a streaming-curve folder chose, as L,C,R
@@ -26,8 +29,8 @@ chosen() {  # the window a streaming-curve folder chose, as L,C,R
 for step in $steps; do
   case $step in
     corpus)
-      [ -f $corpus/corpus.json ] || $st corpus synth --out $corpus --sentences 2000 \
-        --parallel-sentences 100 --seed 0 ;;
+      [ -f $corpus/corpus.json ] || $st corpus synth --out $corpus --sentences 2000 --core-voices \
+        --holdout-engine none --parallel-sentences 100 --seed 0 ;;
     hubert)  # stop and rerun at will: it resumes from data/runs/hubert-tiny/checkpoint.pt
       $st train hubert --corpus $corpus --targets models/mfcc-km100 --run data/runs/hubert-tiny \
         --out $hubert --threads 2 ${HUBERT_ARGS:-} ;;
@@ -61,10 +64,17 @@ for step in $steps; do
       $st streaming-curve --model $stream --corpus $corpus --split dev --max-utterances 40 \
         --backend torch --out data/streaming-curve-stream
       window=$(chosen data/streaming-curve-stream)
-      $st export $stream --window "$window" ;;
+      $st export $stream --window "$window" --step-ms 160 ;;
     stream-probe)
       $st probe --model $dcspin --model $stream --corpus $corpus --split test --lm-split dev \
         --out data/probe-stream ;;
+    colld)  # resumable: data/runs/colld-tiny/checkpoint.pt
+      $st train colld --teacher $stream --corpus $corpus --run data/runs/colld-tiny \
+        --out $colld --threads 2 ${COLLD_ARGS:-}
+      $st export $colld --window 340,160,100 --step-ms 160 ;;
+    colld-probe)
+      $st probe --model $stream --model $colld --corpus $corpus --split test --lm-split dev \
+        --out data/probe-colld ;;
     report-card)  # every shipped model side by side, ABX, SUPERB and listening, on the wide
       # corpus's test split (scripts/train_wide.sh corpus), one pass per utterance (the
       # streaming row compares each model's served windows), then a screenshot of report.html

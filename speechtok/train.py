@@ -1,7 +1,8 @@
-"""``speechtok train kmeans|hubert|spin|dcspin|rspin|distill|phones``. k-means fits in one call; the
-others are resumable training runs that end in a model directory: ``--run`` holds the training
-state (checkpoint, log), ``--out`` gets the inference model, written at the end of every call (so
-a run stopped early still leaves a usable model). ``phones`` is supervised (phone labels)."""
+"""``speechtok train kmeans|hubert|spin|dcspin|rspin|distill|colld|phones``. k-means fits in one
+call; the others are resumable training runs that end in a model directory: ``--run`` holds the
+training state (checkpoint, log), ``--out`` gets the inference model, written at the end of every
+call (so a run stopped early still leaves a usable model). ``phones`` is supervised (phone
+labels)."""
 
 from __future__ import annotations
 
@@ -95,13 +96,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         )
         p.set_defaults(func=run_train_spin, kind=kind)
 
-    dis = tsub.add_parser(
-        "distill",
-        help="distil a spin/dcspin tokenizer into a streaming-exact student (bounded context)",
-    )
-    add_run_args(dis)
-    dis.add_argument("--teacher", required=True, help="spin or dcspin model to distil")
-    dis.set_defaults(func=run_train_distill)
+    for kind, text in (
+        ("distill", "distil a spin/dcspin tokenizer into a streaming-exact student (bounded "
+                    "context)"),
+        ("colld", "compress a spin/dcspin tokenizer (e.g. the served student) into a cheaper "
+                  "streaming-exact one by CoLLD: masked inputs, contrastive layer-to-layer "
+                  "distillation, the teacher's codebook and unit ids"),
+    ):  # fmt: skip
+        dis = tsub.add_parser(kind, help=text)
+        add_run_args(dis)
+        dis.add_argument("--teacher", required=True, help="spin or dcspin model to distil")
+        dis.set_defaults(func=run_train_distill, kind=kind)
 
     ph = tsub.add_parser(
         "phones",
@@ -292,9 +297,9 @@ def run_train_spin(args: argparse.Namespace) -> int:
 
 def run_train_distill(args: argparse.Namespace) -> int:
 
-    from tokenizer.train.distill import DistillConfig, export_student, train_distill
+    from tokenizer.train.distill import DistillConfig, colld, export_student, train_distill
 
-    config, devices = run_setup(args, DistillConfig())
+    config, devices = run_setup(args, colld() if args.kind == "colld" else DistillConfig())
     teacher = _encoder_tokenizer(args.teacher, "--teacher")
     return _train_and_export(
         args, config, devices, built_from("teacher", args.teacher, teacher),

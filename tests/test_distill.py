@@ -112,3 +112,56 @@ def test_distill_cli_trains_exports_and_curve_picks_an_exact_window(
     assert all(p["agreement"] == 1.0 for p in exact)
     chosen = next(p for p in record["points"] if p == {**p, **record["chosen"]})
     assert chosen["agreement"] >= 0.97 and chosen["latency_ms"] <= 400
+
+
+def test_colld_losses_fall_and_the_student_keeps_the_ids(
+    stepped: Path, tiny_corpus: Path, tmp_path: Path
+) -> None:
+    """A cheaper student (lighter conv, fewer layers) learns from masked inputs with the
+    layer-to-layer and unit losses falling; it keeps the teacher's codebook, exports as a
+    bounded-context tokenizer that runs by steps, and its card says CoLLD."""
+    from tokenizer.corpus.manifest import load_corpus
+    from tokenizer.train.distill import colld, export_student, teacher_layer, train_distill
+
+    assert [teacher_layer(i, 3, 4) for i in (1, 2, 3)] == [1, 3, 4]
+    teacher = load_tokenizer(stepped, "torch")
+    assert isinstance(teacher, TorchTokenizer)
+    root, utts = load_corpus(tiny_corpus, "train")
+    config = replace(
+        colld(),
+        student_conv=((32, 10, 5), (64, 3, 2), (64, 3, 2), (128, 3, 2), (128, 3, 2))
+        + ((256, 2, 2),) * 2,
+        student_layers=2,
+        attention_left=2,
+        steps=40,
+        batch_size=4,
+        max_seconds=1.5,
+        lr=2e-3,
+        warmup_steps=1,
+        log_every=1,
+        views=0,
+    )
+    model, step = train_distill(tmp_path / "run", teacher, utts[:8], root, config)
+    assert step == 40 and len(model.layer_maps) == 2
+    log = [r for r in read_log(tmp_path / "run") if "layer_loss" in r]
+    assert len(log) == 40
+
+    def mean(key: str, rows: list[dict[str, float]]) -> float:
+        return float(np.mean([r[key] for r in rows]))
+
+    for key, fall in (("loss", 0.8), ("layer_loss", 0.95)):  # layer loss starts near chance
+        assert mean(key, log[-8:]) < fall * mean(key, log[:8]), key
+    assert mean("layer_acc", log[-8:]) > mean("layer_acc", log[:8])
+    out = export_student(model, tmp_path / "m", "colld-test", teacher, {"command": "test"})
+    student = load_tokenizer(tmp_path / "m", "torch")
+    assert isinstance(student, TorchTokenizer)
+    assert torch.equal(student.quantizer.codebook, teacher.quantizer.codebook)  # same ids
+    assert student.encoder.config.num_layers == 2
+    assert student.encoder.config.conv_layers[0] == (32, 10, 5)
+    assert "CoLLD" in (out.path / "README.md").read_text()
+    export_model(out.path, WindowSpec(180, 160, 100), step_ms=160)
+    stepped_student = load_tokenizer(out.path)
+    audio = speech_like(20_000, 4)
+    np.testing.assert_array_equal(
+        stepped_student.tokenize(audio), stepped_student.tokenize(audio, full_utterance=True)
+    )

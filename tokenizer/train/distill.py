@@ -17,6 +17,15 @@ Praat copies per utterance, each row of a batch one of them with probability
 ``perturbed_prob``) and must still give the teacher's units of the original audio, so the
 teacher's speaker invariance carries over. The teacher's scores and the perturbed copies are
 computed once per run (``RUN/cache``).
+
+``speechtok train colld`` compresses a served (bounded-context) encoder the same way into a
+cheaper student (``student_conv``, ``student_layers``: a lighter conv front-end, fewer
+layers) with CoLLD's two additions (Lee et al., 2023, contrastive layer-to-layer
+distillation): the student's input features are masked in spans (``mask_prob``,
+``mask_length``) while the teacher sees everything, and each student layer, through a linear
+map, must pick the teacher's layer at the same relative depth at the same frame among the
+other frames of its utterance (InfoNCE at ``layer_temperature``, weight ``layer_weight``).
+The codebook, and so the unit ids, stay the teacher's.
 """
 
 from __future__ import annotations
@@ -47,6 +56,7 @@ from tokenizer.save import save_encoder_tokenizer
 from tokenizer.torch_tokenizer import TorchTokenizer
 from tokenizer.train.data import TrainAudio, crop_batch, n_frames, utterance_digest
 from tokenizer.train.devices import CPU, Devices
+from tokenizer.train.hubert import span_mask
 from tokenizer.train.loop import (
     VALID_SEED,
     mean_stats,
@@ -76,6 +86,17 @@ class DistillConfig(DistortConfig):
     """Chance that a batch row is a perturbed copy (its targets stay the original's); with
     ``distortions`` (an R-Spin teacher's student) copies are also distorted as R-Spin's."""
     perturb_jobs: int = 2
+    student_conv: tuple[tuple[int, int, int], ...] | None = None
+    """The student's conv front-end, ``(channels, kernel, stride)`` per layer (None: the
+    teacher's); layers whose shapes differ from the teacher's start fresh."""
+    student_layers: int | None = None
+    """The student's transformer layers (None: the teacher's); it starts from the first ones."""
+    mask_prob: float = 0.0
+    """CoLLD: masked spans of the student's input features (``span_mask``; 0: none)."""
+    mask_length: int = 10
+    layer_weight: float = 0.0
+    """CoLLD: weight of the contrastive layer-to-layer loss (0: none)."""
+    layer_temperature: float = 0.1
     steps: int = 1500
     batch_size: int = 8
     lr: float = 3e-4
@@ -84,15 +105,36 @@ class DistillConfig(DistortConfig):
     clip_norm: float = 10.0
 
 
+def colld() -> DistillConfig:
+    """``train colld``'s preset: half the channels in the middle of the conv front-end and
+    one transformer layer fewer than the tiny encoder (0.70x its FLOPs per second of audio),
+    masked inputs, the layer-to-layer loss beside the unit KL."""
+    return DistillConfig(
+        student_conv=((64, 10, 5), (64, 3, 2), (128, 3, 2), (128, 3, 2), (256, 3, 2))
+        + ((256, 2, 2),) * 2,
+        student_layers=3,
+        mask_prob=0.4,
+        layer_weight=1.0,
+    )
+
+
 def student_config(teacher: EncoderConfig, config: DistillConfig) -> EncoderConfig:
-    """The teacher's shape with bounded context."""
+    """The teacher's shape with bounded context (and CoLLD's smaller parts)."""
     return dataclasses.replace(
         teacher.without_dropout(),
         extractor_mode="layer_norm",
         pos_conv_kernel=config.pos_conv_kernel,
         attention_left=config.attention_left,
         attention_right=config.attention_right,
+        conv_layers=config.student_conv or teacher.conv_layers,
+        num_layers=config.student_layers or teacher.num_layers,
     )
+
+
+def teacher_layer(i: int, student_layers: int, teacher_layers: int) -> int:
+    """The teacher layer (1-based) that student layer ``i`` (1-based) learns from: the same
+    relative depth."""
+    return max(1, round(i * teacher_layers / student_layers))
 
 
 def init_from_teacher(student: Encoder, teacher: Encoder) -> list[str]:
@@ -149,11 +191,13 @@ def calibrate_conv_norms(student: Encoder, teacher: Encoder, audios: list[np.nda
 
 
 class Student(nn.Module):
-    """Bounded-context encoder + a copy of the teacher's Spin head; its codebook is frozen."""
+    """Bounded-context encoder + a copy of the teacher's Spin head; its codebook is frozen.
+    With CoLLD, a mask vector and one linear map per layer onto the teacher's layer space."""
 
     def __init__(self, teacher: TorchTokenizer, config: DistillConfig) -> None:
         super().__init__()
-        self.encoder = Encoder(student_config(teacher.encoder.config, config))
+        shape = student_config(teacher.encoder.config, config)
+        self.encoder = Encoder(shape)
         fresh = init_from_teacher(self.encoder, teacher.encoder)
         log.info("student tensors without a teacher counterpart: %s", ", ".join(fresh))
         if not isinstance(teacher.quantizer, CosineCodebook):
@@ -163,10 +207,27 @@ class Student(nn.Module):
         self.head = copy.deepcopy(teacher.quantizer)
         self.head.keys = SPIN_KEYS  # stored as a Spin head, with the teacher's unit ids
         self.head.codebook.requires_grad_(False)
+        dim = teacher.encoder.config.embed_dim
+        self.mask_embedding = (
+            nn.Parameter(torch.empty(shape.embed_dim).uniform_()) if config.mask_prob else None
+        )
+        self.layer_maps = nn.ModuleList(
+            nn.Linear(shape.embed_dim, dim)
+            for _ in range(shape.num_layers if config.layer_weight else 0)
+        )
 
-    def forward(self, waves: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
-        x, frames = self.encoder(waves, lengths)
-        return self.head.scores(x), frames
+    def forward(
+        self, waves: Tensor, lengths: Tensor, mask: Tensor | None = None
+    ) -> tuple[Tensor, Tensor, list[Tensor]]:
+        """Codeword scores, valid frames, and each layer's output mapped onto the teacher's
+        layer space (CoLLD; empty without)."""
+        embedding = self.mask_embedding if mask is not None else None
+        if mask is not None and embedding is None:
+            raise InvalidInputError("expected mask_prob > 0 for masked inputs, found 0")
+        layers, frames = self.encoder.layer_outputs(waves, lengths, None, mask, embedding)
+        x = self.encoder.final_norm(layers[-1])
+        mapped = [m(y) for m, y in zip(self.layer_maps, layers, strict=False)]
+        return self.head.scores(x), frames, mapped
 
 
 def teacher_scores(
@@ -264,8 +325,10 @@ def train_distill(
         params, lr=config.lr, betas=(0.9, 0.98), eps=1e-6, weight_decay=config.weight_decay
     )
     start = resume(run, run_config, model, opt)  # before the slow part: fail fast on a mismatch
+    teacher.encoder.to(devices.device)
     audio = TrainAudio(root, utts)
-    if start == 0:
+    same_conv = model.encoder.config.conv_layers == teacher.encoder.config.conv_layers
+    if start == 0 and same_conv and teacher.encoder.config.extractor_mode == "group_norm":
         calibrate_conv_norms(
             model.encoder,
             teacher.encoder,
@@ -286,7 +349,17 @@ def train_distill(
 
         def validate() -> dict[str, float]:
             return mean_stats(
-                _step(wrapped, None, [valid_audio], valid_targets, fixed, k, max_samples, devices)
+                _step(
+                    wrapped,
+                    None,
+                    [valid_audio],
+                    valid_targets,
+                    fixed,
+                    k,
+                    max_samples,
+                    devices,
+                    teacher.encoder,
+                )
                 for k in range(config.valid_batches)
             )
 
@@ -296,7 +369,9 @@ def train_distill(
         model,
         opt,
         config,
-        lambda step: _step(wrapped, opt, views, targets, config, step, max_samples, devices),
+        lambda step: _step(
+            wrapped, opt, views, targets, config, step, max_samples, devices, teacher.encoder
+        ),
         start,
         "distill",
         ("agree", "agree"),
@@ -317,11 +392,13 @@ def _step(
     step: int,
     max_samples: int,
     devices: Devices,
+    teacher_encoder: Encoder | None = None,
 ) -> dict[str, float]:
     """One step on the global batch of ``step`` (this process's rows, in ``accum``
     micro-batches); ``views[0]`` is the original audio, ``views[1:]`` perturbed copies (the same
     lengths, so every view gives the same crops for a step). Without an optimizer: the same
-    loss in eval mode (validation)."""
+    loss in eval mode (validation), unmasked. CoLLD's layer loss needs ``teacher_encoder``,
+    run on the original audio."""
     model.train(opt is not None)
     batch = crop_batch(views[0], config.seed, step, config.batch_size, max_samples)
     rng = np.random.default_rng([config.seed, step, 2])
@@ -342,37 +419,80 @@ def _step(
         start = batch.frame_offsets[r]
         return torch.from_numpy(np.asarray(targets[batch.items[r]][start : start + frames[r]]))
 
-    sums = torch.zeros(2)  # KL, agreeing frames
+    sums = torch.zeros(4)  # KL, agreeing frames, layer loss, frames whose layer pick is right
     if opt is not None:
         opt.zero_grad(set_to_none=True)
     micro = devices.rows(config.batch_size, config.accum)
     for j, rows in enumerate(micro):
         idx = list(rows)
-        x = waves[idx, : int(batch.lengths[idx].max())].to(devices.device)
+        width = int(batch.lengths[idx].max())
+        x = waves[idx, :width].to(devices.device)
+        lengths = batch.lengths[idx].to(devices.device)
+        mask = None
+        if opt is not None and config.mask_prob:
+            rows_frames = [frames[r] for r in idx]
+            mask = span_mask(
+                rows_frames, n_frames(width), config.mask_prob, config.mask_length, rng
+            )
+            mask = mask.to(devices.device)
         with (
             torch.set_grad_enabled(opt is not None),
             devices.no_sync(model, last=j == len(micro) - 1),
             devices.autocast(),
         ):
-            scores, _ = model(x, batch.lengths[idx].to(devices.device))
-        s = torch.cat([scores[row, : frames[r]].float() for row, r in enumerate(idx)])
-        t = torch.cat([teacher(r) for r in idx]).float().to(devices.device)
-        target = nn.functional.softmax(t / config.temperature, dim=-1)
-        log_p = nn.functional.log_softmax(s / config.temperature, dim=-1)
-        kl = nn.functional.kl_div(log_p, target, reduction="sum")
+            scores, _, mapped = model(x, lengths, mask)
+            s = torch.cat([scores[row, : frames[r]].float() for row, r in enumerate(idx)])
+            t = torch.cat([teacher(r) for r in idx]).float().to(devices.device)
+            target = nn.functional.softmax(t / config.temperature, dim=-1)
+            log_p = nn.functional.log_softmax(s / config.temperature, dim=-1)
+            loss = kl = nn.functional.kl_div(log_p, target, reduction="sum")
+            layer_loss, picked = torch.zeros(()), torch.zeros(())
+            if mapped:
+                assert teacher_encoder is not None
+                original = batch.waveforms[idx, :width].to(devices.device)
+                with torch.no_grad():
+                    targets_by_layer, _ = teacher_encoder.layer_outputs(original, lengths)
+                layer_loss, picked = _layer_loss(
+                    mapped, targets_by_layer, [frames[r] for r in idx], config.layer_temperature
+                )
+                loss = kl + config.layer_weight * layer_loss
         if opt is not None:
-            (kl / total * devices.world).backward()
-        sums += torch.stack([kl.detach(), (s.argmax(-1) == t.argmax(-1)).sum()]).cpu()
+            (loss / total * devices.world).backward()
+        sums += torch.stack(
+            [kl.detach(), (s.argmax(-1) == t.argmax(-1)).sum(), layer_loss.detach(), picked]
+        ).cpu()
     if opt is not None:
         torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_norm)
         opt.step()
     sums = devices.all_sum(sums.to(devices.device)).cpu() / total
-    return {
+    out = {
         "loss": float(sums[0]),
         "agree": float(sums[1]),
         "perturbed_rows": float((pick > 0).mean()),
         "audio_s": float(batch.lengths.sum()) / SAMPLE_RATE,
     }
+    if config.layer_weight:
+        out["layer_loss"], out["layer_acc"] = float(sums[2]), float(sums[3])
+    return out
+
+
+def _layer_loss(
+    mapped: list[Tensor], teacher_layers: list[Tensor], frames: list[int], temperature: float
+) -> tuple[Tensor, Tensor]:
+    """CoLLD's contrastive layer-to-layer loss, summed over frames (mean over student layers):
+    each student frame, mapped, must be nearest (cosine, at ``temperature``) to the teacher
+    layer's frame at the same time among all frames of its row; and how many frames pick it."""
+    total, picked = torch.zeros(()), torch.zeros(())
+    for i, student in enumerate(mapped, start=1):
+        target = teacher_layers[teacher_layer(i, len(mapped), len(teacher_layers)) - 1]
+        for row, n in enumerate(frames):
+            a = nn.functional.normalize(student[row, :n].float(), dim=-1)
+            b = nn.functional.normalize(target[row, :n].float(), dim=-1)
+            logits = a @ b.T / temperature
+            positive = torch.arange(n, device=logits.device)
+            total = total + nn.functional.cross_entropy(logits, positive, reduction="sum")
+            picked = picked + (logits.argmax(-1) == positive).sum().detach()
+    return total / len(mapped), picked / len(mapped)
 
 
 def export_student(
@@ -382,8 +502,10 @@ def export_student(
     context = model.encoder.config.context_frames
     assert context is not None
     facts = card_facts(train_info)
+    how = "compressed by CoLLD (masked inputs, contrastive layer-to-layer distillation)"
     card = (
-        f"# {name}\n\nStreaming-exact tokenizer distilled from `{teacher.name}` "
+        f"# {name}\n\nStreaming-exact tokenizer "
+        f"{how if len(model.layer_maps) else 'distilled'} from `{teacher.name}` "
         f"({teacher.fingerprint[:12]}), with its codebook (K={model.head.K}, the same "
         f"unit ids). A frame depends on {context[0]} frames before it and {context[1]} after "
         f"it ({20 * context[0]} / {20 * context[1]} ms; LayerNorm conv features, band attention, "
