@@ -1,6 +1,6 @@
 """Where a streamed chunk's CPU time goes: py-spy samples the gRPC ingress and the model
 replica while real-time streams run, and each sample is put in one stage of a chunk's path
-(gRPC, the servicer and stream sessions, the window coalescer, the Ray handle and router, Ray
+(gRPC, the servicer and stream sessions, the coalescer, the Ray handle and router, Ray
 core, Serve's batching and replica machinery, ONNX Runtime's encode, the event loop waiting).
 
 Prints a table of each process's samples per stage (% of its samples of threads on the CPU:
@@ -36,10 +36,15 @@ STAGES: list[tuple[str, tuple[str, ...]]] = [
         ),
     ),
     (
-        "stream session and windows",
-        ("serving/sessions.py", "tokenizer/streaming.py", "tokenizer/windows.py"),
+        "stream session, windows and steps",
+        (
+            "serving/sessions.py",
+            "tokenizer/streaming.py",
+            "tokenizer/windows.py",
+            "tokenizer/steps.py",
+        ),
     ),
-    ("window coalescer", ("serving/coalesce.py",)),
+    ("coalescer", ("serving/coalesce.py",)),
     ("PCM decode", ("serving/requests.py", "tokenizer/audio.py")),
     ("Serve batching", ("serve/batching.py",)),
     (

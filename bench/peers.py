@@ -1,9 +1,10 @@
 """Side by side with the peers, one run: the same files and the same k-means model weights
 tokenized (a) the textlesslib / fairseq way — the encoder in torch eager mode, one utterance at
 a time, the layer's features, then scikit-learn's ``KMeans.predict`` with the model's centroids;
-(b) speechtok in process, ONNX Runtime: whole utterances, and canonical windows (what the
-service serves); (c) through the running service (unary ``Tokenize`` by windows, 8 calls in
-flight). Prints x real time, the ratio to (a), and each path's unit agreement with (a).
+(b) speechtok in process, ONNX Runtime: whole utterances, canonical windows, and incremental
+steps when the model has them (a bounded-context encoder exported with ``--step-ms``; what the
+service then serves); (c) through the running service (unary ``Tokenize``, 8 calls in flight).
+Prints x real time, the ratio to (a), and each path's unit agreement with (a).
 ``bench/peers.sh`` runs it beside ``speechtok serve`` on the same model.
 """
 
@@ -52,11 +53,21 @@ def textlesslib_way(model: Path, audio: list[np.ndarray], threads: int) -> Path_
     return run
 
 
-def in_process(model: Path, audio: list[np.ndarray], threads: int, full: bool) -> Path_:
+def in_process(model: Path, audio: list[np.ndarray], threads: int) -> dict[str, Path_]:
+    """Whole utterances, canonical windows, and (a model with them) incremental steps."""
     from tokenizer.kinds import load_served
+    from tokenizer.windows import tokenize_windowed
 
     tok = load_served(model, threads=threads)
-    return lambda: tok.tokenize_batch(audio, full_utterance=full)
+    window = tok.window
+    assert window is not None
+    paths = {
+        "whole utterances": lambda: tok.tokenize_batch(audio, full_utterance=True),
+        "canonical windows": lambda: tokenize_windowed(audio, window, tok.encode_windows),
+    }
+    if tok.steps is not None:
+        paths[f"incremental steps ({tok.steps.step_ms} ms)"] = lambda: tok.tokenize_batch(audio)
+    return {f"speechtok in process, ONNX Runtime, {k}": v for k, v in paths.items()}
 
 
 def served(addr: str, key: str | None, files: list[Path], model: str) -> Path_:
@@ -100,15 +111,13 @@ def main(argv: list[str] | None = None) -> int:
     paths = {
         "textlesslib / fairseq way: torch eager, batch 1, sklearn KMeans.predict":
             textlesslib_way(model, audio, a.threads),
-        "speechtok in process, ONNX Runtime, whole utterances":
-            in_process(model, audio, a.threads, full=True),
-        "speechtok in process, ONNX Runtime, canonical windows":
-            in_process(model, audio, a.threads, full=False),
+        **in_process(model, audio, a.threads),
     }  # fmt: skip
     if a.addr:
-        name = json.loads((model / "config.json").read_text())["name"]
-        paths["speechtok served (gRPC, Ray Serve), windows, 8 in flight"] = served(
-            a.addr, a.api_key, files, name
+        config = json.loads((model / "config.json").read_text())
+        how = "steps" if config["tokenizer"].get("step") else "windows"
+        paths[f"speechtok served (gRPC, Ray Serve), {how}, 8 in flight"] = served(
+            a.addr, a.api_key, files, config["name"]
         )
     rows: list[dict[str, Any]] = []
     reference = None

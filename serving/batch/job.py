@@ -243,6 +243,7 @@ def _job_record(
         "K": tok.K,
         "frame_rate": tok.frame_rate,
         "window": None if tok.window is None else tok.window.to_dict(),
+        "step_ms": None if tok.steps is None else tok.steps.step_ms,
         **identity,
         "n_shards": n_shards,
         "complete": False,

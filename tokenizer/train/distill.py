@@ -107,7 +107,7 @@ class DistillConfig(DistortConfig):
 
 def colld() -> DistillConfig:
     """``train colld``'s preset: half the channels in the middle of the conv front-end and
-    one transformer layer fewer than the tiny encoder (0.70x its FLOPs per second of audio),
+    one transformer layer fewer than the tiny encoder (0.69x its encoder FLOPs per second of audio),
     masked inputs, the layer-to-layer loss beside the unit KL."""
     return DistillConfig(
         student_conv=((64, 10, 5), (64, 3, 2), (128, 3, 2), (128, 3, 2), (256, 3, 2))
