@@ -105,6 +105,7 @@ def run_bench_runtime(args: argparse.Namespace) -> int:
     audios = bench_audio(args)
     seconds = sum(len(a) for a in audios) / SAMPLE_RATE
     batches = [audios[i : i + 8] for i in range(0, len(audios), 8)]
+    groups = [audios[i : i + 16] for i in range(0, len(audios), 16)]
 
     steps = onnx.steps
 
@@ -144,6 +145,12 @@ def run_bench_runtime(args: argparse.Namespace) -> int:
     if steps is not None:
         paths.append(("torch eager, incremental steps", by_steps(eager)))
         paths.append(("onnxruntime, incremental steps", by_steps(onnx)))
+        paths.append(
+            (  # the service's case: steps of many streams share each call
+                "onnxruntime, incremental steps, 16 files in lockstep",
+                lambda: [onnx.tokenize_batch(g) for g in groups],
+            )
+        )
     paths.append((f"onnxruntime, stream of 100 ms chunks{' (steps)' if steps else ''}", stream))
     flops = encoder_flops(eager, 10 * SAMPLE_RATE) / 10  # per audio second, whole utterances
     window_flops = encoder_flops(eager, window.window_samples) / (window.chunk_ms / 1000)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Wall time to tokenize one hour of audio through the CLI (decode + ONNX Runtime by canonical
-# windows + JSON lines), on the corpus's train split: the first files that add up to 3600 s.
+# Wall time to tokenize one hour of audio through the CLI (decode + ONNX Runtime as the model
+# serves, by incremental steps or canonical windows, 16 files sharing model calls + JSON lines),
+# on the corpus's train split: the first files that add up to 3600 s.
 # Usage: bench/tokenize_hour.sh [MODEL] [CORPUS]
 set -euo pipefail
 cd "$(dirname "$0")/.."

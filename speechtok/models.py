@@ -90,25 +90,33 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     exp.set_defaults(func=run_export)
 
 
+TOKENIZE_GROUP = 16
+"""Files decoded and tokenized together: their windows or steps share model calls."""
+
+
 def run_tokenize(args: argparse.Namespace) -> int:
     tok = load_tokenizer(args.model, args.backend)
-    for path in args.files:
-        audio = decode_audio(path)
+    for start in range(0, len(args.files), TOKENIZE_GROUP):
+        paths = args.files[start : start + TOKENIZE_GROUP]
+        audios = [decode_audio(path) for path in paths]
         if args.simulate_stream:
-            units = simulate_stream(tok, audio, args.simulate_stream, args.seed)
+            results = [simulate_stream(tok, a, args.simulate_stream, args.seed) for a in audios]
+        elif isinstance(tok, Windowed):
+            results = tok.tokenize_batch(audios, full_utterance=args.full_utterance)
         else:
-            units = tok.tokenize(audio, full_utterance=args.full_utterance)
-        line: dict[str, object] = {"path": str(path)}
-        if args.dedup:
-            units, durations = dedup(units)
-            line["durations"] = durations.tolist()
-        line.update(
-            units=units.tolist(),
-            frame_rate=tok.frame_rate,
-            model=tok.name,
-            fingerprint=tok.fingerprint,
-        )
-        print(json.dumps(line))
+            results = [tok.tokenize(a, full_utterance=args.full_utterance) for a in audios]
+        for path, units in zip(paths, results, strict=True):
+            line: dict[str, object] = {"path": str(path)}
+            if args.dedup:
+                units, durations = dedup(units)
+                line["durations"] = durations.tolist()
+            line.update(
+                units=units.tolist(),
+                frame_rate=tok.frame_rate,
+                model=tok.name,
+                fingerprint=tok.fingerprint,
+            )
+            print(json.dumps(line))
     return 0
 
 
