@@ -389,7 +389,7 @@ def test_one_minute_soak_holds_memory_descriptors_and_latency(
     assert (tmp_path / "soak.png").stat().st_size > 10_000
 
 
-@pytest.mark.parametrize("deployment", ["model-", "GrpcIngress"])
+@pytest.mark.parametrize("deployment", ["model-rand", "GrpcIngress"])
 def test_replica_killed_under_load_loses_nothing(
     service: tuple[str, object], exported: Path, files: list[Path], deployment: str
 ) -> None:

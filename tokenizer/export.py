@@ -218,7 +218,7 @@ def export_model(
             f"precision {precision!r} with a step of {step_ms} ms; export with a step of 0 "
             f"(--step-ms 0) to tokenize by windows"
         )
-    steps = step_graph(tok, step_ms) if step_ms else None
+    steps = step_graph(tok.encoder, tok.quantizer, tok.layer, step_ms) if step_ms else None
     windows: list[np.ndarray] = []
     if precision == "int8":
         pieces = [piece for audio in calibration or [] for piece in cut(audio, window)[1]]

@@ -17,22 +17,27 @@ import torch
 from torch import Tensor, nn
 from torchaudio.models.wav2vec2.components import EncoderLayer, SelfAttention
 
+from tokenizer.encoder.model import Encoder
+from tokenizer.quantizer import Quantizer
 from tokenizer.steps import StepSpec, step_spec
-from tokenizer.torch_tokenizer import TorchTokenizer
 
 
 class StepGraph(nn.Module):
     """``audio [B, spec.samples]``, ``start``/``begin``/``end [B]`` and the state -> units
     ``[B, S]`` of frames ``start - lag ..`` and the next state (``next_<name>``)."""
 
-    def __init__(self, tok: TorchTokenizer, spec: StepSpec) -> None:
+    def __init__(
+        self, encoder: Encoder, quantizer: Quantizer, layer: int | None, spec: StepSpec
+    ) -> None:
+        """The steps of ``encoder`` read at ``layer`` (None: its final output) and quantized
+        by ``quantizer`` (a torch tokenizer's parts)."""
         super().__init__()
-        self.encoder, self.quantizer, self.layer = tok.encoder, tok.quantizer, tok.layer
+        self.encoder, self.quantizer, self.layer = encoder, quantizer, layer
         c = self.encoder.config
         assert c.attention_left is not None and c.attention_right is not None
         self.S, self.A, self.R = spec.frames, c.attention_left, c.attention_right
         self.kernel = c.pos_conv_kernel
-        self.layers = c.num_layers if tok.layer is None else tok.layer
+        self.layers = c.num_layers if layer is None else layer
         self.dim = c.embed_dim
         self.spec = spec
 
@@ -83,9 +88,10 @@ class StepGraph(nn.Module):
             "pos": window[:, window.shape[1] - (self.kernel - 1) :],
             "keys": torch.stack(keys, 1),
             "values": torch.stack(values, 1),
-            "tails": torch.stack(tails, 1) if self.R else None,
         }
-        return (units, *(out[name] for name in names))  # type: ignore[misc]
+        if self.R:
+            out["tails"] = torch.stack(tails, 1)
+        return (units, *(out[name] for name in names))
 
     def _layer(
         self,
@@ -136,6 +142,8 @@ class StepGraph(nn.Module):
         return y, keys[:, S:], values[:, S:], x[:, S - R :]
 
 
-def step_graph(tok: TorchTokenizer, step_ms: int) -> StepGraph:
+def step_graph(
+    encoder: Encoder, quantizer: Quantizer, layer: int | None, step_ms: int
+) -> StepGraph:
     """The step module of an encoder tokenizer with a bounded context."""
-    return StepGraph(tok, step_spec(tok.encoder.config, tok.layer, step_ms)).eval()
+    return StepGraph(encoder, quantizer, layer, step_spec(encoder.config, layer, step_ms)).eval()

@@ -8,7 +8,6 @@ audio -> encoder layer -> the kind's quantizer (``tokenizer.quantizer``) -> unit
 from __future__ import annotations
 
 from functools import cached_property
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -18,11 +17,9 @@ from tokenizer.encoder.model import Encoder
 from tokenizer.errors import AudioError
 from tokenizer.model_dir import ModelDir, ModelError
 from tokenizer.quantizer import Quantizer, quantizer_for
+from tokenizer.step_graph import StepGraph
 from tokenizer.steps import State, StepJob, StepResult, stack, unstack
 from tokenizer.windows import Windowed
-
-if TYPE_CHECKING:
-    from tokenizer.step_graph import StepGraph
 
 ENCODER_PREFIX = "encoder."
 """Encoder tensors are stored under this prefix; the rest belong to the quantizer."""
@@ -81,10 +78,8 @@ class TorchTokenizer(Windowed):
     @cached_property
     def step_module(self) -> StepGraph:
         """The incremental step in torch (models with ``steps``)."""
-        from tokenizer.step_graph import StepGraph
-
         assert self.steps is not None
-        return StepGraph(self, self.steps).eval()
+        return StepGraph(self.encoder, self.quantizer, self.layer, self.steps).eval()
 
     def initial_state(self) -> State:
         return self.step_module.initial_state()
