@@ -135,6 +135,23 @@ def decode_pcm(
     return _finish(x.astype(np.float32, copy=False), sample_rate, "PCM buffer")
 
 
+def stream_chunk(audio: np.ndarray, received: int, max_samples: int | None) -> np.ndarray:
+    """A stream's next chunk of 16 kHz mono float audio as float32, checked: 1-D float, finite,
+    and within ``max_samples`` together with the ``received`` samples before it."""
+    audio = np.asarray(audio)
+    if audio.ndim != 1 or not np.issubdtype(audio.dtype, np.floating):
+        raise AudioError(
+            f"expected 1-D float audio chunks, found {audio.dtype} of shape {list(audio.shape)}"
+        )
+    if not np.all(np.isfinite(audio)):
+        raise AudioError("expected finite audio samples, found NaN or Inf")
+    if max_samples is not None and received + len(audio) > max_samples:
+        raise AudioTooLongError(
+            f"expected at most {max_samples} samples in a stream, found {received + len(audio)}"
+        )
+    return audio.astype(np.float32)
+
+
 def to_mono_16k(x: np.ndarray, sample_rate: int) -> np.ndarray:
     """Average channels of a ``(frames, channels)`` or ``(frames,)`` array, resample to 16 kHz."""
     if x.ndim == 2:

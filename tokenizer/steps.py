@@ -30,8 +30,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tokenizer.audio import stream_chunk
 from tokenizer.encoder.config import EncoderConfig
-from tokenizer.errors import AudioError, AudioTooLongError, InvalidInputError
+from tokenizer.errors import InvalidInputError
 from tokenizer.features import FRAME_MS, HOP, n_frames
 from tokenizer.features import WINDOW as FIELD
 
@@ -154,19 +155,8 @@ class StepSession:
         """Append 16 kHz mono float audio."""
         if self.end is not None:
             raise InvalidInputError("expected audio before finish(), found audio after it")
-        audio = np.asarray(audio)
-        if audio.ndim != 1 or not np.issubdtype(audio.dtype, np.floating):
-            raise AudioError(
-                f"expected 1-D float audio chunks, found {audio.dtype} of shape {list(audio.shape)}"
-            )
-        if not np.all(np.isfinite(audio)):
-            raise AudioError("expected finite audio samples, found NaN or Inf")
-        if self.max_samples is not None and self.received + len(audio) > self.max_samples:
-            raise AudioTooLongError(
-                f"expected at most {self.max_samples} samples in a stream, found "
-                f"{self.received + len(audio)}"
-            )
-        self._buffer = np.concatenate([self._buffer, audio.astype(np.float32)])
+        audio = stream_chunk(audio, self.received, self.max_samples)
+        self._buffer = np.concatenate([self._buffer, audio])
         self.received += len(audio)
 
     def finish(self) -> None:

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tokenizer.errors import AudioError, AudioTooLongError, InvalidInputError
+from tokenizer.audio import stream_chunk
+from tokenizer.errors import InvalidInputError
 from tokenizer.steps import Final
 from tokenizer.windows import Encode, Window, WindowSpec, join_units
 
@@ -40,19 +41,8 @@ class StreamSession:
         """Append 16 kHz mono float audio; the windows that are now complete."""
         if self.finished:
             raise InvalidInputError("expected audio before finish(), found audio after it")
-        audio = np.asarray(audio)
-        if audio.ndim != 1 or not np.issubdtype(audio.dtype, np.floating):
-            raise AudioError(
-                f"expected 1-D float audio chunks, found {audio.dtype} of shape {list(audio.shape)}"
-            )
-        if not np.all(np.isfinite(audio)):
-            raise AudioError("expected finite audio samples, found NaN or Inf")
-        if self.max_samples is not None and self.received + len(audio) > self.max_samples:
-            raise AudioTooLongError(
-                f"expected at most {self.max_samples} samples in a stream, found "
-                f"{self.received + len(audio)}"
-            )
-        self._buffer = np.concatenate([self._buffer, audio.astype(np.float32)])
+        audio = stream_chunk(audio, self.received, self.max_samples)
+        self._buffer = np.concatenate([self._buffer, audio])
         self.received += len(audio)
         jobs = []
         while self.spec.full_end(self.next_chunk) <= self.received:
