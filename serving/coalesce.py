@@ -14,9 +14,12 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from tokenizer.steps import StepJob, StepResult, StepSession
+
+if TYPE_CHECKING:
+    from tokenizer.onnx_tokenizer import OnnxTokenizer
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
@@ -92,3 +95,13 @@ async def run_steps(session: StepSession, steps: Coalescer[StepJob, StepResult])
     with other sessions' steps."""
     while (job := session.next_job()) is not None:
         session.advance((await steps.encode([job]))[0])
+
+
+def local_steps(tok: OnnxTokenizer, max_batch: int) -> Coalescer[StepJob, StepResult]:
+    """Steps of every session of this process, ``max_batch`` per ONNX Runtime call, one call
+    at a time, off the event loop (ONNX Runtime lets go of the GIL while it computes)."""
+
+    async def call(jobs: list[StepJob]) -> list[StepResult]:
+        return await asyncio.to_thread(tok.run_steps, jobs)
+
+    return Coalescer(call, 1, max_batch)

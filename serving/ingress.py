@@ -19,9 +19,8 @@ from grpc_reflection.v1alpha import reflection
 from ray import serve
 
 from serving.auth import ApiKeyInterceptor
-from serving.coalesce import Coalescer
+from serving.coalesce import Coalescer, local_steps
 from serving.config import ServeConfig, api_keys, check_exposure, max_message_bytes, quotas
-from serving.model_deployment import local_steps
 from serving.pb import tokenizer_pb2 as pb
 from serving.pb import tokenizer_pb2_grpc as pb_grpc
 from serving.quota import QuotaInterceptor

@@ -15,10 +15,9 @@ from typing import Any
 import numpy as np
 from ray import serve
 
-from serving.coalesce import Coalescer, run_steps
+from serving.coalesce import local_steps, run_steps
 from tokenizer.kinds import load_served
-from tokenizer.onnx_tokenizer import OnnxTokenizer
-from tokenizer.steps import StepJob, StepResult, StepSession
+from tokenizer.steps import StepSession
 from tokenizer.windows import cut, join_units
 
 
@@ -69,13 +68,3 @@ class TokenizerModel:
             return session.take().units
         plan, pieces = cut(audio, self.window)
         return join_units(plan, await self.encode_windows(pieces))
-
-
-def local_steps(tok: OnnxTokenizer, max_batch: int) -> Coalescer[StepJob, StepResult]:
-    """Steps of every session of this process, ``max_batch`` per ONNX Runtime call, one call
-    at a time, off the event loop (ONNX Runtime lets go of the GIL while it computes)."""
-
-    async def call(jobs: list[StepJob]) -> list[StepResult]:
-        return await asyncio.to_thread(tok.run_steps, jobs)
-
-    return Coalescer(call, 1, max_batch)

@@ -24,6 +24,7 @@ import hashlib
 import io
 import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -93,22 +94,38 @@ def export_graph(tok: TorchTokenizer, window_samples: int | None, precision: str
         dims = {"waveforms": {0: batch, 1: samples}, "lengths": {0: batch}}
     else:
         dims = {"waveforms": {0: batch}, "lengths": {0: batch}}
+    proto = to_onnx(graph, example, dims, ["waveforms", "lengths"], ["units", "frames", "scores"])
+    return serialized(proto if precision == "fp16" else half_initializers(proto))
+
+
+def to_onnx(
+    module: nn.Module,
+    example: tuple[Tensor, ...],
+    dynamic_shapes: Any,
+    input_names: list[str],
+    output_names: list[str] | None = None,
+    opset: int = OPSET,
+) -> onnx.ModelProto:
+    """``module`` exported by ``torch.onnx.export`` (dynamo, optimized) at ``example``."""
     with torch.inference_mode():
         program = torch.onnx.export(
-            graph,
+            module,
             example,
             dynamo=True,
-            opset_version=OPSET,
-            dynamic_shapes=dims,
-            input_names=["waveforms", "lengths"],
-            output_names=["units", "frames", "scores"],
+            opset_version=opset,
+            dynamic_shapes=dynamic_shapes,
+            input_names=input_names,
+            output_names=output_names,
             optimize=True,
             verbose=False,
         )
     assert program is not None
+    return program.model_proto
+
+
+def serialized(proto: onnx.ModelProto) -> bytes:
     buf = io.BytesIO()
-    proto = program.model_proto
-    onnx.save_model(proto if precision == "fp16" else half_initializers(proto), buf)
+    onnx.save_model(proto, buf)
     return buf.getvalue()
 
 
@@ -125,22 +142,9 @@ def export_step_graph(graph: StepGraph) -> bytes:
         *(torch.zeros(2, *s) for s in graph.state_shapes().values()),
     )
     inputs = ["audio", "start", "begin", "end", *names]
-    with torch.inference_mode():
-        program = torch.onnx.export(
-            graph,
-            example,
-            dynamo=True,
-            opset_version=OPSET,
-            dynamic_shapes=(*({0: batch} for _ in inputs[:4]), tuple({0: batch} for _ in names)),
-            input_names=inputs,
-            output_names=["units", *(f"next_{n}" for n in names)],
-            optimize=True,
-            verbose=False,
-        )
-    assert program is not None
-    buf = io.BytesIO()
-    onnx.save_model(half_initializers(program.model_proto), buf)
-    return buf.getvalue()
+    dims = (*({0: batch} for _ in inputs[:4]), tuple({0: batch} for _ in names))
+    outputs = ["units", *(f"next_{n}" for n in names)]
+    return serialized(half_initializers(to_onnx(graph, example, dims, inputs, outputs)))
 
 
 def unit_agreement(fp16: bytes, fp32: bytes, audios: list[np.ndarray]) -> float:

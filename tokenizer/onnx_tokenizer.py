@@ -82,6 +82,12 @@ class OnnxTokenizer(Windowed):
             if self.steps is not None
             else None
         )
+        # the state tensors: every input after audio, start, begin and end, with their shapes
+        self._states = (
+            {i.name: tuple(i.shape[1:]) for i in self.step_session.get_inputs()[4:]}
+            if self.step_session is not None
+            else {}
+        )
         self.cuda = self.session.get_providers()[0] == "CUDAExecutionProvider"
 
     def encode_batch(self, audios: list[np.ndarray]) -> list[np.ndarray]:
@@ -95,20 +101,14 @@ class OnnxTokenizer(Windowed):
 
     def initial_state(self) -> State:
         assert self.step_session is not None
-        return {
-            i.name: np.zeros(i.shape[1:], np.float32)
-            for i in self.step_session.get_inputs()[4:]  # after audio, start, begin, end
-        }
+        return {name: np.zeros(shape, np.float32) for name, shape in self._states.items()}
 
     def run_steps(self, jobs: list[StepJob]) -> list[StepResult]:
         assert self.step_session is not None
         if not jobs:
             return []
-        feeds = stack(jobs)
-        names = [o.name for o in self.step_session.get_outputs()]
-        out = self.step_session.run(names, feeds)
-        states = {n.removeprefix("next_"): v for n, v in zip(names[1:], out[1:], strict=True)}
-        return unstack(out[0], states)
+        out = self.step_session.run(["units", *(f"next_{n}" for n in self._states)], stack(jobs))
+        return unstack(out[0], dict(zip(self._states, out[1:], strict=True)))
 
     def scores(self, audio: np.ndarray) -> np.ndarray:
         """Full-utterance quantizer scores ``[F, K]`` (cosine similarities or negative squared

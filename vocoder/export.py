@@ -15,14 +15,13 @@ from __future__ import annotations
 import copy
 import dataclasses
 import hashlib
-import io
 from pathlib import Path
 from typing import Any
 
-import onnx
 import torch
 
 from tokenizer.audio import SAMPLE_RATE
+from tokenizer.export import serialized, to_onnx
 from tokenizer.model_dir import ModelConfig, ModelDir, card_facts, save_model_dir
 from tokenizer.protocol import Tokenizer
 from vocoder.model import Generator
@@ -35,21 +34,8 @@ def _export(module: torch.nn.Module, length_name: str, min_length: int) -> bytes
     batch = torch.export.Dim("batch", min=1, max=256)
     length = torch.export.Dim(length_name, min=min_length, max=100_000)
     example = (torch.zeros(2, 50, dtype=torch.long), torch.zeros(2, dtype=torch.long))
-    with torch.inference_mode():
-        program = torch.onnx.export(
-            module,
-            example,
-            dynamo=True,
-            opset_version=OPSET,
-            dynamic_shapes={"units": {0: batch, 1: length}, "speaker": {0: batch}},
-            input_names=["units", "speaker"],
-            optimize=True,
-            verbose=False,
-        )
-    assert program is not None
-    buf = io.BytesIO()
-    onnx.save_model(program.model_proto, buf)
-    return buf.getvalue()
+    dims = {"units": {0: batch, 1: length}, "speaker": {0: batch}}
+    return serialized(to_onnx(module, example, dims, ["units", "speaker"], opset=OPSET))
 
 
 class _GeneratorGraph(torch.nn.Module):
