@@ -8,9 +8,16 @@
 #   baselines  k-means K=100 on MFCC and on the shipped base encoder, fitted on the wide corpus
 #   phones     SUPERVISED variant: phone frame classification of the shipped base (resumable,
 #              rerun to continue), then k-means K=100 on it
+#   it2        (not in the default list) HuBERT iteration 2 from the shipped base on k-means of
+#              its layer 2, resumable (HUBERT_ARGS="--max-minutes 40"), k-means on its layers 2
+#              and 3, probed beside MFCC k-means and the targets
 #   probe      every model above and the shipped DC-Spin, on test and on unseen
-#   dcspin     DC-Spin from k-means-initialised codebooks on the shipped base (unsupervised) and
-#              on the phone-fine-tuned base (supervised), each beside k-means on its base
+#   dcspin     DC-Spin from k-means-initialised codebooks on the phone-fine-tuned base
+#              (supervised); with UNSUPERVISED=dcspin-kminit:models/hubert-tiny also on the
+#              shipped base
+#   dcspin-phones SUPERVISED: the same run keeping the phone loss (--phone-labels) with
+#              Sinkhorn shares from k-means (scripts/dcspin-phones.yaml)
+#   dcspin-probe MFCC k-means, k-means on each base and the DC-Spin models, test and unseen
 #   prior      (not in the default list) DC-Spin as dcspin-kminit on the shipped base with
 #              Sinkhorn target shares from the k-means cluster sizes (scripts/dcspin-prior.yaml),
 #              probed beside dcspin-kminit and k-means on the base
@@ -28,7 +35,7 @@ cd "$(dirname "$0")/.."
 st=.venv/bin/speechtok
 C=data/corpus-wide
 M=data/models
-steps=${*:-corpus subset baselines phones probe dcspin dcspin-probe}
+steps=${*:-corpus subset baselines phones probe dcspin dcspin-phones dcspin-probe}
 
 probe() {  # probe OUT MODEL...: full-utterance probe on test and on unseen
   local out=$1; shift
@@ -58,18 +65,41 @@ open(sys.argv[1] + '/train-1k.jsonl', 'w').writelines(sorted(lines[:1000]))" $C 
         --run data/runs/phones-wide --out $M/hubert-tiny-phones --threads 2 ${PHONES_ARGS:-}
       $st train kmeans --corpus $C --encoder $M/hubert-tiny-phones --K 100 \
         --out $M/hubert-tiny-phones-km100 --max-utterances 1500 ;;
+    it2)  # stop and rerun at will: it resumes from data/runs/hubert-it2/checkpoint.pt
+      # HuBERT iteration 2 on the whole training split: targets are k-means of the shipped
+      # base's best layer (2 of 4), the encoder starts from the shipped base
+      [ -f $M/hubert-tiny-L2-km100-wide/config.json ] || $st train kmeans --corpus $C \
+        --encoder models/hubert-tiny --layer 2 --K 100 --out $M/hubert-tiny-L2-km100-wide \
+        --max-utterances 1500
+      $st train hubert --corpus $C --valid-manifest $C --targets $M/hubert-tiny-L2-km100-wide \
+        --init models/hubert-tiny --run data/runs/hubert-it2 --out $M/hubert-it2 --threads 2 \
+        ${HUBERT_ARGS:-}
+      for layer in 2 3; do
+        $st train kmeans --corpus $C --encoder $M/hubert-it2 --layer $layer --K 100 \
+          --out $M/hubert-it2-L$layer-km100 --max-utterances 1500
+      done
+      probe data/probe-wide-it2 $M/mfcc-km100-wide $M/hubert-tiny-L2-km100-wide \
+        $M/hubert-it2-L2-km100 $M/hubert-it2-L3-km100 ;;
     probe)
       probe data/probe-wide $M/mfcc-km100-wide $M/hubert-tiny-km100-wide dcspin-tiny-k100 \
         $M/hubert-tiny-phones-km100 ;;
     dcspin)
-      for pair in dcspin-phones-kminit:$M/hubert-tiny-phones dcspin-kminit:models/hubert-tiny; do
+      for pair in dcspin-phones-kminit:$M/hubert-tiny-phones ${UNSUPERVISED:-}; do
         name=${pair%%:*} base=${pair#*:}
         $st train dcspin --manifest $C/train-1k.jsonl --base $base --run data/runs/$name \
           --out $M/$name --config scripts/dcspin-kminit.yaml --threads 2
       done ;;
+    dcspin-phones)  # SUPERVISED: DC-Spin keeping the phone loss, on the phone-fine-tuned base;
+      # the same base, utterances, views and seed as dcspin-phones-kminit: the same cache
+      [ -d data/runs/dcspin-phones/cache ] || [ ! -d data/runs/dcspin-phones-kminit/cache ] || {
+        mkdir -p data/runs/dcspin-phones
+        cp -r data/runs/dcspin-phones-kminit/cache data/runs/dcspin-phones/; }
+      $st train dcspin --manifest $C/train-1k.jsonl --base $M/hubert-tiny-phones --phone-labels \
+        --run data/runs/dcspin-phones --out $M/dcspin-phones --config scripts/dcspin-phones.yaml \
+        --threads 2 ;;
     dcspin-probe)
-      probe data/probe-wide-dcspin $M/hubert-tiny-km100-wide $M/dcspin-kminit \
-        $M/hubert-tiny-phones-km100 $M/dcspin-phones-kminit ;;
+      probe data/probe-wide-dcspin $M/mfcc-km100-wide $M/hubert-tiny-km100-wide \
+        $M/hubert-tiny-phones-km100 $M/dcspin-phones-kminit $M/dcspin-phones ;;
     prior)
       [ -f $M/dcspin-kminit/config.json ] || $st train dcspin --manifest $C/train-1k.jsonl \
         --base models/hubert-tiny --run data/runs/dcspin-kminit --out $M/dcspin-kminit \

@@ -86,13 +86,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         p = tsub.add_parser(kind, help=f"fine-tune a base encoder into a {text} tokenizer")
         add_run_args(p)
         p.add_argument("--base", required=True, help="base encoder model (kind hubert)")
-        p.add_argument(
+        labels = p.add_mutually_exclusive_group(required=kind == "rspin")
+        labels.add_argument(
             "--pseudo-labels",
             metavar="MODEL",
-            required=kind == "rspin",
             help="also predict this tokenizer's units of the original audio from the top layer "
             "(R-Spin's pseudo-label loss, weight pseudo_weight), e.g. k-means on the base: "
             "keeps the base's phonetic content while the swapped loss removes the speaker",
+        )
+        labels.add_argument(
+            "--phone-labels",
+            action="store_true",
+            help="SUPERVISED: predict the phones of the corpus's alignments instead (the "
+            "same head and weight): DC-Spin's supervised variant keeping its phone loss",
         )
         p.set_defaults(func=run_train_spin, kind=kind)
 
@@ -287,10 +293,14 @@ def run_train_spin(args: argparse.Namespace) -> int:
     pseudo = load_tokenizer(args.pseudo_labels) if args.pseudo_labels else None
     if pseudo is not None:
         source |= built_from("pseudo_labels", args.pseudo_labels, pseudo)
+    if args.phone_labels:
+        phones = "the top layer also predicts the phones of the corpus's alignments"
+        source["supervised"] = "; ".join(filter(None, (source.get("supervised"), phones)))
     return _train_and_export(
         args, config, devices, source,
         lambda root, utts: train_spin(args.run, base, utts, root, config, args.max_minutes,
-                                      args.until_step, devices, valid_set(args), pseudo),
+                                      args.until_step, devices, valid_set(args), pseudo,
+                                      args.phone_labels),
         lambda model, name, info: export_spin(model, args.out, name, config, info),
     )  # fmt: skip
 

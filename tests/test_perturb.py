@@ -150,6 +150,29 @@ def test_identity_config_stays_close_to_the_input() -> None:
     assert np.std(y) / np.std(x) == pytest.approx(1.0, abs=0.05)
 
 
+def test_scaled_strength_shrinks_every_range_and_the_spectral_change() -> None:
+    """``scaled(s)`` raises every ratio range to the power s and scales the EQ's gain: 1 keeps
+    the config, 0 pins every draw to "no change"; with the same draws, a half-strength copy's
+    spectrum stays closer to the input's than a full-strength one's."""
+    config = PerturbConfig()
+    assert config.scaled(1.0) == config
+    half = config.scaled(0.5)
+    assert half.formant_ratio == pytest.approx((1.0, 1.4**0.5))
+    assert half.pitch_ratio == pytest.approx((1.0, 2**0.5)) and half.eq_gain_db == 6.0
+    none = config.scaled(0.0)
+    assert none.formant_ratio == none.pitch_ratio == none.pitch_range_ratio == (1.0, 1.0)
+    assert none.eq_gain_db == 0.0
+    with pytest.raises(InvalidInputError, match="strength >= 0"):
+        config.scaled(-1.0)
+    x = vowel()
+    ref = log_spectrogram(x).mean(0)
+    moved = {}
+    for strength in (0.0, 0.5, 1.0):
+        y, _ = perturb_speaker(x, rng_for("strength", 1), config.scaled(strength))
+        moved[strength] = float(np.abs(log_spectrogram(y).mean(0) - ref).mean())
+    assert moved[0.0] < moved[0.5] < moved[1.0], moved
+
+
 # --- Praat's changes -----------------------------------------------------------------------
 
 

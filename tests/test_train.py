@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from tokenizer.corpus.manifest import load_corpus
+from tokenizer.corpus.phones import PHONES
 from tokenizer.errors import InvalidInputError
 from tokenizer.kinds import load_tokenizer
 from tokenizer.model_dir import load_model_dir
@@ -213,6 +214,32 @@ def test_spin_pseudo_labels_are_learnt(
         train_spin(tmp_path / "run", base, utts[:8], root, config)
     export_spin(model, tmp_path / "m", "s", config, {"command": "test"})
     assert not any("pseudo" in k for k in load_model_dir(tmp_path / "m").tensors)
+
+
+def test_spin_phone_labels_are_learnt_and_marked_supervised(
+    hubert_model: Path, tiny_corpus: Path, tmp_path: Path
+) -> None:
+    """SUPERVISED variant: with ``phone_labels`` the label head predicts the alignments' phones
+    (one class per ARPAbet-39 + SIL) and its loss falls; it excludes pseudo-labels; the run
+    remembers it; the card of a model trained so says SUPERVISED."""
+    root, utts = _train_utts(tiny_corpus)
+    base = load_tokenizer(hubert_model, "torch")
+    assert isinstance(base, TorchTokenizer)
+    config = SpinConfig(K1=8, K2=16, steps=40, batch_size=4, lr=2e-3, warmup_steps=1,
+                        log_every=1, views=1, perturb_jobs=1)  # fmt: skip
+    with pytest.raises(InvalidInputError, match="one source of per-frame labels"):
+        train_spin(tmp_path / "both", base, utts[:8], root, config, pseudo=base, phone_labels=True)
+    model, _ = train_spin(tmp_path / "run", base, utts[:8], root, config, phone_labels=True)
+    assert model.pseudo is not None and model.pseudo.out_features == len(PHONES)
+    log = [r for r in read_log(tmp_path / "run") if "loss_pseudo" in r]
+    first, last = (np.mean([r["loss_pseudo"] for r in part]) for part in (log[:5], log[-5:]))
+    # a tiny base in 40 steps learns the phones' skewed frequencies (uniform labels: ln 40)
+    assert last < first - 0.1 and last < np.log(len(PHONES)) - 0.2, (first, last)
+    with pytest.raises(CheckpointError):  # the same run folder without the phone labels
+        train_spin(tmp_path / "run", base, utts[:8], root, config)
+    info = {"command": "test", "supervised": "phones of the alignments"}
+    export_spin(model, tmp_path / "m", "s", config, info)
+    assert "**SUPERVISED" in (tmp_path / "m" / "README.md").read_text()
 
 
 def test_kmeans_codebook_init_fits_the_frames(

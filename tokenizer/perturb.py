@@ -23,6 +23,7 @@ it) the whole signal is scaled down to that peak. Nothing is clipped.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 from dataclasses import dataclass
@@ -98,6 +99,18 @@ class PerturbConfig:
                 f"expected 0 < pitch_floor < pitch_ceiling and max_peak in (0, 1], found "
                 f"{self.pitch_floor:g}, {self.pitch_ceiling:g} Hz and {self.max_peak}"
             )
+
+    def scaled(self, strength: float) -> PerturbConfig:
+        """This perturbation ``strength`` times as strong: every ratio range ``(lo, hi)`` becomes
+        ``(lo ** strength, hi ** strength)`` and the EQ's gain ``eq_gain_db * strength`` (1 keeps
+        it, 0 leaves the voice as it is but for Praat's resynthesis)."""
+        if strength < 0:
+            raise InvalidInputError(f"expected a perturbation strength >= 0, found {strength}")
+        ranges = {
+            name: tuple(r**strength for r in getattr(self, name))
+            for name in ("formant_ratio", "pitch_ratio", "pitch_range_ratio")
+        }
+        return dataclasses.replace(self, **ranges, eq_gain_db=self.eq_gain_db * strength)
 
     @property
     def min_samples(self) -> int:

@@ -15,6 +15,7 @@ frames). The head has HuBERT's shape (projection + label embeddings), so the res
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -143,16 +144,18 @@ def train_phones(
     checked = None
     if valid is not None:
         valid_audio = TrainAudio(*valid, in_memory=not config.stream_audio)
-        checked = (valid_audio, _targets(valid[1], valid_audio))
+        checked = (valid_audio, phone_frame_targets(valid[1], valid_audio.lengths))
     step = train_on_crops(
-        run, run_config, model, opt, config, start, (audio, _targets(utts, audio)), phones_step,
+        run, run_config, model, opt, config, start,
+        (audio, phone_frame_targets(utts, audio.lengths)), phones_step,
         ("phones", ("acc", "acc")), max_minutes, until_step, devices, checked,
     )  # fmt: skip
     return model.cpu(), step
 
 
-def _targets(utts: list[Utterance], audio: TrainAudio) -> list[np.ndarray]:
-    return [phone_targets(u, n_frames(n)) for u, n in zip(utts, audio.lengths, strict=True)]
+def phone_frame_targets(utts: list[Utterance], lengths: Sequence[int]) -> list[np.ndarray]:
+    """``phone_targets`` of every utterance on the encoder's frame grid (``lengths``: samples)."""
+    return [phone_targets(u, n_frames(n)) for u, n in zip(utts, lengths, strict=True)]
 
 
 def phones_step(

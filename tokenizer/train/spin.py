@@ -11,7 +11,9 @@ on the same encoder; the losses are summed and the primary codebook gives the to
 With pseudo-labels (``--pseudo-labels MODEL``, R-Spin's anchor), the top layer also predicts,
 from both views, a teacher tokenizer's full-utterance units of the original audio (typically
 k-means on the base) through a linear head (cross-entropy, weight ``pseudo_weight``): the
-swapped loss removes the speaker while this keeps the phonetic content the base had.
+swapped loss removes the speaker while this keeps the phonetic content the base had. With
+phone labels instead (``--phone-labels``, SUPERVISED: DC-Spin's supervised variant keeping its
+phone loss), that head predicts the phone at each frame's centre from the corpus's alignments.
 
 R-Spin (``speechtok train rspin``) adds, on top of pseudo-labels: a perturbed view that is also
 distorted (noise, babble, music, rooms, phone line, codecs: ``distortions``), all layers
@@ -37,6 +39,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from tokenizer.corpus.manifest import Utterance
+from tokenizer.corpus.phones import PHONES
 from tokenizer.encoder.model import Encoder
 from tokenizer.errors import InvalidInputError
 from tokenizer.model_dir import ModelDir, card_facts
@@ -60,6 +63,7 @@ from tokenizer.train.loop import (
     run_identity,
     train_loop,
 )
+from tokenizer.train.phones import SUPERVISED, phone_frame_targets
 from tokenizer.train.views import (
     FrozenCache,
     ViewsBatch,
@@ -213,10 +217,13 @@ def train_spin(
     devices: Devices = CPU,
     valid: tuple[Path, list[Utterance]] | None = None,
     pseudo: Tokenizer | None = None,
+    phone_labels: bool = False,
 ) -> tuple[SpinModel, int]:
     """Fine-tune (or resume) in ``run``; returns the model and the step reached. Stops as
     ``train_hubert`` does. The frozen-layer cache is built on the CPU by the main process.
-    ``pseudo``: the teacher whose units of the original audio the top layer also predicts."""
+    ``pseudo``: the teacher whose units of the original audio the top layer also predicts;
+    ``phone_labels`` (SUPERVISED): the top layer predicts the phones of the utterances'
+    alignments instead."""
     if not 1 <= config.train_layers <= base.encoder.config.num_layers:
         raise InvalidInputError(
             f"expected train_layers in 1..{base.encoder.config.num_layers}, "
@@ -227,9 +234,15 @@ def train_spin(
             f"expected a base model on its final layer (a hubert model), "
             f"found one truncated at layer {base.layer}"
         )
+    if pseudo is not None and phone_labels:
+        raise InvalidInputError(
+            "expected one source of per-frame labels, found both pseudo-labels and phone labels"
+        )
     sources = {"base": base.fingerprint}
     if pseudo is not None:
         sources["pseudo_labels"] = pseudo.fingerprint
+    if phone_labels:
+        sources["phone_labels"] = "alignments"
     run_config = run_identity(config, utts, **sources)
     torch.manual_seed(config.seed)
     if config.sinkhorn_prior and config.codebook_init != "kmeans":
@@ -237,20 +250,25 @@ def train_spin(
             f"expected codebook_init: kmeans with sinkhorn_prior {config.sinkhorn_prior:g} (the "
             f"prior is the k-means initialisation's cluster sizes), found {config.codebook_init}"
         )
-    if config.piece_vocab and pseudo is None:
+    if config.piece_vocab and pseudo is None and not phone_labels:
         raise InvalidInputError(
-            f"expected --pseudo-labels with piece_vocab {config.piece_vocab} (acoustic pieces "
-            "are BPE over the pseudo-labels), found none"
+            f"expected --pseudo-labels or --phone-labels with piece_vocab {config.piece_vocab} "
+            "(acoustic pieces are BPE over the labels), found neither"
         )
-    model = SpinModel(
-        base.encoder, config, pseudo.K if pseudo is not None else 0, config.piece_vocab
-    )
+    label_K = pseudo.K if pseudo is not None else len(PHONES) if phone_labels else 0
+    model = SpinModel(base.encoder, config, label_K, config.piece_vocab)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=config.lr, betas=(0.9, 0.98), weight_decay=0.0)
     start = resume(run, run_config, model, opt)  # before the cache: fail fast on a mismatch
     audio = TrainAudio(root, utts, in_memory=not config.stream_audio)
     frames = [n_frames(n) for n in audio.lengths]
-    labels = compute_targets(pseudo, utts, audio) if pseudo is not None else None
+    labels = (
+        compute_targets(pseudo, utts, audio)
+        if pseudo is not None
+        else phone_frame_targets(utts, audio.lengths)
+        if phone_labels
+        else None
+    )
     if labels is not None and config.piece_vocab:
         labels = with_pieces(run, labels, config.piece_vocab)
     noisy = None if config.cache else noisy_views(utts, audio, config)  # else: build_cache
@@ -267,6 +285,8 @@ def train_spin(
         }
         if config.distortions:
             cache_key["distort"] = config.distort_key()
+        if config.perturb_strength != 1:
+            cache_key["perturb_strength"] = config.perturb_strength
         devices.first(
             lambda: build_cache(
                 run / "cache",
@@ -485,6 +505,8 @@ def export_spin(
             f"SNR {config.snr_db[0]:g} to {config.snr_db[1]:g} dB), with pseudo-labels"
             + (f" and {config.piece_vocab} acoustic pieces" if config.piece_vocab else "")
         )
+    if "supervised" in train_info:
+        what = f"**{SUPERVISED}** ({train_info['supervised']}).\n\n{what}"
     card = (
         f"# {name}\n\n{what}: speaker-invariant units from a HuBERT-style encoder fine-tuned "
         f"by swapped prediction between original and speaker-perturbed audio (top "

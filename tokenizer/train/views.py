@@ -77,6 +77,10 @@ class ViewsConfig(DistortConfig):
     model); off for corpora too
     large for that disk or on GPUs, where running the frozen layers each step is cheap."""
     perturb_jobs: int = 2
+    perturb_strength: float = 1.0
+    """Scale of the speaker perturbation (``PerturbConfig.scaled``): 1 is Spin's ranges
+    (formants x 1.4, F0 x 2, pitch range x 1.5, up or down) and a +-12 dB equalizer; 0.5 gives
+    x 1.18, x 1.41, x 1.22 and +-6 dB."""
 
 
 TRAIN_MUSIC_STREAM = 0x7A17
@@ -164,7 +168,9 @@ def build_cache(
         out = np.lib.format.open_memmap(
             folder / f"view{view}.npy", mode="w+", dtype=np.float16, shape=(int(offsets[-1]), dim)
         )
-        views = view_audio(utts, audio, view, config.seed, config.perturb_jobs)
+        views = view_audio(
+            utts, audio, view, config.seed, config.perturb_jobs, config.perturb_strength
+        )
         if distorting is not None and view > 0:
             bar = tqdm(desc=f"distort view {view}", unit="utt", file=sys.stderr, leave=False)
             with bar:
@@ -184,14 +190,20 @@ def build_cache(
 
 
 def view_audio(
-    utts: Sequence[Utterance], audio: Sequence[np.ndarray], view: int, seed: int, jobs: int
+    utts: Sequence[Utterance],
+    audio: Sequence[np.ndarray],
+    view: int,
+    seed: int,
+    jobs: int,
+    strength: float = 1.0,
 ) -> list[np.ndarray]:
     """View ``view`` of every utterance as float32: 0 the original, 1.. speaker-perturbed
-    copies (seeded by utterance id, view and ``seed``; Praat in ``jobs`` processes)."""
+    copies (seeded by utterance id, view and ``seed``; Praat in ``jobs`` processes; the
+    perturbation ``strength`` times Spin's)."""
     floats = [a.astype(np.float32) / 32767.0 for a in audio]
     if view == 0:
         return floats
-    tasks = [(u.id, x, view, seed) for u, x in zip(utts, floats, strict=True)]
+    tasks = [(u.id, x, view, seed, strength) for u, x in zip(utts, floats, strict=True)]
     with multiprocessing.get_context("fork").Pool(jobs) as pool:
         return list(
             tqdm(
@@ -205,9 +217,9 @@ def view_audio(
         )
 
 
-def _perturb_job(job: tuple[str, np.ndarray, int, int]) -> np.ndarray:
-    uid, x, view, seed = job
-    return _perturbed(x, f"{uid}#view{view}", seed)
+def _perturb_job(job: tuple[str, np.ndarray, int, int, float]) -> np.ndarray:
+    uid, x, view, seed, strength = job
+    return _perturbed(x, f"{uid}#view{view}", seed, strength)
 
 
 @torch.inference_mode()
@@ -285,7 +297,7 @@ def views_batch(
                 x = crop(audio, i, starts[r] * HOP, n).astype(np.float32) / 32767.0
                 key = f"{ids[i]}#view{views[r]}#step{step}"
                 ha[row, :n] = torch.from_numpy(x)
-                xb = _perturbed(x, key, config.seed)
+                xb = _perturbed(x, key, config.seed, config.perturb_strength)
                 hb[row, :n] = torch.from_numpy(
                     xb if noisy is None else noisy.distort(xb, i, key, config)
                 )
@@ -295,7 +307,8 @@ def views_batch(
     return out
 
 
-def _perturbed(x: np.ndarray, key: str, seed: int) -> np.ndarray:
+def _perturbed(x: np.ndarray, key: str, seed: int, strength: float = 1.0) -> np.ndarray:
     from tokenizer import perturb, seeding  # Praat: only where views are made
 
-    return perturb.perturb_speaker(x, seeding.rng_for(key, seed))[0]
+    config = perturb.DEFAULT_CONFIG.scaled(strength) if strength != 1 else perturb.DEFAULT_CONFIG
+    return perturb.perturb_speaker(x, seeding.rng_for(key, seed), config)[0]
