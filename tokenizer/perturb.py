@@ -106,11 +106,17 @@ class PerturbConfig:
         it, 0 leaves the voice as it is but for Praat's resynthesis)."""
         if strength < 0:
             raise InvalidInputError(f"expected a perturbation strength >= 0, found {strength}")
-        ranges = {
-            name: tuple(r**strength for r in getattr(self, name))
-            for name in ("formant_ratio", "pitch_ratio", "pitch_range_ratio")
-        }
-        return dataclasses.replace(self, **ranges, eq_gain_db=self.eq_gain_db * strength)
+
+        def scale(r: tuple[float, float]) -> tuple[float, float]:
+            return r[0] ** strength, r[1] ** strength
+
+        return dataclasses.replace(
+            self,
+            formant_ratio=scale(self.formant_ratio),
+            pitch_ratio=scale(self.pitch_ratio),
+            pitch_range_ratio=scale(self.pitch_range_ratio),
+            eq_gain_db=self.eq_gain_db * strength,
+        )
 
     @property
     def min_samples(self) -> int:
