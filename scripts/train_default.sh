@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
-# The recipe of the shipped default model, step by step (each step resumes or skips if done).
-#   1. corpus  2. HuBERT pretraining on MFCC k-means targets (resumable, in pieces)
-#   3. DC-Spin fine-tuning  4. the k-means baseline on the same encoder layer
-#   5. streaming-window curve on dev -> export both with the chosen window  6. probe on test
-#   7. the unit HiFi-GAN vocoder for the default model (resumable)  8. its resynthesis probe
-#   9. the streaming-exact student distilled from the DC-Spin model: train, window curve,
-#      export with its incremental step graph (160 ms steps)  10. probe of teacher and student
-#   colld, colld-probe (not in the default list): a cheaper student compressed from the default
-#      by CoLLD, exported with steps, probed beside it (issue 19)
+# The recipe of every shipped model, step by step (each step resumes or skips if done).
+# Unsupervised, on data/corpus:
+#   corpus  HuBERT pretraining on MFCC k-means targets (hubert, resumable, in pieces)
+#   dcspin  DC-Spin fine-tuning;  kmeans  the k-means baseline on the same encoder layer
+#   window  streaming-window curve on dev -> export both with the chosen window;  probe on test
+#   stream  the streaming-exact student of that DC-Spin model: train, window curve, export with
+#           its incremental step graph (160 ms steps);  stream-probe  teacher and student
+# SUPERVISED (phone labels), on data/corpus-wide; the default:
+#   supervised  the wide corpus, the phone-fine-tuned base (scripts/train_wide.sh), DC-Spin on
+#           it keeping the phone loss;  supervised-stream  its streaming-exact student
+#   vocoder  the unit HiFi-GAN for the default's units (resumable);  resynth  its probe
+#   quality  the README's token-quality table, test and unseen engine
+# R-Spin (rspin-tiny, rspin-tiny-stream): scripts/train_wide.sh rspin rspin-stream
+#   colld, colld-probe (not in the default list): a cheaper student compressed from the
+#      unsupervised student by CoLLD, exported with steps, probed beside it (issue 19)
 #   report-card (not in the default list): every shipped model's report card (issue 21)
 # Usage: scripts/train_default.sh [STEP...]   (default: all steps). Times are in the README.
 set -euo pipefail
@@ -17,10 +23,13 @@ corpus=data/corpus
 hubert=data/models/hubert-tiny
 dcspin=models/dcspin-tiny-k100
 kmeans=models/hubert-tiny-km100
-vocoder=models/vocoder-dcspin-tiny
-stream=models/dcspin-tiny-k100-stream
+unsup_stream=models/dcspin-tiny-k100-stream
+wide=data/corpus-wide
+sup=models/dcspin-phones-k100
+stream=models/dcspin-phones-k100-stream  # the default (SUPERVISED)
+vocoder=models/vocoder-dcspin-phones
 colld=data/models/colld-tiny
-steps=${*:-corpus hubert dcspin kmeans window probe vocoder resynth stream stream-probe}
+steps=${*:-corpus hubert dcspin kmeans window probe stream stream-probe supervised supervised-stream vocoder resynth quality}
 
 chosen() {  # the window a streaming-curve folder chose, as L,C,R
   python3 -c "import json, sys; w = json.load(open(sys.argv[1] + '/curve.json'))['chosen']; print(f\"{w['left_ms']},{w['chunk_ms']},{w['right_ms']}\")" "$1"
@@ -49,31 +58,48 @@ for step in $steps; do
     probe)
       $st probe --model $kmeans --model $dcspin --corpus $corpus --split test --lm-split dev \
         --out data/probe-default ;;
-    vocoder)  # stop and rerun at will: it resumes from data/runs/vocoder-tiny/checkpoint.pt
-      $st vocoder train --units-model $dcspin --corpus $corpus --run data/runs/vocoder-tiny \
+    vocoder)  # stop and rerun at will: it resumes from data/runs/vocoder-phones/checkpoint.pt
+      $st vocoder train --units-model $sup --corpus $corpus --run data/runs/vocoder-phones \
         --out $vocoder --config scripts/vocoder-tiny.yaml --threads 2 ${VOCODER_ARGS:-} ;;
-    resynth)  # every test utterance, served windows and full utterance
-      for mode in windows full; do
-        $st probe --model $dcspin --corpus $corpus --split test --lm-split dev --no-perturb \
-          --vocoder $vocoder --resynth-utterances 100 --out data/probe-vocoder-$mode \
-          $([ $mode = full ] && echo --full-utterance)
-      done ;;
+    resynth)  # every test utterance, the default's units as served (by steps: exactly its
+      # full-utterance units)
+      $st probe --model $stream --corpus $corpus --split test --lm-split dev --no-perturb \
+        --vocoder $vocoder --resynth-utterances 100 --out data/probe-vocoder ;;
     stream)  # resumable: data/runs/distill-tiny/checkpoint.pt
       $st train distill --teacher $dcspin --corpus $corpus --run data/runs/distill-tiny \
-        --out $stream --threads 2
-      $st streaming-curve --model $stream --corpus $corpus --split dev --max-utterances 40 \
+        --out $unsup_stream --threads 2
+      $st streaming-curve --model $unsup_stream --corpus $corpus --split dev --max-utterances 40 \
         --backend torch --out data/streaming-curve-stream
       window=$(chosen data/streaming-curve-stream)
-      $st export $stream --window "$window" --step-ms 160 ;;
+      $st export $unsup_stream --window "$window" --step-ms 160 ;;
     stream-probe)
-      $st probe --model $dcspin --model $stream --corpus $corpus --split test --lm-split dev \
+      $st probe --model $dcspin --model $unsup_stream --corpus $corpus --split test --lm-split dev \
         --out data/probe-stream ;;
+    supervised)  # SUPERVISED default: scripts/train_wide.sh builds the wide corpus, its
+      # 1000-utterance subset and the phone-fine-tuned base; DC-Spin on that base keeping the
+      # phone loss, exported with the first DC-Spin model's window
+      scripts/train_wide.sh corpus subset phones
+      $st train dcspin --manifest $wide/train-1k.jsonl --base data/models/hubert-tiny-phones \
+        --phone-labels --run data/runs/dcspin-phones --out $sup \
+        --config scripts/dcspin-phones.yaml --threads 2
+      $st export $sup --window 960,160,240 ;;
+    supervised-stream)  # resumable: data/runs/distill-phones/checkpoint.pt
+      $st train distill --teacher $sup --manifest $wide/train-1k.jsonl \
+        --run data/runs/distill-phones --out $stream --threads 2 ${DISTILL_ARGS:-}
+      $st export $stream --window 160,320,40 --step-ms 160 ;;  # the first student's window
+    quality)  # the README's token-quality table: every kind of model, test and unseen engine
+      for split in test unseen; do
+        $st probe --model data/models/mfcc-km100-wide --model data/models/hubert-tiny-km100-wide \
+          --model $dcspin --model $unsup_stream --model data/models/hubert-tiny-phones-km100 \
+          --model $sup --model $stream --corpus $wide --split $split --lm-split dev \
+          --full-utterance --out data/probe-quality-$split
+      done ;;
     colld)  # resumable: data/runs/colld-tiny/checkpoint.pt
-      $st train colld --teacher $stream --corpus $corpus --run data/runs/colld-tiny \
+      $st train colld --teacher $unsup_stream --corpus $corpus --run data/runs/colld-tiny \
         --out $colld --threads 2 ${COLLD_ARGS:-}
       $st export $colld --window 340,160,100 --step-ms 160 ;;
     colld-probe)
-      $st probe --model $stream --model $colld --corpus $corpus --split test --lm-split dev \
+      $st probe --model $unsup_stream --model $colld --corpus $corpus --split test --lm-split dev \
         --out data/probe-colld ;;
     report-card)  # every shipped model side by side, ABX, SUPERB and listening, on the wide
       # corpus's test split (scripts/train_wide.sh corpus), one pass per utterance (the

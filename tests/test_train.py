@@ -19,7 +19,12 @@ from tokenizer.errors import InvalidInputError
 from tokenizer.kinds import load_tokenizer
 from tokenizer.model_dir import load_model_dir
 from tokenizer.torch_tokenizer import TorchTokenizer
-from tokenizer.train.checkpoint import CheckpointError, read_log
+from tokenizer.train.checkpoint import (
+    CheckpointError,
+    load_checkpoint,
+    read_log,
+    save_checkpoint,
+)
 from tokenizer.train.data import TrainAudio, crop_batch, n_frames
 from tokenizer.train.hubert import HubertConfig, export_hubert, span_mask, train_hubert
 from tokenizer.train.runconfig import RunConfigError, load_run_config
@@ -98,6 +103,19 @@ def test_hubert_resume_equals_one_run(tiny_corpus: Path, tmp_path: Path) -> None
     assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
     with pytest.raises(CheckpointError, match="changes in \\['lr'\\]"):
         train_hubert(tmp_path / "b", root, utts, targets, replace(HUBERT, lr=1e-3))
+
+
+def test_checkpoint_without_an_added_field_resumes_at_its_old_value(tmp_path: Path) -> None:
+    """A run saved before a config field existed (``checkpoint.ADDED``) resumes when the run
+    asks for the value it had, and not for another."""
+    old = {"lr": 1e-3, "steps": 4, "utterances": ["a"]}
+    save_checkpoint(tmp_path, {"config": old, "step": 2})
+    now = {**old, "perturb_strength": 1.0}
+    assert load_checkpoint(tmp_path, now)["step"] == 2  # type: ignore[index]
+    with pytest.raises(CheckpointError, match="perturb_strength"):
+        load_checkpoint(tmp_path, {**old, "perturb_strength": 0.5})
+    with pytest.raises(CheckpointError, match="other_field"):
+        load_checkpoint(tmp_path, {**old, "other_field": 1.0})
 
 
 def test_hubert_iteration_starts_from_init(

@@ -16,6 +16,9 @@ from tokenizer.errors import InvalidInputError
 CHECKPOINT = "checkpoint.pt"
 TUNING = frozenset({"checkpoint_every", "log_every", "perturb_jobs"})
 """Run-config fields that may change between pieces of a run (they do not change the result)."""
+ADDED: dict[str, Any] = {"perturb_strength": 1.0}
+"""Run-config fields added after runs were saved, with the value those runs had: a checkpoint
+without the field resumes when the run asks for that value."""
 LOG = "log.jsonl"
 
 
@@ -36,10 +39,11 @@ def load_checkpoint(run: Path, expected_config: dict[str, Any]) -> dict[str, Any
     if not path.is_file():
         return None
     state: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=False)
+    saved = {k: v for k, v in ADDED.items() if k in expected_config} | state["config"]
     changed = sorted(
         k
-        for k in set(expected_config) | set(state["config"])
-        if k not in TUNING and state["config"].get(k) != expected_config.get(k)
+        for k in set(expected_config) | set(saved)
+        if k not in TUNING and saved.get(k) != expected_config.get(k)
     )
     if changed:
         raise CheckpointError(
