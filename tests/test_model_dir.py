@@ -139,7 +139,7 @@ def test_config_errors_name_the_file_and_the_field(
 def test_loaders_go_through_the_kinds_registry(tmp_path: Path) -> None:
     assert tuple(REGISTRY) == KINDS
     with pytest.raises(ModelError, match="expected a tokenizer model directory, found a vocoder"):
-        load_tokenizer(MODELS / "vocoder-dcspin-tiny")
+        load_tokenizer(MODELS / (MODELS / "DEFAULT_VOCODER").read_text().strip())
     with pytest.raises(ModelError, match="expected a vocoder model directory, found 'spin'"):
         require(read_config(MODELS / "dcspin-tiny-k100-stream"), tmp_path, "vocoder")
     with pytest.raises(ModelError, match="expected an exported model"):

@@ -232,10 +232,18 @@ def fingerprint(section: Mapping[str, Any], tensors: Mapping[str, np.ndarray]) -
     return h.hexdigest()
 
 
+SUPERVISED = "SUPERVISED: fine-tuned on phone alignments — not an unsupervised model"
+
+
 def save_model_dir(
     path: str | Path, config: ModelConfig, tensors: dict[str, np.ndarray], card: str
 ) -> ModelDir:
-    """Write a model directory; ``config.section`` holds what determines the tokens."""
+    """Write a model directory; ``config.section`` holds what determines the tokens. The card
+    of a model that learnt from labels (``train.supervised``, here or in what it was built
+    from) opens with ``SUPERVISED`` and why, under its title."""
+    if (why := config.train.get("supervised")) and SUPERVISED not in card:
+        title, _, rest = card.partition("\n")
+        card = f"{title}\n\n**{SUPERVISED}** ({why}).\n{rest}"
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     fp = fingerprint(config.section, tensors)

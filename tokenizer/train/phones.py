@@ -30,7 +30,7 @@ from tokenizer.corpus.manifest import Utterance
 from tokenizer.corpus.phones import PHONES, SIL
 from tokenizer.encoder.model import Encoder
 from tokenizer.errors import InvalidInputError
-from tokenizer.model_dir import ModelDir, card_facts
+from tokenizer.model_dir import SUPERVISED, ModelDir, card_facts
 from tokenizer.quantizer import HUBERT_KEYS, CosineCodebook
 from tokenizer.save import save_encoder_tokenizer
 from tokenizer.torch_tokenizer import TorchTokenizer
@@ -208,9 +208,6 @@ def phones_step(
         "acc_speech": float(sums[2] / n_speech),
         "audio_s": float(batch.lengths.sum()) / SAMPLE_RATE,
     }
-
-
-SUPERVISED = "SUPERVISED: fine-tuned on phone alignments — not an unsupervised model"
 
 
 def export_phones(

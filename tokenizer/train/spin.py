@@ -63,7 +63,7 @@ from tokenizer.train.loop import (
     run_identity,
     train_loop,
 )
-from tokenizer.train.phones import SUPERVISED, phone_frame_targets
+from tokenizer.train.phones import phone_frame_targets
 from tokenizer.train.views import (
     FrozenCache,
     ViewsBatch,
@@ -505,8 +505,6 @@ def export_spin(
             f"SNR {config.snr_db[0]:g} to {config.snr_db[1]:g} dB), with pseudo-labels"
             + (f" and {config.piece_vocab} acoustic pieces" if config.piece_vocab else "")
         )
-    if "supervised" in train_info:
-        what = f"**{SUPERVISED}** ({train_info['supervised']}).\n\n{what}"
     card = (
         f"# {name}\n\n{what}: speaker-invariant units from a HuBERT-style encoder fine-tuned "
         f"by swapped prediction between original and speaker-perturbed audio (top "
