@@ -382,7 +382,7 @@ def test_shipped_models_by_name_and_default() -> None:
     vocoders = [m for m in models if m["kind"] == "vocoder"]
     assert sum(m["default"] for m in tokenizers) == 1  # one default of each kind
     assert sum(m["default"] for m in vocoders) == (1 if vocoders else 0)
-    assert {"name", "kind", "K", "path", "default"} <= set(models[0])
+    assert {"name", "kind", "K", "path", "default", "supervised"} <= set(models[0])
     default = next(m for m in tokenizers if m["default"])
     info = json.loads(
         subprocess.run([*CLI, "info"], capture_output=True, text=True, check=True).stdout
@@ -396,5 +396,6 @@ def test_shipped_models_by_name_and_default() -> None:
         )
         assert by_name["fingerprint"] == load_model_dir(m["path"]).fingerprint
         assert by_name["kind"] == m["kind"] and by_name["K"] == m["K"]
+        assert ("supervised" in by_name) == m["supervised"]
     bad = subprocess.run([*CLI, "info", "--model", "no-such-model"], capture_output=True, text=True)
     assert bad.returncode == 2 and "shipped model name" in bad.stderr

@@ -133,8 +133,11 @@ def load_served(
 
 
 def model_info(spec: str | Path | None = None) -> dict[str, Any]:
-    """What ``speechtok info`` prints of any model: its kind's facts, fingerprint and path."""
+    """What ``speechtok info`` prints of any model: its kind's facts, fingerprint and path,
+    and ``supervised`` (why) when it, or what it was built from, learnt from labels."""
     path = resolve(spec)
     model = load_model_dir(path)
     facts = REGISTRY[model.config.kind].info(model.config)
+    if supervised := model.config.train.get("supervised"):
+        facts["supervised"] = supervised
     return {**facts, "fingerprint": model.fingerprint, "path": str(path)}

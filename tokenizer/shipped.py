@@ -29,7 +29,8 @@ def default_name(default_file: str = DEFAULT_FILE) -> str:
 
 def shipped() -> list[dict[str, Any]]:
     """One record per shipped model: name, kind, K, path, default (the default tokenizer, or
-    the default vocoder)."""
+    the default vocoder), supervised (whether it, or what it was built from, learnt from
+    labels)."""
     root = models_root()
     defaults = {
         default_name(f) for f in (DEFAULT_FILE, DEFAULT_VOCODER_FILE) if (root / f).is_file()
@@ -44,6 +45,7 @@ def shipped() -> list[dict[str, Any]]:
                 "K": config.K,
                 "path": str(d),
                 "default": d.name in defaults,
+                "supervised": "supervised" in config.train,
             }
         )
     return out
