@@ -310,5 +310,5 @@ def views_batch(
 def _perturbed(x: np.ndarray, key: str, seed: int, strength: float = 1.0) -> np.ndarray:
     from tokenizer import perturb, seeding  # Praat: only where views are made
 
-    config = perturb.DEFAULT_CONFIG.scaled(strength) if strength != 1 else perturb.DEFAULT_CONFIG
+    config = perturb.DEFAULT_CONFIG.scaled(strength)
     return perturb.perturb_speaker(x, seeding.rng_for(key, seed), config)[0]
