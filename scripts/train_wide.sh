@@ -17,6 +17,9 @@
 #              shipped base
 #   dcspin-phones SUPERVISED: the same run keeping the phone loss (--phone-labels) with
 #              Sinkhorn shares from k-means (scripts/dcspin-phones.yaml)
+#   sweep      (not in the default list) SUPERVISED: dcspin-phones with one setting changed per
+#              run (perturbation strength, phone-loss weight, lr, layers, K1, Sinkhorn eps),
+#              k-means on its tuned features, probed side by side on test
 #   dcspin-probe MFCC k-means, k-means on each base and the DC-Spin models, test and unseen
 #   prior      (not in the default list) DC-Spin as dcspin-kminit on the shipped base with
 #              Sinkhorn target shares from the k-means cluster sizes (scripts/dcspin-prior.yaml),
@@ -97,6 +100,28 @@ open(sys.argv[1] + '/train-1k.jsonl', 'w').writelines(sorted(lines[:1000]))" $C 
       $st train dcspin --manifest $C/train-1k.jsonl --base $M/hubert-tiny-phones --phone-labels \
         --run data/runs/dcspin-phones --out $M/dcspin-phones --config scripts/dcspin-phones.yaml \
         --threads 2 ;;
+    sweep)  # (not in the default list) SUPERVISED: dcspin-phones with one change each, then
+      # k-means on its tuned features and at K = 500, all probed on test side by side
+      for run in s05:perturb_strength=0.5 w3:pseudo_weight=3 lr5:lr=5e-5 L1:train_layers=1 \
+          K500:K1=500 eps:sinkhorn_eps=0.05; do
+        name=sweep-${run%%:*}
+        case $run in  # the runs with dcspin-phones' views and frozen layers share its cache
+          s05:*|L1:*) ;;
+          *) [ -d data/runs/$name/cache ] || { mkdir -p data/runs/$name
+               cp -r data/runs/dcspin-phones-kminit/cache data/runs/$name/; } ;;
+        esac
+        $st train dcspin --manifest $C/train-1k.jsonl --base $M/hubert-tiny-phones \
+          --phone-labels --run data/runs/$name --out $M/$name \
+          --config scripts/dcspin-phones.yaml --set ${run#*:} --threads 2
+      done
+      $st train kmeans --corpus $C --encoder $M/dcspin-phones --K 100 \
+        --out $M/dcspin-phones-feat-km100 --max-utterances 1500
+      $st train kmeans --corpus $C --encoder $M/hubert-tiny-phones --K 500 \
+        --out $M/hubert-tiny-phones-km500 --max-utterances 1500
+      $st probe $(printf -- '--model %s ' $M/hubert-tiny-phones-km100 $M/dcspin-phones \
+        $M/dcspin-phones-feat-km100 $M/sweep-s05 $M/sweep-w3 $M/sweep-lr5 $M/sweep-L1 \
+        $M/sweep-eps $M/hubert-tiny-phones-km500 $M/sweep-K500) --corpus $C --split test \
+        --lm-split dev --full-utterance --out data/probe-sweep-test ;;
     dcspin-probe)
       probe data/probe-wide-dcspin $M/mfcc-km100-wide $M/hubert-tiny-km100-wide \
         $M/hubert-tiny-phones-km100 $M/dcspin-phones-kminit $M/dcspin-phones ;;
