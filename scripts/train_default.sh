@@ -76,9 +76,10 @@ for step in $steps; do
       $st probe --model $dcspin --model $unsup_stream --corpus $corpus --split test --lm-split dev \
         --out data/probe-stream ;;
     supervised)  # SUPERVISED default: scripts/train_wide.sh builds the wide corpus, its
-      # 1000-utterance subset and the phone-fine-tuned base; DC-Spin on that base keeping the
-      # phone loss, exported with the first DC-Spin model's window
-      scripts/train_wide.sh corpus subset phones
+      # 1000-utterance subset, the k-means baselines of the quality table and the
+      # phone-fine-tuned base; DC-Spin on that base keeping the phone loss, exported with the
+      # first DC-Spin model's window
+      scripts/train_wide.sh corpus subset baselines phones
       $st train dcspin --manifest $wide/train-1k.jsonl --base data/models/hubert-tiny-phones \
         --phone-labels --run data/runs/dcspin-phones --out $sup \
         --config scripts/dcspin-phones.yaml --threads 2
