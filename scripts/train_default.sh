@@ -61,10 +61,13 @@ for step in $steps; do
     vocoder)  # stop and rerun at will: it resumes from data/runs/vocoder-phones/checkpoint.pt
       $st vocoder train --units-model $sup --corpus $corpus --run data/runs/vocoder-phones \
         --out $vocoder --config scripts/vocoder-tiny.yaml --threads 2 ${VOCODER_ARGS:-} ;;
-    resynth)  # every test utterance, the default's units as served (by steps: exactly its
-      # full-utterance units)
+    resynth)  # every test utterance: the default's units as served (by steps: exactly its
+      # full-utterance units), and the teacher's full-utterance units the vocoder learnt from
       $st probe --model $stream --corpus $corpus --split test --lm-split dev --no-perturb \
-        --vocoder $vocoder --resynth-utterances 100 --out data/probe-vocoder ;;
+        --vocoder $vocoder --resynth-utterances 100 --out data/probe-vocoder
+      $st probe --model $sup --corpus $corpus --split test --lm-split dev --no-perturb \
+        --vocoder $vocoder --resynth-utterances 100 --full-utterance \
+        --out data/probe-vocoder-teacher ;;
     stream)  # resumable: data/runs/distill-tiny/checkpoint.pt
       $st train distill --teacher $dcspin --corpus $corpus --run data/runs/distill-tiny \
         --out $unsup_stream --threads 2
