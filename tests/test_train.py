@@ -35,6 +35,7 @@ from tokenizer.train.spin import (
     init_codebooks,
     sinkhorn,
     train_spin,
+    unit_label_loss,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -244,20 +245,38 @@ def test_spin_phone_labels_are_learnt_and_marked_supervised(
     base = load_tokenizer(hubert_model, "torch")
     assert isinstance(base, TorchTokenizer)
     config = SpinConfig(K1=8, K2=16, steps=40, batch_size=4, lr=2e-3, warmup_steps=1,
-                        log_every=1, views=1, perturb_jobs=1)  # fmt: skip
+                        log_every=1, views=1, perturb_jobs=1, unit_label_weight=1.0)  # fmt: skip
     with pytest.raises(InvalidInputError, match="one source of per-frame labels"):
         train_spin(tmp_path / "both", base, utts[:8], root, config, pseudo=base, phone_labels=True)
+    with pytest.raises(InvalidInputError, match="unit_label_weight 1"):
+        train_spin(tmp_path / "none", base, utts[:8], root, config)
     model, _ = train_spin(tmp_path / "run", base, utts[:8], root, config, phone_labels=True)
     assert model.pseudo is not None and model.pseudo.out_features == len(PHONES)
+    assert model.unit_labels is not None and model.unit_labels.shape == (8, len(PHONES))
     log = [r for r in read_log(tmp_path / "run") if "loss_pseudo" in r]
-    first, last = (np.mean([r["loss_pseudo"] for r in part]) for part in (log[:5], log[-5:]))
-    # a tiny base in 40 steps learns the phones' skewed frequencies (uniform labels: ln 40)
-    assert last < first - 0.1 and last < np.log(len(PHONES)) - 0.2, (first, last)
+    # a tiny base in 40 steps learns the phones' skewed frequencies (uniform labels: ln 40),
+    # from its features and through its tokens
+    for key in ("loss_pseudo", "loss_unit"):
+        first, last = (np.mean([r[key] for r in part]) for part in (log[:5], log[-5:]))
+        assert last < first - 0.1 and last < np.log(len(PHONES)) - 0.2, (key, first, last)
     with pytest.raises(CheckpointError):  # the same run folder without the phone labels
-        train_spin(tmp_path / "run", base, utts[:8], root, config)
+        unlabelled = replace(config, unit_label_weight=0.0)
+        train_spin(tmp_path / "run", base, utts[:8], root, unlabelled)
     info = {"command": "test", "supervised": "phones of the alignments"}
     export_spin(model, tmp_path / "m", "s", config, info)
     assert "**SUPERVISED" in (tmp_path / "m" / "README.md").read_text()
+
+
+def test_unit_label_loss_is_the_labels_cross_entropy_through_the_tokens() -> None:
+    """Sharp scores on codeword k and counts giving codeword k label k: loss near 0; no counts:
+    N ln L whatever the scores; counts giving the wrong labels: large."""
+    y = torch.tensor([0, 1, 2, 1])
+    scores = torch.eye(3)[y]  # cosine 1 to its own codeword, 0 to the others
+    right = 1e5 * torch.eye(3)
+    assert float(unit_label_loss(scores, y, right, 0.01)) < 1e-3
+    flat = float(unit_label_loss(scores, y, torch.zeros(3, 3), 0.01))
+    assert flat == pytest.approx(4 * np.log(3), rel=1e-5)
+    assert float(unit_label_loss(scores, y, right.roll(1, dims=1), 0.01)) > 10 * flat
 
 
 def test_kmeans_codebook_init_fits_the_frames(

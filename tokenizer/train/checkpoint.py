@@ -16,7 +16,7 @@ from tokenizer.errors import InvalidInputError
 CHECKPOINT = "checkpoint.pt"
 TUNING = frozenset({"checkpoint_every", "log_every", "perturb_jobs"})
 """Run-config fields that may change between pieces of a run (they do not change the result)."""
-ADDED: dict[str, Any] = {"perturb_strength": 1.0}
+ADDED: dict[str, Any] = {"perturb_strength": 1.0, "unit_label_weight": 0.0}
 """Run-config fields added after runs were saved, with the value those runs had: a checkpoint
 without the field resumes when the run asks for that value."""
 LOG = "log.jsonl"

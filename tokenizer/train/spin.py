@@ -14,6 +14,9 @@ k-means on the base) through a linear head (cross-entropy, weight ``pseudo_weigh
 swapped loss removes the speaker while this keeps the phonetic content the base had. With
 phone labels instead (``--phone-labels``, SUPERVISED: DC-Spin's supervised variant keeping its
 phone loss), that head predicts the phone at each frame's centre from the corpus's alignments.
+``unit_label_weight`` adds the same labels predicted through the tokens themselves: each
+codeword's label distribution is counted over recent steps, and the primary codebook's soft
+assignment is trained to pick codewords whose labels match (PNMI's own objective).
 
 R-Spin (``speechtok train rspin``) adds, on top of pseudo-labels: a perturbed view that is also
 distorted (noise, babble, music, rooms, phone line, codecs: ``distortions``), all layers
@@ -74,6 +77,10 @@ from tokenizer.train.views import (
 )
 from tokenizer.windows import FIELD, HOP
 
+UNIT_DECAY = 0.95
+"""Per-step decay of the (codeword, label) counts of the label loss through the tokens: they
+follow the codebook as it moves, over about 20 steps."""
+
 
 @dataclass(frozen=True, kw_only=True)
 class SpinConfig(ViewsConfig):
@@ -95,6 +102,12 @@ class SpinConfig(ViewsConfig):
     """Training utterances (a seeded sample) whose frames the k-means initialisation clusters."""
     pseudo_weight: float = 1.0
     """Weight of the pseudo-label loss (only with ``--pseudo-labels``)."""
+    unit_label_weight: float = 0.0
+    """Weight of the label loss through the tokens (needs ``--pseudo-labels`` or
+    ``--phone-labels``): each frame's label is predicted from its primary codebook's
+    assignment alone, ``p(y|x) = sum_k p(k|x) P(y|k)`` with ``p(k|x)`` the softmax of the
+    scores at ``temperature`` and ``P(y|k)`` counted over recent steps, so that the codewords
+    themselves, not only the encoder's features, keep the labels apart; 0 turns it off."""
     piece_vocab: int = 0
     """R-Spin's acoustic pieces: BPE pieces over the pseudo-labels' deduplicated units that
     every frame predicts (needs ``--pseudo-labels``); 0 turns them off."""
@@ -149,6 +162,8 @@ class SpinHead(CosineCodebook):
 class SpinModel(nn.Module):
     """The trainable top of the encoder plus the head(s)."""
 
+    unit_labels: Tensor | None
+
     def __init__(
         self, encoder: Encoder, config: SpinConfig, pseudo_K: int = 0, pieces_K: int = 0
     ) -> None:
@@ -164,6 +179,11 @@ class SpinModel(nn.Module):
         """The pseudo-label head (training only: not exported)."""
         self.pieces = nn.Linear(dim, pieces_K) if pieces_K else None
         """The acoustic-piece head (training only: not exported)."""
+        unit_K = pseudo_K if config.unit_label_weight else 0
+        self.register_buffer("unit_labels", torch.zeros(config.K1, unit_K) if unit_K else None)
+        """Decayed soft counts ``[K1, labels]`` of (codeword, label) pairs seen in training,
+        the ``P(label | codeword)`` of the label loss through the tokens (training only: not
+        exported; checkpointed with the run)."""
         for p in encoder.parameters():
             p.requires_grad_(False)
         for layer in encoder.transformer.layers[self.frozen :]:
@@ -249,6 +269,11 @@ def train_spin(
         raise InvalidInputError(
             f"expected codebook_init: kmeans with sinkhorn_prior {config.sinkhorn_prior:g} (the "
             f"prior is the k-means initialisation's cluster sizes), found {config.codebook_init}"
+        )
+    if config.unit_label_weight and pseudo is None and not phone_labels:
+        raise InvalidInputError(
+            f"expected --pseudo-labels or --phone-labels with unit_label_weight "
+            f"{config.unit_label_weight:g} (the tokens predict those labels), found neither"
         )
     if config.piece_vocab and pseudo is None and not phone_labels:
         raise InvalidInputError(
@@ -417,7 +442,11 @@ def spin_step(
     label_names = [n for n, h in (("pseudo", model.pseudo), ("pieces", model.pieces)) if h]
     weights = {"pseudo": config.pseudo_weight, "pieces": config.piece_weight}
     label_sums = torch.zeros(2 * len(label_names))  # per label head: loss, correct (view b)
+    unit_sums = torch.zeros(2)  # label loss through the tokens, tokens' labels correct (view b)
     used = torch.zeros(model.head.K, device=devices.device)  # primary codewords chosen
+    # this step's soft (codeword, label) counts of the label loss through the tokens
+    shape = model.unit_labels.shape if model.unit_labels is not None else (0,)
+    counts = torch.zeros(shape, device=devices.device)
     for j, (ha, hb, fl) in enumerate(inputs):
         with (
             torch.set_grad_enabled(opt is not None),
@@ -443,12 +472,26 @@ def spin_step(
                 loss = loss + weights[name] * part / total
                 label_sums[2 * c] += float(part.detach())
                 label_sums[2 * c + 1] += float((lb.argmax(-1) == y).sum())
+            if model.unit_labels is not None:
+                y = ys if ys.dim() == 1 else ys[:, 0]
+                sa, sb = scored[0]
+                table, t = model.unit_labels, config.temperature
+                part = 0.5 * (unit_label_loss(sa, y, table, t) + unit_label_loss(sb, y, table, t))
+                loss = loss + config.unit_label_weight * part / total
+                unit_sums[0] += float(part.detach())
+                best = table.argmax(-1)  # each codeword's likeliest label
+                unit_sums[1] += float((best[sb.argmax(-1)] == y).sum())
+                for s in (sa, sb):
+                    soft = F.softmax(s.detach().float() / t, dim=-1)
+                    counts.index_add_(1, y, soft.T)
         if opt is not None:
             (loss * devices.world).backward()
         used[scored[0][0].argmax(-1)] = 1.0
     if opt is not None:
         torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 10.0)
         opt.step()
+        if model.unit_labels is not None and batch.labels is not None:
+            model.unit_labels.mul_(UNIT_DECAY).add_(devices.all_sum(counts))
     sums = devices.all_sum(sums) / total
     stats = {"loss": float(sums[0::2].sum()), "loss_k1": float(sums[0]), "agree": float(sums[1])}
     if model.aux is not None:
@@ -459,7 +502,22 @@ def spin_step(
             stats[f"loss_{name}"] = float(label_sums[2 * c])
             stats[f"acc_{name}"] = float(label_sums[2 * c + 1])
             stats["loss"] += weights[name] * stats[f"loss_{name}"]
+        if model.unit_labels is not None:
+            unit_sums = devices.all_sum(unit_sums) / total
+            stats.update(loss_unit=float(unit_sums[0]), acc_unit=float(unit_sums[1]))
+            stats["loss"] += config.unit_label_weight * stats["loss_unit"]
     return {**stats, "codewords_used": float(devices.all_max(used).sum())}
+
+
+def unit_label_loss(scores: Tensor, y: Tensor, counts: Tensor, temperature: float) -> Tensor:
+    """Cross-entropy summed over frames of labels ``y [N]`` predicted through the tokens:
+    ``-log sum_k p(k|x) P(y|k)``, with ``p(k|x)`` the softmax of ``scores [N, K]`` at
+    ``temperature`` and ``P(y|k)`` the rows of ``counts [K, L]`` (label counts per codeword)
+    normalised, plus one count spread over the labels (a codeword never seen says nothing)."""
+    log_pk = F.log_softmax(scores.float() / temperature, dim=-1)
+    smoothed = counts.float() + 1.0 / counts.shape[1]
+    log_py = (smoothed / smoothed.sum(-1, keepdim=True)).log().T[y]  # [N, K]: log P(y_n | k)
+    return -torch.logsumexp(log_pk + log_py, dim=-1).sum()
 
 
 def _valid_labels(labels: Tensor, frames: Tensor) -> Tensor:
