@@ -20,6 +20,11 @@
 #   sweep      (not in the default list) SUPERVISED: dcspin-phones with one setting changed per
 #              run (perturbation strength, phone-loss weight, lr, layers, K1, Sinkhorn eps),
 #              k-means on its tuned features, probed side by side on test
+#   units      (not in the default list) SUPERVISED: dcspin-phones plus the label loss through the
+#              tokens (unit_label_weight 3 and 10, 400 steps; 10 for 800 steps), probed on test
+#              beside k-means on the base and dcspin-phones
+#   units-stream (not in the default list) the streaming-exact student of units-w10-s800,
+#              exported as the shipped ones, probed on test and unseen beside the default
 #   dcspin-probe MFCC k-means, k-means on each base and the DC-Spin models, test and unseen
 #   prior      (not in the default list) DC-Spin as dcspin-kminit on the shipped base with
 #              Sinkhorn target shares from the k-means cluster sizes (scripts/dcspin-prior.yaml),
@@ -122,6 +127,26 @@ open(sys.argv[1] + '/train-1k.jsonl', 'w').writelines(sorted(lines[:1000]))" $C 
         $M/dcspin-phones-feat-km100 $M/sweep-s05 $M/sweep-w3 $M/sweep-lr5 $M/sweep-L1 \
         $M/sweep-eps $M/hubert-tiny-phones-km500 $M/sweep-K500) --corpus $C --split test \
         --lm-split dev --full-utterance --out data/probe-sweep-test ;;
+    units)  # (not in the default list) SUPERVISED: each run shares dcspin-phones' cache
+      for run in w3:3:400 w10:10:400 w10-s800:10:800; do
+        IFS=: read -r name weight n <<< "$run"
+        [ -d data/runs/units-$name/cache ] || { mkdir -p data/runs/units-$name
+          cp -r data/runs/dcspin-phones/cache data/runs/units-$name/; }
+        $st train dcspin --manifest $C/train-1k.jsonl --base $M/hubert-tiny-phones \
+          --phone-labels --run data/runs/units-$name --out $M/units-$name \
+          --config scripts/dcspin-phones.yaml --set unit_label_weight=$weight --set steps=$n \
+          --threads 2
+      done
+      $st probe $(printf -- '--model %s ' $M/hubert-tiny-phones-km100 $M/dcspin-phones \
+        $M/units-w3 $M/units-w10 $M/units-w10-s800) --corpus $C --split test --lm-split dev \
+        --full-utterance --out data/probe-units-sweep ;;
+    units-stream)  # resumable: data/runs/distill-units-w10-s800
+      $st export $M/units-w10-s800 --window 960,160,240  # the shipped teachers' window
+      $st train distill --teacher $M/units-w10-s800 --manifest $C/train-1k.jsonl \
+        --run data/runs/distill-units-w10-s800 --out $M/units-w10-s800-stream --threads 2
+      $st export $M/units-w10-s800-stream --window 160,320,40 --step-ms 160
+      probe data/probe-units $M/hubert-tiny-phones-km100 dcspin-phones-k100-stream \
+        $M/units-w10-s800 $M/units-w10-s800-stream ;;
     dcspin-probe)
       probe data/probe-wide-dcspin $M/mfcc-km100-wide $M/hubert-tiny-km100-wide \
         $M/hubert-tiny-phones-km100 $M/dcspin-phones-kminit $M/dcspin-phones ;;
