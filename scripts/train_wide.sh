@@ -53,6 +53,12 @@ probe() {  # probe OUT MODEL...: full-utterance probe on test and on unseen
   done
 }
 
+share_cache() {  # share_cache FROM TO: a run with FROM's base, utterances, views and seed has
+  # the same frozen-layer cache; copied once, if FROM has one (else TO builds its own)
+  [ -d data/runs/$2/cache ] || [ ! -d data/runs/$1/cache ] || {
+    mkdir -p data/runs/$2; cp -r data/runs/$1/cache data/runs/$2/; }
+}
+
 for step in $steps; do
   case $step in
     corpus)
@@ -99,9 +105,7 @@ open(sys.argv[1] + '/train-1k.jsonl', 'w').writelines(sorted(lines[:1000]))" $C 
       done ;;
     dcspin-phones)  # SUPERVISED: DC-Spin keeping the phone loss, on the phone-fine-tuned base;
       # the same base, utterances, views and seed as dcspin-phones-kminit: the same cache
-      [ -d data/runs/dcspin-phones/cache ] || [ ! -d data/runs/dcspin-phones-kminit/cache ] || {
-        mkdir -p data/runs/dcspin-phones
-        cp -r data/runs/dcspin-phones-kminit/cache data/runs/dcspin-phones/; }
+      share_cache dcspin-phones-kminit dcspin-phones
       $st train dcspin --manifest $C/train-1k.jsonl --base $M/hubert-tiny-phones --phone-labels \
         --run data/runs/dcspin-phones --out $M/dcspin-phones --config scripts/dcspin-phones.yaml \
         --threads 2 ;;
@@ -112,8 +116,7 @@ open(sys.argv[1] + '/train-1k.jsonl', 'w').writelines(sorted(lines[:1000]))" $C 
         name=sweep-${run%%:*}
         case $run in  # the runs with dcspin-phones' views and frozen layers share its cache
           s05:*|L1:*) ;;
-          *) [ -d data/runs/$name/cache ] || { mkdir -p data/runs/$name
-               cp -r data/runs/dcspin-phones-kminit/cache data/runs/$name/; } ;;
+          *) share_cache dcspin-phones-kminit $name ;;
         esac
         $st train dcspin --manifest $C/train-1k.jsonl --base $M/hubert-tiny-phones \
           --phone-labels --run data/runs/$name --out $M/$name \
@@ -130,8 +133,7 @@ open(sys.argv[1] + '/train-1k.jsonl', 'w').writelines(sorted(lines[:1000]))" $C 
     units)  # (not in the default list) SUPERVISED: each run shares dcspin-phones' cache
       for run in w3:3:400 w10:10:400 w10-s800:10:800; do
         IFS=: read -r name weight n <<< "$run"
-        [ -d data/runs/units-$name/cache ] || { mkdir -p data/runs/units-$name
-          cp -r data/runs/dcspin-phones/cache data/runs/units-$name/; }
+        share_cache dcspin-phones units-$name
         $st train dcspin --manifest $C/train-1k.jsonl --base $M/hubert-tiny-phones \
           --phone-labels --run data/runs/units-$name --out $M/units-$name \
           --config scripts/dcspin-phones.yaml --set unit_label_weight=$weight --set steps=$n \
@@ -155,8 +157,7 @@ open(sys.argv[1] + '/train-1k.jsonl', 'w').writelines(sorted(lines[:1000]))" $C 
         --base models/hubert-tiny --run data/runs/dcspin-kminit --out $M/dcspin-kminit \
         --config scripts/dcspin-kminit.yaml --threads 2
       # the same base, utterances, views and seed: the frozen-layer cache is the same
-      [ -d data/runs/dcspin-prior/cache ] || { mkdir -p data/runs/dcspin-prior
-        cp -r data/runs/dcspin-kminit/cache data/runs/dcspin-prior/; }
+      share_cache dcspin-kminit dcspin-prior
       $st train dcspin --manifest $C/train-1k.jsonl --base models/hubert-tiny \
         --run data/runs/dcspin-prior --out $M/dcspin-prior --config scripts/dcspin-prior.yaml \
         --threads 2
