@@ -112,6 +112,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         dis = tsub.add_parser(kind, help=text)
         add_run_args(dis)
         dis.add_argument("--teacher", required=True, help="spin or dcspin model to distil")
+        dis.add_argument(
+            "--phone-labels",
+            action="store_true",
+            help="SUPERVISED: the student's tokens also predict the phones of the corpus's "
+            "alignments (weight unit_label_weight, e.g. --set unit_label_weight=3)",
+        )
         dis.set_defaults(func=run_train_distill, kind=kind)
 
     ph = tsub.add_parser(
@@ -246,6 +252,11 @@ def built_from(key: str, spec: str, tok: Tokenizer) -> dict[str, Any]:
     return out
 
 
+def add_supervision(source: dict[str, Any], what: str) -> None:
+    """Record in ``source`` (``built_from``'s) that the new model itself learnt from labels."""
+    source["supervised"] = "; ".join(filter(None, (source.get("supervised"), what)))
+
+
 def run_train_hubert(args: argparse.Namespace) -> int:
 
     from tokenizer.kinds import load_tokenizer
@@ -294,8 +305,7 @@ def run_train_spin(args: argparse.Namespace) -> int:
     if pseudo is not None:
         source |= built_from("pseudo_labels", args.pseudo_labels, pseudo)
     if args.phone_labels:
-        phones = "the top layer also predicts the phones of the corpus's alignments"
-        source["supervised"] = "; ".join(filter(None, (source.get("supervised"), phones)))
+        add_supervision(source, "the top layer also predicts the phones of the corpus's alignments")
     return _train_and_export(
         args, config, devices, source,
         lambda root, utts: train_spin(args.run, base, utts, root, config, args.max_minutes,
@@ -311,10 +321,14 @@ def run_train_distill(args: argparse.Namespace) -> int:
 
     config, devices = run_setup(args, colld() if args.kind == "colld" else DistillConfig())
     teacher = _encoder_tokenizer(args.teacher, "--teacher")
+    source = built_from("teacher", args.teacher, teacher)
+    if args.phone_labels:
+        add_supervision(source, "its tokens also predict the phones of the corpus's alignments")
     return _train_and_export(
-        args, config, devices, built_from("teacher", args.teacher, teacher),
+        args, config, devices, source,
         lambda root, utts: train_distill(args.run, teacher, utts, root, config, args.max_minutes,
-                                         args.until_step, devices, valid_set(args)),
+                                         args.until_step, devices, valid_set(args),
+                                         args.phone_labels),
         lambda model, name, info: export_student(model, args.out, name, teacher, info),
     )  # fmt: skip
 

@@ -165,3 +165,41 @@ def test_colld_losses_fall_and_the_student_keeps_the_ids(
     np.testing.assert_array_equal(
         stepped_student.tokenize(audio), stepped_student.tokenize(audio, full_utterance=True)
     )
+
+
+def test_distill_phone_labels_through_the_tokens(
+    exported: Path, tiny_corpus: Path, tmp_path: Path
+) -> None:
+    """SUPERVISED: with ``phone_labels`` the student's tokens also predict the phones, through
+    each codeword's phone counts taken once from the teacher's units; that loss falls, and
+    asking for it without a weight (or a weight without it) is refused."""
+    from tokenizer.corpus.manifest import load_corpus
+    from tokenizer.corpus.phones import PHONES
+    from tokenizer.errors import InvalidInputError
+    from tokenizer.train.distill import DistillConfig, codeword_labels, train_distill
+
+    # sharp teacher scores: every frame counts once, on its codeword's row, in its label's column
+    targets = [np.eye(3, dtype=np.float32)[[0, 1, 1]] * 10, np.eye(3, dtype=np.float32)[[2]] * 10]
+    labels = [np.array([4, 0, 0]), np.array([1])]
+    counts = codeword_labels(targets, labels, 5, 0.01)
+    expected = torch.zeros(3, 5)
+    expected[0, 4], expected[1, 0], expected[2, 1] = 1, 2, 1
+    assert torch.allclose(counts, expected, atol=1e-4)
+
+    teacher = load_tokenizer(exported, "torch")
+    assert isinstance(teacher, TorchTokenizer)
+    root, utts = load_corpus(tiny_corpus, "train")
+    config = DistillConfig(steps=30, batch_size=4, max_seconds=1.5, lr=2e-3, warmup_steps=1,
+                           temperature=0.01,
+                           log_every=1, views=0, unit_label_weight=30.0)  # fmt: skip
+    with pytest.raises(InvalidInputError, match="unit_label_weight 30"):
+        train_distill(tmp_path / "none", teacher, utts[:8], root, config)
+    with pytest.raises(InvalidInputError, match="unit_label_weight 0"):
+        unweighted = replace(config, unit_label_weight=0.0)
+        train_distill(tmp_path / "none", teacher, utts[:8], root, unweighted, phone_labels=True)
+    _, step = train_distill(tmp_path / "run", teacher, utts[:8], root, config, phone_labels=True)
+    assert step == 30
+    log = [r for r in read_log(tmp_path / "run") if "loss_unit" in r]
+    assert len(log) == 30 and all(0 <= r["acc_unit"] <= 1 for r in log)
+    first, last = (np.mean([r["loss_unit"] for r in part]) for part in (log[:5], log[-5:]))
+    assert last < first - 0.05 and last < np.log(len(PHONES)), (first, last)

@@ -26,6 +26,12 @@ distillation): the student's input features are masked in spans (``mask_prob``,
 map, must pick the teacher's layer at the same relative depth at the same frame among the
 other frames of its utterance (InfoNCE at ``layer_temperature``, weight ``layer_weight``).
 The codebook, and so the unit ids, stay the teacher's.
+
+SUPERVISED, with ``--phone-labels``: the student's tokens also predict the frame's phone
+(``unit_label_weight``), the loss DC-Spin's ``unit_label_weight`` adds through the tokens
+(``spin.unit_label_loss``). The codebook is frozen, so each codeword's phone distribution is
+fixed: it is counted once, from the teacher's full-utterance codeword distributions on the
+training utterances and their phone alignments.
 """
 
 from __future__ import annotations
@@ -47,6 +53,7 @@ from tqdm import tqdm
 
 from tokenizer.audio import SAMPLE_RATE
 from tokenizer.corpus.manifest import Utterance
+from tokenizer.corpus.phones import PHONES
 from tokenizer.encoder.config import EncoderConfig
 from tokenizer.encoder.model import Encoder
 from tokenizer.errors import InvalidInputError
@@ -64,6 +71,8 @@ from tokenizer.train.loop import (
     run_identity,
     train_loop,
 )
+from tokenizer.train.phones import phone_frame_targets
+from tokenizer.train.spin import unit_label_loss
 from tokenizer.train.views import DistortConfig, noisy_views, view_audio
 
 log = logging.getLogger(__name__)
@@ -97,6 +106,9 @@ class DistillConfig(DistortConfig):
     layer_weight: float = 0.0
     """CoLLD: weight of the contrastive layer-to-layer loss (0: none)."""
     layer_temperature: float = 0.1
+    unit_label_weight: float = 0.0
+    """SUPERVISED (``--phone-labels``): weight of the phones predicted through the student's
+    tokens."""
     steps: int = 1500
     batch_size: int = 8
     lr: float = 3e-4
@@ -260,6 +272,18 @@ def teacher_scores(
     return [flat[offsets[i] : offsets[i + 1]] for i in range(len(audio))]
 
 
+def codeword_labels(
+    targets: Sequence[np.ndarray], labels: Sequence[np.ndarray], n_labels: int, temperature: float
+) -> Tensor:
+    """Soft label counts per codeword ``[K, n_labels]``: every frame's label, spread over the
+    codewords by the teacher's codeword distribution (its scores at ``temperature``)."""
+    counts = torch.zeros(targets[0].shape[1], n_labels, dtype=torch.float64)
+    for scores, y in zip(targets, labels, strict=True):
+        p = torch.softmax(torch.from_numpy(np.asarray(scores, np.float32)) / temperature, -1)
+        counts.index_add_(1, torch.from_numpy(y), p.T.double())
+    return counts.float()
+
+
 def perturbed_views(
     folder: Path, utts: list[Utterance], audio: Sequence[np.ndarray], config: DistillConfig
 ) -> list[list[np.ndarray]]:
@@ -303,9 +327,11 @@ def train_distill(
     until_step: int | None = None,
     devices: Devices = CPU,
     valid: tuple[Path, list[Utterance]] | None = None,
+    phone_labels: bool = False,
 ) -> tuple[Student, int]:
     """Distil (or resume) in ``run``; returns the student and the step reached. Stops as
-    ``train_hubert`` does."""
+    ``train_hubert`` does. ``phone_labels`` (SUPERVISED): the student's tokens also predict
+    the utterances' phones (weight ``unit_label_weight``)."""
     if teacher.kind not in ("spin", "dcspin") or teacher.layer is not None:
         raise InvalidInputError(
             f"expected a spin or dcspin teacher on its final layer, found kind "
@@ -317,7 +343,14 @@ def train_distill(
             "teacher scores are prepared once for the whole corpus), found "
             f"stream_audio {config.stream_audio}, workers {config.workers}"
         )
-    run_config = run_identity(config, utts, teacher=teacher.fingerprint)
+    if phone_labels != (config.unit_label_weight > 0):
+        raise InvalidInputError(
+            "expected --phone-labels together with unit_label_weight > 0 (the student's tokens "
+            f"predict the phones), found --phone-labels {phone_labels} and unit_label_weight "
+            f"{config.unit_label_weight:g}"
+        )
+    labelled = {"phone_labels": "alignments"} if phone_labels else {}
+    run_config = run_identity(config, utts, teacher=teacher.fingerprint, **labelled)
     torch.manual_seed(config.seed)
     model = Student(teacher, config)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -337,6 +370,12 @@ def train_distill(
     targets = devices.first(lambda: teacher_scores(run / "cache", teacher, utts, audio))
     copies = devices.first(lambda: perturbed_views(run / "cache", utts, audio, config))
     views = [audio, *copies]
+    phones = table = None  # every utterance's frame phones and the codewords' phone counts
+    if phone_labels:
+        labels = phone_frame_targets(utts, audio.lengths)
+        table = codeword_labels(targets, labels, len(PHONES), config.temperature).to(devices.device)
+        phones = (labels, table)
+    extra = (teacher.encoder, phones)
     max_samples = int(config.max_seconds * SAMPLE_RATE)
     wrapped = devices.wrap(model, opt)
     validate = None
@@ -346,6 +385,9 @@ def train_distill(
             lambda: teacher_scores(run / "cache" / "valid", teacher, valid[1], valid_audio)
         )
         fixed = dataclasses.replace(config, seed=config.seed + VALID_SEED)
+        valid_phones = (
+            None if table is None else (phone_frame_targets(valid[1], valid_audio.lengths), table)
+        )
 
         def validate() -> dict[str, float]:
             return mean_stats(
@@ -359,6 +401,7 @@ def train_distill(
                     max_samples,
                     devices,
                     teacher.encoder,
+                    valid_phones,
                 )
                 for k in range(config.valid_batches)
             )
@@ -370,7 +413,7 @@ def train_distill(
         opt,
         config,
         lambda step: _step(
-            wrapped, opt, views, targets, config, step, max_samples, devices, teacher.encoder
+            wrapped, opt, views, targets, config, step, max_samples, devices, *extra
         ),
         start,
         "distill",
@@ -393,12 +436,14 @@ def _step(
     max_samples: int,
     devices: Devices,
     teacher_encoder: Encoder | None = None,
+    phones: tuple[list[np.ndarray], Tensor] | None = None,
 ) -> dict[str, float]:
     """One step on the global batch of ``step`` (this process's rows, in ``accum``
     micro-batches); ``views[0]`` is the original audio, ``views[1:]`` perturbed copies (the same
     lengths, so every view gives the same crops for a step). Without an optimizer: the same
     loss in eval mode (validation), unmasked. CoLLD's layer loss needs ``teacher_encoder``,
-    run on the original audio."""
+    run on the original audio. ``phones``: every utterance's frame phones and the codewords'
+    phone counts, for the phone loss through the tokens."""
     model.train(opt is not None)
     batch = crop_batch(views[0], config.seed, step, config.batch_size, max_samples)
     rng = np.random.default_rng([config.seed, step, 2])
@@ -419,7 +464,10 @@ def _step(
         start = batch.frame_offsets[r]
         return torch.from_numpy(np.asarray(targets[batch.items[r]][start : start + frames[r]]))
 
-    sums = torch.zeros(4)  # KL, agreeing frames, layer loss, frames whose layer pick is right
+    y_all = None if phones is None else batch.frame_labels(phones[0])[1]
+    # KL, agreeing frames, layer loss, frames whose layer pick is right, phone loss through the
+    # tokens, frames whose token's likeliest phone is right
+    sums = torch.zeros(6)
     if opt is not None:
         opt.zero_grad(set_to_none=True)
     micro = devices.rows(config.batch_size, config.accum)
@@ -456,11 +504,19 @@ def _step(
                     mapped, targets_by_layer, [frames[r] for r in idx], config.layer_temperature
                 )
                 loss = kl + config.layer_weight * layer_loss
+            unit_loss, unit_hits = torch.zeros(()), torch.zeros(())
+            if phones is not None:
+                assert y_all is not None
+                y = torch.cat([y_all[r, : frames[r]] for r in idx]).to(devices.device)
+                unit_loss = unit_label_loss(s, y, phones[1], config.temperature)
+                unit_hits = (phones[1].argmax(-1)[s.argmax(-1)] == y).sum().detach()
+                loss = loss + config.unit_label_weight * unit_loss
         if opt is not None:
             (loss / total * devices.world).backward()
-        sums += torch.stack(
-            [kl.detach(), (s.argmax(-1) == t.argmax(-1)).sum(), layer_loss.detach(), picked]
-        ).cpu()
+        sums += torch.stack([
+            kl.detach(), (s.argmax(-1) == t.argmax(-1)).sum(), layer_loss.detach(), picked,
+            unit_loss.detach().cpu(), unit_hits.cpu(),
+        ]).cpu()  # fmt: skip
     if opt is not None:
         torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_norm)
         opt.step()
@@ -473,6 +529,9 @@ def _step(
     }
     if config.layer_weight:
         out["layer_loss"], out["layer_acc"] = float(sums[2]), float(sums[3])
+    if phones is not None:
+        out["loss_unit"], out["acc_unit"] = float(sums[4]), float(sums[5])
+        out["loss"] += config.unit_label_weight * out["loss_unit"]
     return out
 
 
