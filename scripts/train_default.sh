@@ -8,10 +8,8 @@
 #           its incremental step graph (160 ms steps);  stream-probe  teacher and student
 # SUPERVISED (phone labels), on data/corpus-wide; the default:
 #   supervised  the wide corpus, the phone-fine-tuned base (scripts/train_wide.sh), DC-Spin on
-#           it keeping the phone loss and the label loss through the tokens (1600 steps);
-#           supervised-stream  its streaming-exact student, its tokens predicting the phones too
-#   vocoder  the unit HiFi-GAN for the default's (the student's) units, resumable;  resynth  its
-#           probe
+#           it keeping the phone loss;  supervised-stream  its streaming-exact student
+#   vocoder  the unit HiFi-GAN for the default's units (resumable);  resynth  its probe
 #   quality  the README's token-quality table, test and unseen engine
 # R-Spin (rspin-tiny, rspin-tiny-stream): scripts/train_wide.sh rspin rspin-stream
 #   colld, colld-probe (not in the default list): a cheaper student compressed from the
@@ -60,13 +58,16 @@ for step in $steps; do
     probe)
       $st probe --model $kmeans --model $dcspin --corpus $corpus --split test --lm-split dev \
         --out data/probe-default ;;
-    vocoder)  # stop and rerun at will: it resumes from data/runs/vocoder-units/checkpoint.pt
-      $st vocoder train --units-model $stream --corpus $corpus --run data/runs/vocoder-units \
+    vocoder)  # stop and rerun at will: it resumes from data/runs/vocoder-phones/checkpoint.pt
+      $st vocoder train --units-model $sup --corpus $corpus --run data/runs/vocoder-phones \
         --out $vocoder --config scripts/vocoder-tiny.yaml --threads 2 ${VOCODER_ARGS:-} ;;
     resynth)  # every test utterance: the default's units as served (by steps: exactly its
-      # full-utterance units, the ones the vocoder learnt from)
+      # full-utterance units), and the teacher's full-utterance units the vocoder learnt from
       $st probe --model $stream --corpus $corpus --split test --lm-split dev --no-perturb \
-        --vocoder $vocoder --resynth-utterances 100 --out data/probe-vocoder ;;
+        --vocoder $vocoder --resynth-utterances 100 --out data/probe-vocoder
+      $st probe --model $sup --corpus $corpus --split test --lm-split dev --no-perturb \
+        --vocoder $vocoder --resynth-utterances 100 --full-utterance \
+        --out data/probe-vocoder-teacher ;;
     stream)  # resumable: data/runs/distill-tiny/checkpoint.pt
       $st train distill --teacher $dcspin --corpus $corpus --run data/runs/distill-tiny \
         --out $unsup_stream --threads 2
@@ -79,19 +80,16 @@ for step in $steps; do
         --out data/probe-stream ;;
     supervised)  # SUPERVISED default: scripts/train_wide.sh builds the wide corpus, its
       # 1000-utterance subset, the k-means baselines of the quality table and the
-      # phone-fine-tuned base; DC-Spin on that base keeping the phone loss and the label loss
-      # through the tokens (README "The label loss through the tokens"), exported with the
+      # phone-fine-tuned base; DC-Spin on that base keeping the phone loss, exported with the
       # first DC-Spin model's window
       scripts/train_wide.sh corpus subset baselines phones
       $st train dcspin --manifest $wide/train-1k.jsonl --base data/models/hubert-tiny-phones \
-        --phone-labels --run data/runs/dcspin-units --out $sup \
-        --config scripts/dcspin-phones.yaml --set unit_label_weight=10 --set steps=1600 \
-        --threads 2
+        --phone-labels --run data/runs/dcspin-phones --out $sup \
+        --config scripts/dcspin-phones.yaml --threads 2
       $st export $sup --window 960,160,240 ;;
-    supervised-stream)  # resumable: data/runs/distill-units/checkpoint.pt
-      $st train distill --teacher $sup --manifest $wide/train-1k.jsonl --phone-labels \
-        --set unit_label_weight=3 --run data/runs/distill-units --out $stream --threads 2 \
-        ${DISTILL_ARGS:-}
+    supervised-stream)  # resumable: data/runs/distill-phones/checkpoint.pt
+      $st train distill --teacher $sup --manifest $wide/train-1k.jsonl \
+        --run data/runs/distill-phones --out $stream --threads 2 ${DISTILL_ARGS:-}
       $st export $stream --window 160,320,40 --step-ms 160 ;;  # the first student's window
     quality)  # the README's token-quality table: every kind of model, test and unseen engine
       for split in test unseen; do
