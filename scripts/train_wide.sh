@@ -25,7 +25,7 @@
 #              beside k-means on the base and dcspin-phones
 #   units-stream (not in the default list) the streaming-exact student of units-w10-s800,
 #              exported as the shipped ones, probed on test and unseen beside the default
-#   units-long (not in the default list) SUPERVISED, the next default: units-w10 for 1600
+#   units-long (not in the default list) SUPERVISED, the next default's teacher: units-w10 for 1600
 #              steps, its student distilled with its tokens predicting the phones too
 #              (distill --phone-labels, 1200 steps), both exported as the shipped ones,
 #              probed on test and unseen beside k-means on the base and the served default

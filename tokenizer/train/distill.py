@@ -370,12 +370,11 @@ def train_distill(
     targets = devices.first(lambda: teacher_scores(run / "cache", teacher, utts, audio))
     copies = devices.first(lambda: perturbed_views(run / "cache", utts, audio, config))
     views = [audio, *copies]
-    phones = table = None  # every utterance's frame phones and the codewords' phone counts
+    phones = None  # every utterance's frame phones and the codewords' phone counts
     if phone_labels:
         labels = phone_frame_targets(utts, audio.lengths)
         table = codeword_labels(targets, labels, len(PHONES), config.temperature).to(devices.device)
         phones = (labels, table)
-    extra = (teacher.encoder, phones)
     max_samples = int(config.max_seconds * SAMPLE_RATE)
     wrapped = devices.wrap(model, opt)
     validate = None
@@ -386,8 +385,9 @@ def train_distill(
         )
         fixed = dataclasses.replace(config, seed=config.seed + VALID_SEED)
         valid_phones = (
-            None if table is None else (phone_frame_targets(valid[1], valid_audio.lengths), table)
-        )
+            None if phones is None
+            else (phone_frame_targets(valid[1], valid_audio.lengths), phones[1])
+        )  # fmt: skip
 
         def validate() -> dict[str, float]:
             return mean_stats(
@@ -413,7 +413,16 @@ def train_distill(
         opt,
         config,
         lambda step: _step(
-            wrapped, opt, views, targets, config, step, max_samples, devices, *extra
+            wrapped,
+            opt,
+            views,
+            targets,
+            config,
+            step,
+            max_samples,
+            devices,
+            teacher.encoder,
+            phones,
         ),
         start,
         "distill",
@@ -515,7 +524,7 @@ def _step(
             (loss / total * devices.world).backward()
         sums += torch.stack([
             kl.detach(), (s.argmax(-1) == t.argmax(-1)).sum(), layer_loss.detach(), picked,
-            unit_loss.detach().cpu(), unit_hits.cpu(),
+            unit_loss.detach(), unit_hits,
         ]).cpu()  # fmt: skip
     if opt is not None:
         torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_norm)
