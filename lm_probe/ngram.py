@@ -40,6 +40,9 @@ MIN_ORDER = 2
 STDERR_TAIL_LINES = 8
 """How many of lmplz's last stderr lines a failure message quotes."""
 
+LOG10_ZERO = b"-99"
+"""KenLM's log10 of zero (what lmplz writes as the probability of ``<s>``)."""
+
 
 @dataclass(frozen=True)
 class NgramScore:
@@ -177,7 +180,27 @@ def _train_in(
         n_units,
         time.perf_counter() - start,
     )
+    try:
+        return NgramLM.from_arpa(arpa)
+    except InvalidInputError as e:
+        if "Bad backoff -inf" not in str(e):
+            raise
+    logger.warning("lmplz: %d backoffs of log10(0) written as -99", _floor_backoffs(arpa))
     return NgramLM.from_arpa(arpa)
+
+
+def _floor_backoffs(arpa: Path) -> int:
+    """On tiny corpora lmplz's fallback discounts can leave a context no mass to back off with
+    (backoff weight 0, written ``-inf``), which KenLM refuses to load; write those backoffs as
+    KenLM's log10(0) (the same model). Returns how many were rewritten."""
+    fixed, n = arpa.with_name(arpa.name + ".floored"), 0
+    with arpa.open("rb") as src, fixed.open("wb") as dst:
+        for line in src:
+            if line.endswith(b"\t-inf\n"):
+                line, n = line[: -len(b"-inf\n")] + LOG10_ZERO + b"\n", n + 1
+            dst.write(line)
+    fixed.replace(arpa)
+    return n
 
 
 def _write_corpus(sequences: Iterable[Sequence[int]], path: Path) -> tuple[int, int]:

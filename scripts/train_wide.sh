@@ -29,6 +29,8 @@
 #              steps, its student distilled with its tokens predicting the phones too
 #              (distill --phone-labels, 1200 steps), both exported as the shipped ones,
 #              probed on test and unseen beside k-means on the base and the served default
+#   units-plain (not in the default list) the same teacher's student distilled without the
+#              phones (1500 steps), probed on test and unseen beside the teacher and the default
 #   dcspin-probe MFCC k-means, k-means on each base and the DC-Spin models, test and unseen
 #   prior      (not in the default list) DC-Spin as dcspin-kminit on the shipped base with
 #              Sinkhorn target shares from the k-means cluster sizes (scripts/dcspin-prior.yaml),
@@ -61,6 +63,13 @@ share_cache() {  # share_cache FROM TO: a run with FROM's base, utterances, view
   # the same frozen-layer cache; copied once, if FROM has one (else TO builds its own)
   [ -d data/runs/$2/cache ] || [ ! -d data/runs/$1/cache ] || {
     mkdir -p data/runs/$2; cp -r data/runs/$1/cache data/runs/$2/; }
+}
+
+units_teacher() {  # the next default's teacher: units-w10 for 1600 steps (resumable)
+  $st train dcspin --manifest $C/train-1k.jsonl --base $M/hubert-tiny-phones \
+    --phone-labels --run data/runs/units-w10-s1600 --out $M/units-w10-s1600 \
+    --config scripts/dcspin-phones.yaml --set unit_label_weight=10 --set steps=1600 --threads 2
+  $st export $M/units-w10-s1600 --window 960,160,240
 }
 
 for step in $steps; do
@@ -154,17 +163,21 @@ open(sys.argv[1] + '/train-1k.jsonl', 'w').writelines(sorted(lines[:1000]))" $C 
       probe data/probe-units $M/hubert-tiny-phones-km100 dcspin-phones-k100-stream \
         $M/units-w10-s800 $M/units-w10-s800-stream ;;
     units-long)  # resumable: data/runs/units-w10-s1600, data/runs/distill-units-w10-s1600
-      $st train dcspin --manifest $C/train-1k.jsonl --base $M/hubert-tiny-phones \
-        --phone-labels --run data/runs/units-w10-s1600 --out $M/units-w10-s1600 \
-        --config scripts/dcspin-phones.yaml --set unit_label_weight=10 --set steps=1600 \
-        --threads 2
-      $st export $M/units-w10-s1600 --window 960,160,240
+      units_teacher
       $st train distill --teacher $M/units-w10-s1600 --manifest $C/train-1k.jsonl \
         --phone-labels --set unit_label_weight=3 --set steps=1200 \
         --run data/runs/distill-units-w10-s1600 --out $M/units-w10-s1600-stream --threads 2
       $st export $M/units-w10-s1600-stream --window 160,320,40 --step-ms 160
       probe data/probe-units-long $M/hubert-tiny-phones-km100 dcspin-phones-k100-stream \
         $M/units-w10-s1600 $M/units-w10-s1600-stream ;;
+    units-plain)  # resumable: data/runs/distill-units-w10-s1600-plain
+      units_teacher
+      $st train distill --teacher $M/units-w10-s1600 --manifest $C/train-1k.jsonl \
+        --run data/runs/distill-units-w10-s1600-plain --out $M/units-w10-s1600-plain-stream \
+        --threads 2
+      $st export $M/units-w10-s1600-plain-stream --window 160,320,40 --step-ms 160
+      probe data/probe-units-plain $M/hubert-tiny-phones-km100 dcspin-phones-k100-stream \
+        $M/units-w10-s1600 $M/units-w10-s1600-plain-stream ;;
     dcspin-probe)
       probe data/probe-wide-dcspin $M/mfcc-km100-wide $M/hubert-tiny-km100-wide \
         $M/hubert-tiny-phones-km100 $M/dcspin-phones-kminit $M/dcspin-phones ;;

@@ -23,6 +23,12 @@ from tokenizer.quantizer import Quantizer, quantizer_for
 from tokenizer.save import save_encoder_tokenizer
 from tokenizer.windows import WindowSpec
 
+# Ray Data's usage collector queries a Prometheus on localhost from a background thread and logs
+# each refusal with its traceback; on Python 3.11 a traceback formatted in one thread while
+# another parses Python (torch.onnx.export reads torchlib's sources) can raise "AST constructor
+# recursion depth mismatch" (CPython gh-106905). Tests send no usage reports.
+os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+
 TINY = SynthConfig(sentences=24, parallel_sentences=2, seed=7)
 SPEC = WindowSpec(320, 160, 160)
 STEP_MS = 160

@@ -100,6 +100,15 @@ def test_train_accepts_a_generator_and_skips_empty_sequences() -> None:
     assert lm.score([[1, 2]]).n_tokens == 3
 
 
+def test_a_context_with_nothing_to_back_off_to_still_loads(tmp_path: Path) -> None:
+    """On this one-sequence corpus lmplz gives the context ``0 1 1`` a backoff of ``-inf``, which
+    KenLM refuses to load; it is written as KenLM's log10(0) and the model scores."""
+    units = [int(c) for c in "1111101001111011100"]
+    lm = train_ngram([units], order=4, workdir=tmp_path)
+    assert "\t0 1 1\t-99\n" in (tmp_path / "model.arpa").read_text()
+    assert math.isfinite(lm.score([units]).ppl)
+
+
 @pytest.mark.parametrize("order", [0, 1])
 def test_order_below_two_is_rejected(order: int) -> None:
     with pytest.raises(InvalidInputError, match=f"expected an n-gram order >= 2, found {order}"):

@@ -41,7 +41,7 @@ from tokenizer.model_dir import (
     load_model_dir,
     save_model_dir,
 )
-from tokenizer.quantize import quantize_int8
+from tokenizer.quantize import check_calibration, quantize_int8
 from tokenizer.step_graph import StepGraph, step_graph
 from tokenizer.torch_tokenizer import TorchTokenizer
 from tokenizer.windows import WindowSpec, cut
@@ -227,6 +227,7 @@ def export_model(
     if precision == "int8":
         pieces = [piece for audio in calibration or [] for piece in cut(audio, window)[1]]
         windows = [p for p in pieces if len(p) == window.window_samples]
+        check_calibration(windows)
     graphs = {}  # every graph is made before any file is written
     for name, samples in ((MODEL_GRAPH, None), (WINDOW_GRAPH, window.window_samples)):
         data = export_graph(tok, samples, "fp32" if precision == "int8" else precision)

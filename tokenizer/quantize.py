@@ -51,7 +51,20 @@ def kept_float(model: onnx.ModelProto) -> list[str]:
     return convs[:1] + head
 
 
-def quantize_int8(graph: bytes, windows: list[np.ndarray], batch: int = 8) -> bytes:
+CALIBRATION_BATCH = 8
+"""Windows per calibration batch; an int8 export needs at least one full batch."""
+
+
+def check_calibration(windows: list[np.ndarray]) -> None:
+    """Refuse too little calibration audio (before any graph is made)."""
+    if len(windows) < CALIBRATION_BATCH:
+        raise InvalidInputError(
+            f"expected at least {CALIBRATION_BATCH} full windows of calibration audio for int8, "
+            f"found {len(windows)} (give more or longer utterances)"
+        )
+
+
+def quantize_int8(graph: bytes, windows: list[np.ndarray]) -> bytes:
     """``graph`` (float32 ONNX, inputs ``waveforms`` and ``lengths``) with int8 MatMul and
     Conv, calibrated on ``windows`` (equal-length float audio)."""
     import onnx
@@ -64,11 +77,8 @@ def quantize_int8(graph: bytes, windows: list[np.ndarray], batch: int = 8) -> by
     )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    if len(windows) < batch:
-        raise InvalidInputError(
-            f"expected at least {batch} full windows of calibration audio for int8, found "
-            f"{len(windows)} (give more or longer utterances)"
-        )
+    check_calibration(windows)
+    batch = CALIBRATION_BATCH
     feeds: list[dict[str, np.ndarray]] = [
         {
             "waveforms": np.stack(windows[i : i + batch]).astype(np.float32),
