@@ -31,6 +31,8 @@
 #              probed on test and unseen beside k-means on the base and the served default
 #   units-plain (not in the default list) the same teacher's student distilled without the
 #              phones (1500 steps), probed on test and unseen beside the teacher and the default
+#   units-full (not in the default list) that student distilled on the whole training split
+#              (13,600 utterances, augmented copies included) instead of the 1000-utterance subset
 #   dcspin-probe MFCC k-means, k-means on each base and the DC-Spin models, test and unseen
 #   prior      (not in the default list) DC-Spin as dcspin-kminit on the shipped base with
 #              Sinkhorn target shares from the k-means cluster sizes (scripts/dcspin-prior.yaml),
@@ -178,6 +180,14 @@ open(sys.argv[1] + '/train-1k.jsonl', 'w').writelines(sorted(lines[:1000]))" $C 
       $st export $M/units-w10-s1600-plain-stream --window 160,320,40 --step-ms 160
       probe data/probe-units-plain $M/hubert-tiny-phones-km100 dcspin-phones-k100-stream \
         $M/units-w10-s1600 $M/units-w10-s1600-plain-stream ;;
+    units-full)  # resumable: data/runs/distill-units-w10-s1600-full
+      units_teacher
+      $st train distill --teacher $M/units-w10-s1600 --corpus $C \
+        --run data/runs/distill-units-w10-s1600-full --out $M/units-w10-s1600-full-stream \
+        --threads 2
+      $st export $M/units-w10-s1600-full-stream --window 160,320,40 --step-ms 160
+      probe data/probe-units-full $M/hubert-tiny-phones-km100 dcspin-phones-k100-stream \
+        $M/units-w10-s1600-full-stream ;;
     dcspin-probe)
       probe data/probe-wide-dcspin $M/mfcc-km100-wide $M/hubert-tiny-km100-wide \
         $M/hubert-tiny-phones-km100 $M/dcspin-phones-kminit $M/dcspin-phones ;;
