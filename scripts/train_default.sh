@@ -8,7 +8,8 @@
 #           its incremental step graph (160 ms steps);  stream-probe  teacher and student
 # SUPERVISED (phone labels), on data/corpus-wide; the default:
 #   supervised  the wide corpus, the phone-fine-tuned base (scripts/train_wide.sh), DC-Spin on
-#           it keeping the phone loss;  supervised-stream  its streaming-exact student
+#           it keeping the phone loss, with the label loss through its tokens;
+#           supervised-stream  its streaming-exact student
 #   vocoder  the unit HiFi-GAN for the default's units (resumable);  resynth  its probe
 #   quality  the README's token-quality table, test and unseen engine
 # R-Spin (rspin-tiny, rspin-tiny-stream): scripts/train_wide.sh rspin rspin-stream
@@ -58,8 +59,8 @@ for step in $steps; do
     probe)
       $st probe --model $kmeans --model $dcspin --corpus $corpus --split test --lm-split dev \
         --out data/probe-default ;;
-    vocoder)  # stop and rerun at will: it resumes from data/runs/vocoder-phones/checkpoint.pt
-      $st vocoder train --units-model $sup --corpus $corpus --run data/runs/vocoder-phones \
+    vocoder)  # stop and rerun at will: it resumes from data/runs/vocoder-units/checkpoint.pt
+      $st vocoder train --units-model $sup --corpus $corpus --run data/runs/vocoder-units \
         --out $vocoder --config scripts/vocoder-tiny.yaml --threads 2 ${VOCODER_ARGS:-} ;;
     resynth)  # every test utterance: the default's units as served (by steps: exactly its
       # full-utterance units), and the teacher's full-utterance units the vocoder learnt from
@@ -82,14 +83,19 @@ for step in $steps; do
       # 1000-utterance subset, the k-means baselines of the quality table and the
       # phone-fine-tuned base; DC-Spin on that base keeping the phone loss, exported with the
       # first DC-Spin model's window
+      # and the label loss through the tokens for 1600 steps (the run of train_wide.sh
+      # units-long: an existing run folder only writes the model), exported with the first
+      # DC-Spin model's window
       scripts/train_wide.sh corpus subset baselines phones
       $st train dcspin --manifest $wide/train-1k.jsonl --base data/models/hubert-tiny-phones \
-        --phone-labels --run data/runs/dcspin-phones --out $sup \
-        --config scripts/dcspin-phones.yaml --threads 2
+        --phone-labels --run data/runs/units-w10-s1600 --out $sup \
+        --config scripts/dcspin-phones.yaml --set unit_label_weight=10 --set steps=1600 \
+        --threads 2
       $st export $sup --window 960,160,240 ;;
-    supervised-stream)  # resumable: data/runs/distill-phones/checkpoint.pt
+    supervised-stream)  # resumable: data/runs/distill-units-w10-s1600-plain/checkpoint.pt (the
+      # run of train_wide.sh units-plain: an existing run folder only writes the model)
       $st train distill --teacher $sup --manifest $wide/train-1k.jsonl \
-        --run data/runs/distill-phones --out $stream --threads 2 ${DISTILL_ARGS:-}
+        --run data/runs/distill-units-w10-s1600-plain --out $stream --threads 2 ${DISTILL_ARGS:-}
       $st export $stream --window 160,320,40 --step-ms 160 ;;  # the first student's window
     quality)  # the README's token-quality table: every kind of model, test and unseen engine
       for split in test unseen; do

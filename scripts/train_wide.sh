@@ -25,12 +25,14 @@
 #              beside k-means on the base and dcspin-phones
 #   units-stream (not in the default list) the streaming-exact student of units-w10-s800,
 #              exported as the shipped ones, probed on test and unseen beside the default
-#   units-long (not in the default list) SUPERVISED, the next default's teacher: units-w10 for 1600
-#              steps, its student distilled with its tokens predicting the phones too
+#   units-long (not in the default list) SUPERVISED, the default's teacher: units-w10 for 1600
+#              steps (train_default.sh supervised writes it from the same run), its student distilled with its tokens predicting the phones too
 #              (distill --phone-labels, 1200 steps), both exported as the shipped ones,
 #              probed on test and unseen beside k-means on the base and the served default
 #   units-plain (not in the default list) the same teacher's student distilled without the
-#              phones (1500 steps), probed on test and unseen beside the teacher and the default
+#              phones (1500 steps; the default's student, train_default.sh supervised-stream
+#              writes it from the same run), probed on test and unseen beside the teacher and the
+#              served default
 #   units-full (not in the default list) that student distilled on the whole training split
 #              (13,600 utterances, augmented copies included) instead of the 1000-utterance subset
 #   dcspin-probe MFCC k-means, k-means on each base and the DC-Spin models, test and unseen
@@ -67,7 +69,7 @@ share_cache() {  # share_cache FROM TO: a run with FROM's base, utterances, view
     mkdir -p data/runs/$2; cp -r data/runs/$1/cache data/runs/$2/; }
 }
 
-units_teacher() {  # the next default's teacher: units-w10 for 1600 steps (resumable)
+units_teacher() {  # the default's teacher: units-w10 for 1600 steps (resumable)
   $st train dcspin --manifest $C/train-1k.jsonl --base $M/hubert-tiny-phones \
     --phone-labels --run data/runs/units-w10-s1600 --out $M/units-w10-s1600 \
     --config scripts/dcspin-phones.yaml --set unit_label_weight=10 --set steps=1600 --threads 2
