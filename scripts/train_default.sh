@@ -81,11 +81,10 @@ for step in $steps; do
         --out data/probe-stream ;;
     supervised)  # SUPERVISED default: scripts/train_wide.sh builds the wide corpus, its
       # 1000-utterance subset, the k-means baselines of the quality table and the
-      # phone-fine-tuned base; DC-Spin on that base keeping the phone loss, exported with the
-      # first DC-Spin model's window
-      # and the label loss through the tokens for 1600 steps (the run of train_wide.sh
-      # units-long: an existing run folder only writes the model), exported with the first
-      # DC-Spin model's window
+      # phone-fine-tuned base; DC-Spin on that base keeping the phone loss, with the label
+      # loss through the tokens for 1600 steps (the run of train_wide.sh units-long: an
+      # existing run folder only writes the model), exported with the first DC-Spin model's
+      # window
       scripts/train_wide.sh corpus subset baselines phones
       $st train dcspin --manifest $wide/train-1k.jsonl --base data/models/hubert-tiny-phones \
         --phone-labels --run data/runs/units-w10-s1600 --out $sup \

@@ -26,9 +26,10 @@
 #   units-stream (not in the default list) the streaming-exact student of units-w10-s800,
 #              exported as the shipped ones, probed on test and unseen beside the default
 #   units-long (not in the default list) SUPERVISED, the default's teacher: units-w10 for 1600
-#              steps (train_default.sh supervised writes it from the same run), its student distilled with its tokens predicting the phones too
-#              (distill --phone-labels, 1200 steps), both exported as the shipped ones,
-#              probed on test and unseen beside k-means on the base and the served default
+#              steps (train_default.sh supervised writes it from the same run), its student
+#              distilled with its tokens predicting the phones too (distill --phone-labels,
+#              1200 steps), both exported as the shipped ones, probed on test and unseen beside
+#              k-means on the base and the served default
 #   units-plain (not in the default list) the same teacher's student distilled without the
 #              phones (1500 steps; the default's student, train_default.sh supervised-stream
 #              writes it from the same run), probed on test and unseen beside the teacher and the
@@ -74,6 +75,13 @@ units_teacher() {  # the default's teacher: units-w10 for 1600 steps (resumable)
     --phone-labels --run data/runs/units-w10-s1600 --out $M/units-w10-s1600 \
     --config scripts/dcspin-phones.yaml --set unit_label_weight=10 --set steps=1600 --threads 2
   $st export $M/units-w10-s1600 --window 960,160,240
+}
+
+units_student() {  # units_student NAME DISTILL_ARG...: the teacher's student $M/NAME-stream
+  # (run data/runs/distill-NAME), exported as the shipped student
+  $st train distill --teacher $M/units-w10-s1600 --run data/runs/distill-$1 \
+    --out $M/$1-stream --threads 2 "${@:2}"
+  $st export $M/$1-stream --window 160,320,40 --step-ms 160
 }
 
 for step in $steps; do
@@ -168,26 +176,18 @@ open(sys.argv[1] + '/train-1k.jsonl', 'w').writelines(sorted(lines[:1000]))" $C 
         $M/units-w10-s800 $M/units-w10-s800-stream ;;
     units-long)  # resumable: data/runs/units-w10-s1600, data/runs/distill-units-w10-s1600
       units_teacher
-      $st train distill --teacher $M/units-w10-s1600 --manifest $C/train-1k.jsonl \
-        --phone-labels --set unit_label_weight=3 --set steps=1200 \
-        --run data/runs/distill-units-w10-s1600 --out $M/units-w10-s1600-stream --threads 2
-      $st export $M/units-w10-s1600-stream --window 160,320,40 --step-ms 160
+      units_student units-w10-s1600 --manifest $C/train-1k.jsonl --phone-labels \
+        --set unit_label_weight=3 --set steps=1200
       probe data/probe-units-long $M/hubert-tiny-phones-km100 dcspin-phones-k100-stream \
         $M/units-w10-s1600 $M/units-w10-s1600-stream ;;
     units-plain)  # resumable: data/runs/distill-units-w10-s1600-plain
       units_teacher
-      $st train distill --teacher $M/units-w10-s1600 --manifest $C/train-1k.jsonl \
-        --run data/runs/distill-units-w10-s1600-plain --out $M/units-w10-s1600-plain-stream \
-        --threads 2
-      $st export $M/units-w10-s1600-plain-stream --window 160,320,40 --step-ms 160
+      units_student units-w10-s1600-plain --manifest $C/train-1k.jsonl
       probe data/probe-units-plain $M/hubert-tiny-phones-km100 dcspin-phones-k100-stream \
         $M/units-w10-s1600 $M/units-w10-s1600-plain-stream ;;
     units-full)  # resumable: data/runs/distill-units-w10-s1600-full
       units_teacher
-      $st train distill --teacher $M/units-w10-s1600 --corpus $C \
-        --run data/runs/distill-units-w10-s1600-full --out $M/units-w10-s1600-full-stream \
-        --threads 2
-      $st export $M/units-w10-s1600-full-stream --window 160,320,40 --step-ms 160
+      units_student units-w10-s1600-full --corpus $C
       probe data/probe-units-full $M/hubert-tiny-phones-km100 dcspin-phones-k100-stream \
         $M/units-w10-s1600-full-stream ;;
     dcspin-probe)
