@@ -80,17 +80,12 @@ for step in $steps; do
       $st probe --model $dcspin --model $unsup_stream --corpus $corpus --split test --lm-split dev \
         --out data/probe-stream ;;
     supervised)  # SUPERVISED default: scripts/train_wide.sh builds the wide corpus, its
-      # 1000-utterance subset, the k-means baselines of the quality table and the
-      # phone-fine-tuned base; DC-Spin on that base keeping the phone loss, with the label
-      # loss through the tokens for 1600 steps (the run of train_wide.sh units-long: an
+      # 1000-utterance subset, the k-means baselines of the quality table, the
+      # phone-fine-tuned base and the teacher (DC-Spin on that base keeping the phone loss, with
+      # the label loss through the tokens, 1600 steps; the run of train_wide.sh units-long: an
       # existing run folder only writes the model), exported with the first DC-Spin model's
       # window
-      scripts/train_wide.sh corpus subset baselines phones
-      $st train dcspin --manifest $wide/train-1k.jsonl --base data/models/hubert-tiny-phones \
-        --phone-labels --run data/runs/units-w10-s1600 --out $sup \
-        --config scripts/dcspin-phones.yaml --set unit_label_weight=10 --set steps=1600 \
-        --threads 2
-      $st export $sup --window 960,160,240 ;;
+      TEACHER_OUT=$sup scripts/train_wide.sh corpus subset baselines phones teacher ;;
     supervised-stream)  # resumable: data/runs/distill-units-w10-s1600-plain/checkpoint.pt (the
       # run of train_wide.sh units-plain: an existing run folder only writes the model)
       $st train distill --teacher $sup --manifest $wide/train-1k.jsonl \

@@ -25,6 +25,8 @@
 #              beside k-means on the base and dcspin-phones
 #   units-stream (not in the default list) the streaming-exact student of units-w10-s800,
 #              exported as the shipped ones, probed on test and unseen beside the default
+#   teacher    (not in the default list) SUPERVISED, the default's teacher alone: units-w10 for
+#              1600 steps (train_default.sh supervised runs it with TEACHER_OUT=its model)
 #   units-long (not in the default list) SUPERVISED, the default's teacher: units-w10 for 1600
 #              steps (train_default.sh supervised writes it from the same run), its student
 #              distilled with its tokens predicting the phones too (distill --phone-labels,
@@ -70,11 +72,13 @@ share_cache() {  # share_cache FROM TO: a run with FROM's base, utterances, view
     mkdir -p data/runs/$2; cp -r data/runs/$1/cache data/runs/$2/; }
 }
 
-units_teacher() {  # the default's teacher: units-w10 for 1600 steps (resumable)
+units_teacher() {  # the default's teacher: units-w10 for 1600 steps (resumable), written to
+  # $TEACHER_OUT (train_default.sh supervised: the shipped model) or $M/units-w10-s1600
+  local out=${TEACHER_OUT:-$M/units-w10-s1600}
   $st train dcspin --manifest $C/train-1k.jsonl --base $M/hubert-tiny-phones \
-    --phone-labels --run data/runs/units-w10-s1600 --out $M/units-w10-s1600 \
+    --phone-labels --run data/runs/units-w10-s1600 --out $out \
     --config scripts/dcspin-phones.yaml --set unit_label_weight=10 --set steps=1600 --threads 2
-  $st export $M/units-w10-s1600 --window 960,160,240
+  $st export $out --window 960,160,240
 }
 
 units_student() {  # units_student NAME DISTILL_ARG...: the teacher's student $M/NAME-stream
@@ -174,6 +178,8 @@ open(sys.argv[1] + '/train-1k.jsonl', 'w').writelines(sorted(lines[:1000]))" $C 
       $st export $M/units-w10-s800-stream --window 160,320,40 --step-ms 160
       probe data/probe-units $M/hubert-tiny-phones-km100 dcspin-phones-k100-stream \
         $M/units-w10-s800 $M/units-w10-s800-stream ;;
+    teacher)  # (not in the default list) the default's teacher alone
+      units_teacher ;;
     units-long)  # resumable: data/runs/units-w10-s1600, data/runs/distill-units-w10-s1600
       units_teacher
       units_student units-w10-s1600 --manifest $C/train-1k.jsonl --phone-labels \

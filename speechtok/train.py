@@ -230,8 +230,10 @@ def _train_and_export(
     model, step = train(root, utts)
     if not devices.main:
         return 0
-    info = train_info(args, config, step, time.perf_counter() - start)
-    info |= source
+    from tokenizer.train.checkpoint import log_call
+
+    wall_s = time.perf_counter() - start
+    info = train_info(args, config, step, wall_s) | log_call(args.run, step, wall_s) | source
     out = export(model, args.name or args.out.name, info)
     line = {"model": str(args.out), "step": step, "steps": config.steps}
     print(json.dumps({**line, "fingerprint": out.fingerprint}))

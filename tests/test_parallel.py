@@ -11,6 +11,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from tokenizer.model_dir import read_config
+from tokenizer.train.checkpoint import read_log
+
 pytestmark = pytest.mark.slow
 
 SETS = ("batch_size=4", "max_seconds=1.0", "warmup_steps=1", "checkpoint_every=1", "log_every=1")
@@ -67,3 +70,8 @@ def test_a_run_of_two_processes_resumes_in_one(tiny_corpus: Path, tmp_path: Path
     whole = _train(tiny_corpus, tmp_path / "whole", HUBERT, 1)
     _close(whole, resumed)
     assert (tmp_path / "split" / "model" / "FINGERPRINT").is_file()
+    # The card's wall time is both calls' (only the main process logs its call).
+    calls = [r["call_s"] for r in read_log(tmp_path / "split") if "call_s" in r]
+    info = read_config(tmp_path / "split" / "model").train
+    assert info["calls"] == len(calls) == 2
+    assert info["wall_s_all_calls"] == round(sum(calls), 1) > info["wall_s_last_call"]

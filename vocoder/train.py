@@ -28,7 +28,7 @@ from tokenizer.audio import SAMPLE_RATE
 from tokenizer.corpus.manifest import synth_command
 from tokenizer.errors import InvalidInputError
 from tokenizer.protocol import Tokenizer
-from tokenizer.train.checkpoint import read_log
+from tokenizer.train.checkpoint import log_call, read_log
 from tokenizer.train.devices import CPU, Devices
 from tokenizer.train.loop import resume, train_loop
 from vocoder.config import GeneratorConfig, VocoderTrainConfig
@@ -171,12 +171,15 @@ def train_vocoder(
         "batch_size": config.batch_size,
         "cache_s": round(cache_s, 1),
         "last_logged": {
-            k: round(v, 4) for k, v in (read_log(run) or [{}])[-1].items() if k != "lr"
+            k: round(v, 4)
+            for k, v in next((r for r in reversed(read_log(run)) if "loss" in r), {}).items()
+            if k != "lr"
         },
         "command": "speechtok " + shlex.join(sys.argv[1:]),
     }
     if built := synth_command(corpus):
         info["corpus_built_with"] = built
+    info |= log_call(run, step, time.perf_counter() - started)
     return gen.cpu().eval(), info
 
 

@@ -1,6 +1,7 @@
 """Training state on disk, apart from the inference weights: ``RUN/checkpoint.pt`` (model,
 optimizer, step, run config), written atomically, and ``RUN/log.jsonl`` (one JSON line per
-logged step). A run that stops (time limit, Ctrl-C, crash) resumes from its last checkpoint."""
+logged step, and one per training call with its wall time). A run that stops (time limit,
+Ctrl-C, crash) resumes from its last checkpoint."""
 
 from __future__ import annotations
 
@@ -64,3 +65,11 @@ def read_log(run: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def log_call(run: Path, step: int, seconds: float) -> dict[str, Any]:
+    """Log one training call (a piece of the run) with its wall time; the card fields of the
+    run's wall time over all its logged calls and their count."""
+    log_line(run, {"step": step, "call_s": round(seconds, 1)})
+    calls = [r["call_s"] for r in read_log(run) if "call_s" in r]
+    return {"wall_s_all_calls": round(sum(calls), 1), "calls": len(calls)}
