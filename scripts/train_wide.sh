@@ -33,11 +33,15 @@
 #              1200 steps), both exported as the shipped ones, probed on test and unseen beside
 #              k-means on the base and the served default
 #   units-plain (not in the default list) the same teacher's student distilled without the
-#              phones (1500 steps; the default's student, train_default.sh supervised-stream
-#              writes it from the same run), probed on test and unseen beside the teacher and the
-#              served default
+#              phones (1500 steps; the default's student until units-s3000), probed on test
+#              and unseen beside the teacher and the served default
 #   units-full (not in the default list) that student distilled on the whole training split
 #              (13,600 utterances, augmented copies included) instead of the 1000-utterance subset
+#   units-ctx  (not in the default list) the same teacher's student with twice its attention
+#              span per layer: is the student's bounded context what loses the teacher's PNMI?
+#   units-s3000 (not in the default list) that student trained for 3000 steps, not 1500: the
+#              default's student (train_default.sh supervised-stream writes it from the same
+#              run); it reuses units-ctx's teacher scores and perturbed copies if they are there
 #   dcspin-probe MFCC k-means, k-means on each base and the DC-Spin models, test and unseen
 #   prior      (not in the default list) DC-Spin as dcspin-kminit on the shipped base with
 #              Sinkhorn target shares from the k-means cluster sizes (scripts/dcspin-prior.yaml),
@@ -51,6 +55,8 @@
 #              k-means on the base, the shipped DC-Spin and R-Spin (and both streaming students
 #              once rspin-stream has run); docs/robustness.png
 # Usage: scripts/train_wide.sh [STEP...]   (default: all steps)
+#   TEACHER=models/dcspin-phones-k100 scripts/train_wide.sh units-ctx: the units-* students
+#   distil the shipped teacher (the same recipe as units-w10-s1600) instead of training it
 set -euo pipefail
 cd "$(dirname "$0")/.."
 st=.venv/bin/speechtok
@@ -73,7 +79,9 @@ share_cache() {  # share_cache FROM TO: a run with FROM's base, utterances, view
 }
 
 units_teacher() {  # the default's teacher: units-w10 for 1600 steps (resumable), written to
-  # $TEACHER_OUT (train_default.sh supervised: the shipped model) or $M/units-w10-s1600
+  # $TEACHER_OUT (train_default.sh supervised: the shipped model) or $M/units-w10-s1600; with
+  # TEACHER set, the students distil that one instead and nothing is trained here
+  [ -z "${TEACHER:-}" ] || return 0
   local out=${TEACHER_OUT:-$M/units-w10-s1600}
   $st train dcspin --manifest $C/train-1k.jsonl --base $M/hubert-tiny-phones \
     --phone-labels --run data/runs/units-w10-s1600 --out $out \
@@ -83,7 +91,7 @@ units_teacher() {  # the default's teacher: units-w10 for 1600 steps (resumable)
 
 units_student() {  # units_student NAME DISTILL_ARG...: the teacher's student $M/NAME-stream
   # (run data/runs/distill-NAME), exported as the shipped student
-  $st train distill --teacher $M/units-w10-s1600 --run data/runs/distill-$1 \
+  $st train distill --teacher ${TEACHER:-$M/units-w10-s1600} --run data/runs/distill-$1 \
     --out $M/$1-stream --threads 2 "${@:2}"
   $st export $M/$1-stream --window 160,320,40 --step-ms 160
 }
@@ -196,6 +204,21 @@ open(sys.argv[1] + '/train-1k.jsonl', 'w').writelines(sorted(lines[:1000]))" $C 
       units_student units-w10-s1600-full --corpus $C
       probe data/probe-units-full $M/hubert-tiny-phones-km100 dcspin-phones-k100-stream \
         $M/units-w10-s1600-full-stream ;;
+    units-ctx)  # resumable: data/runs/distill-units-ctx. The default's student with twice its
+      # attention span per layer (8 left / 2 right frames: 33 / 9 frames of context in all,
+      # against 17 / 5), probed beside its teacher and the served default
+      units_teacher
+      units_student units-ctx --manifest $C/train-1k.jsonl --set attention_left=8 \
+        --set attention_right=2
+      probe data/probe-units-ctx $M/hubert-tiny-phones-km100 ${TEACHER:-$M/units-w10-s1600} \
+        dcspin-phones-k100-stream $M/units-ctx-stream ;;
+    units-s3000)  # resumable: data/runs/distill-units-s3000. The default's student trained twice
+      # as long (3000 steps), with units-ctx's teacher scores and perturbed copies
+      units_teacher
+      share_cache distill-units-ctx distill-units-s3000
+      units_student units-s3000 --manifest $C/train-1k.jsonl --set steps=3000
+      probe data/probe-units-s3000 $M/hubert-tiny-phones-km100 dcspin-phones-k100-stream \
+        $M/units-s3000-stream ;;
     dcspin-probe)
       probe data/probe-wide-dcspin $M/mfcc-km100-wide $M/hubert-tiny-km100-wide \
         $M/hubert-tiny-phones-km100 $M/dcspin-phones-kminit $M/dcspin-phones ;;
