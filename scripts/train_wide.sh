@@ -62,6 +62,7 @@ cd "$(dirname "$0")/.."
 st=.venv/bin/speechtok
 C=data/corpus-wide
 M=data/models
+teacher=${TEACHER:-$M/units-w10-s1600}  # the units-* students' teacher
 steps=${*:-corpus subset baselines phones probe dcspin dcspin-phones dcspin-probe}
 
 probe() {  # probe OUT MODEL...: full-utterance probe on test and on unseen
@@ -91,7 +92,7 @@ units_teacher() {  # the default's teacher: units-w10 for 1600 steps (resumable)
 
 units_student() {  # units_student NAME DISTILL_ARG...: the teacher's student $M/NAME-stream
   # (run data/runs/distill-NAME), exported as the shipped student
-  $st train distill --teacher ${TEACHER:-$M/units-w10-s1600} --run data/runs/distill-$1 \
+  $st train distill --teacher $teacher --run data/runs/distill-$1 \
     --out $M/$1-stream --threads 2 "${@:2}"
   $st export $M/$1-stream --window 160,320,40 --step-ms 160
 }
@@ -193,12 +194,12 @@ open(sys.argv[1] + '/train-1k.jsonl', 'w').writelines(sorted(lines[:1000]))" $C 
       units_student units-w10-s1600 --manifest $C/train-1k.jsonl --phone-labels \
         --set unit_label_weight=3 --set steps=1200
       probe data/probe-units-long $M/hubert-tiny-phones-km100 dcspin-phones-k100-stream \
-        $M/units-w10-s1600 $M/units-w10-s1600-stream ;;
+        $teacher $M/units-w10-s1600-stream ;;
     units-plain)  # resumable: data/runs/distill-units-w10-s1600-plain
       units_teacher
       units_student units-w10-s1600-plain --manifest $C/train-1k.jsonl
       probe data/probe-units-plain $M/hubert-tiny-phones-km100 dcspin-phones-k100-stream \
-        $M/units-w10-s1600 $M/units-w10-s1600-plain-stream ;;
+        $teacher $M/units-w10-s1600-plain-stream ;;
     units-full)  # resumable: data/runs/distill-units-w10-s1600-full
       units_teacher
       units_student units-w10-s1600-full --corpus $C
@@ -210,7 +211,7 @@ open(sys.argv[1] + '/train-1k.jsonl', 'w').writelines(sorted(lines[:1000]))" $C 
       units_teacher
       units_student units-ctx --manifest $C/train-1k.jsonl --set attention_left=8 \
         --set attention_right=2
-      probe data/probe-units-ctx $M/hubert-tiny-phones-km100 ${TEACHER:-$M/units-w10-s1600} \
+      probe data/probe-units-ctx $M/hubert-tiny-phones-km100 $teacher \
         dcspin-phones-k100-stream $M/units-ctx-stream ;;
     units-s3000)  # resumable: data/runs/distill-units-s3000. The default's student trained twice
       # as long (3000 steps), with units-ctx's teacher scores and perturbed copies
