@@ -35,8 +35,9 @@
 #   units-plain (not in the default list) the same teacher's student distilled without the
 #              phones (1500 steps; the default's student until units-s3000), probed on test
 #              and unseen beside the teacher and the served default
-#   units-full (not in the default list) that student distilled on the whole training split
-#              (13,600 utterances, augmented copies included) instead of the 1000-utterance subset
+#   units-full (not in the default list) the default's student (3000 steps) distilled on the
+#              whole training split (13,600 utterances, augmented copies included) instead of the
+#              1000-utterance subset, probed beside the served default
 #   units-ctx  (not in the default list) the same teacher's student with twice its attention
 #              span per layer: is the student's bounded context what loses the teacher's PNMI?
 #   units-s3000 (not in the default list) that student trained for 3000 steps, not 1500: the
@@ -202,7 +203,7 @@ open(sys.argv[1] + '/train-1k.jsonl', 'w').writelines(sorted(lines[:1000]))" $C 
         $teacher $M/units-w10-s1600-plain-stream ;;
     units-full)  # resumable: data/runs/distill-units-w10-s1600-full
       units_teacher
-      units_student units-w10-s1600-full --corpus $C
+      units_student units-w10-s1600-full --corpus $C --set steps=3000
       probe data/probe-units-full $M/hubert-tiny-phones-km100 dcspin-phones-k100-stream \
         $M/units-w10-s1600-full-stream ;;
     units-ctx)  # resumable: data/runs/distill-units-ctx. The default's student with twice its

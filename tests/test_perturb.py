@@ -20,12 +20,15 @@ from scipy.signal import sosfreqz
 
 from tokenizer.errors import AudioError, InvalidInputError
 from tokenizer.perturb import (
+    DEFAULT_CONFIG,
     PerturbConfig,
+    PitchRangeError,
     change_gender,
     eq_centres_hz,
     equalize,
     peaking_sos,
     perturb_speaker,
+    widest_pitch_range,
 )
 from tokenizer.seeding import rng_for
 
@@ -313,16 +316,27 @@ def test_bad_config_raises(fields: dict[str, object]) -> None:
         PerturbConfig(**fields)  # type: ignore[arg-type]
 
 
-def test_pitch_range_praat_cannot_move_is_kept() -> None:
-    """A real high voice (an augmented corpus utterance, espeak-ng) on which Praat's "Change
-    gender" fails when the pitch range widens: the perturbation keeps the range, moves the
-    formants as drawn, and says so in its parameters."""
-    x, rate = sf.read(
-        Path(__file__).parent / "assets" / "praat_range_failure.flac", dtype="float32"
-    )
+@pytest.mark.timeout(120, method="thread")  # a regression hangs in Praat's C code
+@pytest.mark.parametrize(
+    ("asset", "widest", "failing"),
+    [("praat_range_failure.flac", 1.2707, 1.35), ("praat_range_hang.flac", 1.3786, 1.4)],
+)
+def test_pitch_range_praat_cannot_widen_is_kept(asset: str, widest: float, failing: float) -> None:
+    """Real augmented corpus utterances (espeak-ng) whose lowest pitch point Praat's "Change
+    gender" takes to 0 Hz when the range widens past ``widest``: at ``failing`` its resynthesis
+    raised "undefined pitch point" on the first and never returned on the second. The call is
+    refused before Praat runs; the perturbation keeps the range, moves the formants as drawn,
+    and says so in its parameters."""
+    x, rate = sf.read(Path(__file__).parent / "assets" / asset, dtype="float32")
     assert rate == 16000
-    with pytest.raises(parselmouth.PraatError):
-        change_gender(x, formant_ratio=1.2, pitch_ratio=1.0, pitch_range_ratio=1.5, praat_seed=1)
+    assert widest_pitch_range(x, DEFAULT_CONFIG) == pytest.approx(widest, abs=1e-4)
+    with pytest.raises(PitchRangeError, match=f"expected pitch_range_ratio below {widest}"):
+        change_gender(
+            x, formant_ratio=1.2, pitch_ratio=1.0, pitch_range_ratio=failing, praat_seed=1
+        )
+    below, _ = change_gender(
+        x, formant_ratio=1.2, pitch_ratio=1.0, pitch_range_ratio=widest - 0.01, praat_seed=1
+    )
     wide = PerturbConfig(
         formant_ratio=(1.2, 1.2), pitch_ratio=(1.0, 1.0), pitch_range_ratio=(1.5, 1.5),
         invert_probability=0.0,
@@ -330,3 +344,4 @@ def test_pitch_range_praat_cannot_move_is_kept() -> None:
     y, params = perturb_speaker(x, np.random.default_rng(0), wide)
     assert params["pitch_range_ratio"] == 1.0 and params["formant_ratio"] == 1.2
     assert len(y) == len(x) and np.isfinite(y).all() and not np.allclose(y, x)
+    assert len(below) == len(x) and not np.allclose(below, y)

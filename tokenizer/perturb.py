@@ -43,7 +43,14 @@ shorter than ``3 * 16000 / pitch_floor`` samples (40 ms at 75 Hz) cannot be pert
 PRAAT_SEED_LIMIT = 2**53
 """Praat seeds are drawn in ``[1, PRAAT_SEED_LIMIT)``: integers a Praat script number holds."""
 
+PSOLA_PITCH_PERIODS = 0.8
+"""Praat's "Change gender" analyses F0 with a time step of this many periods of pitch_floor."""
+
 _NO_VOICING_WARNING = "There were no voiced segments found"
+
+
+class PitchRangeError(InvalidInputError):
+    """Praat cannot widen this input's pitch range as far as asked (see widest_pitch_range)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -137,7 +144,7 @@ def perturb_speaker(
     when the input has no voiced frames: its pitch is then kept), ``target_f0_median`` (Hz, 0.0
     likewise), ``eq_gain_0`` .. ``eq_gain_{eq_bands - 1}`` (dB, lowest band first) and
     ``praat_seed`` (an integer): :func:`change_gender` and :func:`equalize` given these replay it.
-    Where Praat cannot widen or narrow an input's pitch range (it fails on some high voices),
+    Where Praat cannot widen an input's pitch range as far as drawn (:class:`PitchRangeError`),
     the range is kept and ``pitch_range_ratio`` is reported as 1.0.
     """
     _check_audio(x, config)
@@ -149,9 +156,8 @@ def perturb_speaker(
     praat_seed = int(rng.integers(1, PRAAT_SEED_LIMIT))
     try:
         y, source_f0 = change_gender(x, praat_seed=praat_seed, config=config, **ratios)
-    except parselmouth.PraatError:
-        # Praat's PSOLA fails on some high voices when the pitch range widens (an undefined
-        # pitch point): keep the range, move the formants and the median as drawn.
+    except PitchRangeError:
+        # Keep the range, move the formants and the median as drawn.
         ratios["pitch_range_ratio"] = 1.0
         y, source_f0 = change_gender(x, praat_seed=praat_seed, config=config, **ratios)
     y = equalize(y, gains, config)
@@ -184,18 +190,28 @@ def change_gender(
     ``praat_seed`` (1 .. 2**53 - 1) seeds Praat's process-wide generator for this call, which
     makes the output a function of the arguments; seeding and warning filters are
     process-wide, so perturb in parallel with processes, not threads. Uses pitch_floor,
-    pitch_ceiling and min_samples of ``config``; the EQ fields are ignored.
+    pitch_ceiling and min_samples of ``config``; the EQ fields are ignored. Raises
+    :class:`PitchRangeError` where ``pitch_range_ratio`` is at least
+    :func:`widest_pitch_range` of ``x``.
     """
     if not 1 <= praat_seed < PRAAT_SEED_LIMIT:
         raise InvalidInputError(f"expected praat_seed in [1, 2**53), found {praat_seed}")
-    _check_audio(x, config)
-    sound = parselmouth.Sound(np.asarray(x, dtype=np.float64), sampling_frequency=SAMPLE_RATE)
+    sound = _sound(x, config)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", _NO_VOICING_WARNING, parselmouth.PraatWarning)
         pitch = call(sound, "To Pitch", 0.0, config.pitch_floor, config.pitch_ceiling)
         median = call(pitch, "Get quantile", 0.0, 0.0, 0.5, "Hertz")
         source_f0 = float(median) if math.isfinite(median) and median > 0 else 0.0
         new_median = source_f0 * pitch_ratio  # 0.0 (no voiced frames) tells Praat to keep F0
+        if pitch_range_ratio > 1:
+            widest = widest_pitch_range(sound, config)
+            if pitch_range_ratio >= widest:
+                raise PitchRangeError(
+                    f"expected pitch_range_ratio below {widest:.4f} for this input, found "
+                    f"{pitch_range_ratio:.4f}: Praat's Change gender widens F0 linearly about "
+                    "its median, which would take the lowest pitch point to 0 Hz, where its "
+                    "resynthesis can fail or never return"
+                )
         run(f"random_initializeWithSeedUnsafelyButPredictably ({praat_seed})")
         try:
             floor, ceiling = config.pitch_floor, config.pitch_ceiling
@@ -216,6 +232,28 @@ def change_gender(
     if len(y) != len(x):
         y = np.pad(y[: len(x)], (0, max(0, len(x) - len(y))))
     return y, source_f0
+
+
+def widest_pitch_range(x: np.ndarray | parselmouth.Sound, config: PerturbConfig) -> float:
+    """The pitch_range_ratio at which Praat's "Change gender" takes ``x``'s lowest pitch point
+    to 0 Hz: ``median / (median - lowest)`` of F0 in Praat's own analysis of the call (a
+    0.8 / pitch_floor time step; inf when nothing is voiced or all F0 is the median).
+
+    "Change gender" widens F0 excursions linearly in Hz about the median, ``median + (f -
+    median) * ratio``, and sets points that fall below zero to 0 Hz. Its PSOLA resynthesis then
+    raises an error on some inputs ("undefined pitch point") and never returns on others, so
+    this bound is kept whatever the pitch and formant ratios (both scale F0 and median alike).
+    """
+    sound = x if isinstance(x, parselmouth.Sound) else _sound(x, config)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", _NO_VOICING_WARNING, parselmouth.PraatWarning)
+        step = PSOLA_PITCH_PERIODS / config.pitch_floor
+        pitch = call(sound, "To Pitch", step, config.pitch_floor, config.pitch_ceiling)
+        median = call(pitch, "Get quantile", 0.0, 0.0, 0.5, "Hertz")
+        lowest = call(pitch, "Get minimum", 0.0, 0.0, "Hertz", "None")
+    if not (math.isfinite(median) and math.isfinite(lowest)) or lowest >= median:
+        return math.inf
+    return float(median / (median - lowest))
 
 
 def eq_centres_hz(config: PerturbConfig = DEFAULT_CONFIG) -> np.ndarray:
@@ -268,6 +306,11 @@ def _draw_ratio(rng: np.random.Generator, bounds: tuple[float, float], invert: f
     """A ratio uniform in ``bounds``, inverted with probability ``invert`` (two draws always)."""
     r = float(rng.uniform(bounds[0], bounds[1]))
     return 1.0 / r if rng.random() < invert else r
+
+
+def _sound(x: np.ndarray, config: PerturbConfig) -> parselmouth.Sound:
+    _check_audio(x, config)
+    return parselmouth.Sound(np.asarray(x, dtype=np.float64), sampling_frequency=SAMPLE_RATE)
 
 
 def _check_audio(x: np.ndarray, config: PerturbConfig) -> None:
