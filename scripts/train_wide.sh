@@ -38,6 +38,9 @@
 #   units-full (not in the default list) the default's student (3000 steps) distilled on the
 #              whole training split (13,600 utterances, augmented copies included) instead of the
 #              1000-utterance subset, probed beside the served default
+#   teacher-full (not in the default list) SUPERVISED: the default's teacher recipe on the whole
+#              training split (13,600 utterances) for 3200 steps, probed beside the shipped
+#              teacher: does more training audio lift the teacher on the unseen engine?
 #   units-ctx  (not in the default list) the same teacher's student with twice its attention
 #              span per layer: is the student's bounded context what loses the teacher's PNMI?
 #   units-s3000 (not in the default list) that student trained for 3000 steps, not 1500: the
@@ -206,6 +209,13 @@ open(sys.argv[1] + '/train-1k.jsonl', 'w').writelines(sorted(lines[:1000]))" $C 
       units_student units-w10-s1600-full --corpus $C --set steps=3000
       probe data/probe-units-full $M/hubert-tiny-phones-km100 dcspin-phones-k100-stream \
         $M/units-w10-s1600-full-stream ;;
+    teacher-full)  # resumable: data/runs/units-w10-full
+      $st train dcspin --corpus $C --base $M/hubert-tiny-phones --phone-labels \
+        --run data/runs/units-w10-full --out $M/units-w10-full --config scripts/dcspin-phones.yaml \
+        --set unit_label_weight=10 --set steps=3200 --threads 2
+      $st export $M/units-w10-full --window 960,160,240
+      probe data/probe-teacher-full $M/hubert-tiny-phones-km100 models/dcspin-phones-k100 \
+        $M/units-w10-full ;;
     units-ctx)  # resumable: data/runs/distill-units-ctx. The default's student with twice its
       # attention span per layer (8 left / 2 right frames: 33 / 9 frames of context in all,
       # against 17 / 5), probed beside its teacher and the served default
