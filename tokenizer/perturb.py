@@ -43,7 +43,7 @@ shorter than ``3 * 16000 / pitch_floor`` samples (40 ms at 75 Hz) cannot be pert
 PRAAT_SEED_LIMIT = 2**53
 """Praat seeds are drawn in ``[1, PRAAT_SEED_LIMIT)``: integers a Praat script number holds."""
 
-PSOLA_PITCH_PERIODS = 0.8
+CHANGE_GENDER_STEP_PERIODS = 0.8
 """Praat's "Change gender" analyses F0 with a time step of this many periods of pitch_floor."""
 
 _NO_VOICING_WARNING = "There were no voiced segments found"
@@ -247,7 +247,7 @@ def widest_pitch_range(x: np.ndarray | parselmouth.Sound, config: PerturbConfig)
     sound = x if isinstance(x, parselmouth.Sound) else _sound(x, config)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", _NO_VOICING_WARNING, parselmouth.PraatWarning)
-        step = PSOLA_PITCH_PERIODS / config.pitch_floor
+        step = CHANGE_GENDER_STEP_PERIODS / config.pitch_floor
         pitch = call(sound, "To Pitch", step, config.pitch_floor, config.pitch_ceiling)
         median = call(pitch, "Get quantile", 0.0, 0.0, 0.5, "Hertz")
         lowest = call(pitch, "Get minimum", 0.0, 0.0, "Hertz", "None")
