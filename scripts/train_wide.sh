@@ -83,15 +83,20 @@ share_cache() {  # share_cache FROM TO: a run with FROM's base, utterances, view
     mkdir -p data/runs/$2; cp -r data/runs/$1/cache data/runs/$2/; }
 }
 
+units_dcspin() {  # units_dcspin RUN OUT DATA_ARG...: the default teacher's recipe (units-w10:
+  # DC-Spin on the phone base, label loss through the tokens at weight 10), run data/runs/RUN,
+  # exported as the shipped teacher
+  $st train dcspin --base $M/hubert-tiny-phones --phone-labels --run data/runs/$1 --out $2 \
+    --config scripts/dcspin-phones.yaml --set unit_label_weight=10 --threads 2 "${@:3}"
+  $st export $2 --window 960,160,240
+}
+
 units_teacher() {  # the default's teacher: units-w10 for 1600 steps (resumable), written to
   # $TEACHER_OUT (train_default.sh supervised: the shipped model) or $M/units-w10-s1600; with
   # TEACHER set, the students distil that one instead and nothing is trained here
   [ -z "${TEACHER:-}" ] || return 0
-  local out=${TEACHER_OUT:-$M/units-w10-s1600}
-  $st train dcspin --manifest $C/train-1k.jsonl --base $M/hubert-tiny-phones \
-    --phone-labels --run data/runs/units-w10-s1600 --out $out \
-    --config scripts/dcspin-phones.yaml --set unit_label_weight=10 --set steps=1600 --threads 2
-  $st export $out --window 960,160,240
+  units_dcspin units-w10-s1600 "${TEACHER_OUT:-$M/units-w10-s1600}" \
+    --manifest $C/train-1k.jsonl --set steps=1600
 }
 
 units_student() {  # units_student NAME DISTILL_ARG...: the teacher's student $M/NAME-stream
@@ -210,10 +215,7 @@ open(sys.argv[1] + '/train-1k.jsonl', 'w').writelines(sorted(lines[:1000]))" $C 
       probe data/probe-units-full $M/hubert-tiny-phones-km100 dcspin-phones-k100-stream \
         $M/units-w10-s1600-full-stream ;;
     teacher-full)  # resumable: data/runs/units-w10-full
-      $st train dcspin --corpus $C --base $M/hubert-tiny-phones --phone-labels \
-        --run data/runs/units-w10-full --out $M/units-w10-full --config scripts/dcspin-phones.yaml \
-        --set unit_label_weight=10 --set steps=3200 --threads 2
-      $st export $M/units-w10-full --window 960,160,240
+      units_dcspin units-w10-full $M/units-w10-full --corpus $C --set steps=3200
       probe data/probe-teacher-full $M/hubert-tiny-phones-km100 models/dcspin-phones-k100 \
         $M/units-w10-full ;;
     units-ctx)  # resumable: data/runs/distill-units-ctx. The default's student with twice its
