@@ -79,17 +79,17 @@ for step in $steps; do
     stream-probe)
       $st probe --model $dcspin --model $unsup_stream --corpus $corpus --split test --lm-split dev \
         --out data/probe-stream ;;
-    supervised)  # SUPERVISED default: scripts/train_wide.sh builds the wide corpus, its
-      # 1000-utterance subset, the k-means baselines of the quality table, the
-      # phone-fine-tuned base and the teacher (DC-Spin on that base keeping the phone loss, with
-      # the label loss through the tokens, 1600 steps; the run of train_wide.sh units-long: an
+    supervised)  # SUPERVISED default: scripts/train_wide.sh builds the wide corpus, the
+      # k-means baselines of the quality table, the phone-fine-tuned base and the teacher
+      # (DC-Spin on that base keeping the phone loss, with the label loss through the tokens,
+      # on the whole training split for 3200 steps; the run of train_wide.sh teacher-full: an
       # existing run folder only writes the model), exported with the first DC-Spin model's
       # window
-      TEACHER_OUT=$sup scripts/train_wide.sh corpus subset baselines phones teacher ;;
-    supervised-stream)  # resumable: data/runs/distill-units-w10-s1600-full/checkpoint.pt (the
-      # run of TEACHER=$sup train_wide.sh units-full: an existing run folder only writes the model)
+      TEACHER_OUT=$sup scripts/train_wide.sh corpus baselines phones teacher-full ;;
+    supervised-stream)  # resumable: data/runs/distill-units-w10-full/checkpoint.pt (the run of
+      # train_wide.sh teacher-full-stream: an existing run folder only writes the model)
       $st train distill --teacher $sup --corpus $wide --set steps=3000 \
-        --run data/runs/distill-units-w10-s1600-full --out $stream --threads 2 ${DISTILL_ARGS:-}
+        --run data/runs/distill-units-w10-full --out $stream --threads 2 ${DISTILL_ARGS:-}
       $st export $stream --window 160,320,40 --step-ms 160 ;;  # the first student's window
     quality)  # the README's token-quality table: every kind of model, test and unseen engine
       for split in test unseen; do

@@ -25,22 +25,25 @@
 #              beside k-means on the base and dcspin-phones
 #   units-stream (not in the default list) the streaming-exact student of units-w10-s800,
 #              exported as the shipped ones, probed on test and unseen beside the default
-#   teacher    (not in the default list) SUPERVISED, the default's teacher alone: units-w10 for
-#              1600 steps (train_default.sh supervised runs it with TEACHER_OUT=its model)
-#   units-long (not in the default list) SUPERVISED, the default's teacher: units-w10 for 1600
-#              steps (train_default.sh supervised writes it from the same run), its student
-#              distilled with its tokens predicting the phones too (distill --phone-labels,
-#              1200 steps), both exported as the shipped ones, probed on test and unseen beside
+#   teacher    (not in the default list) SUPERVISED, the subset's teacher alone (the default's
+#              until teacher-full): units-w10 for 1600 steps on the 1000-utterance subset
+#   units-long (not in the default list) SUPERVISED, the subset's teacher (units-w10 for 1600
+#              steps), its student distilled with its tokens predicting the phones too
+#              (distill --phone-labels, 1200 steps), both exported as the shipped ones, probed on test and unseen beside
 #              k-means on the base and the served default
 #   units-plain (not in the default list) the same teacher's student distilled without the
 #              phones (1500 steps; the default's student until units-s3000), probed on test
 #              and unseen beside the teacher and the served default
-#   units-full (not in the default list) the default's student (3000 steps) distilled on the
-#              whole training split (13,600 utterances, augmented copies included) instead of the
-#              1000-utterance subset, probed beside the served default
-#   teacher-full (not in the default list) SUPERVISED: the default's teacher recipe on the whole
-#              training split (13,600 utterances) for 3200 steps, probed beside the shipped
-#              teacher: does more training audio lift the teacher on the unseen engine?
+#   units-full (not in the default list) the default's student recipe (3000 steps) distilled
+#              on the whole training split (13,600 utterances, augmented copies included)
+#              instead of the 1000-utterance subset, probed beside the served default
+#   teacher-full (not in the default list) SUPERVISED: the default's teacher, its recipe on the
+#              whole training split (13,600 utterances) for 3200 steps, written to
+#              $TEACHER_OUT (train_default.sh supervised: the shipped model) or
+#              $M/units-w10-full
+#   teacher-full-stream (not in the default list) its student by units-full's recipe (the
+#              default's student: train_default.sh supervised-stream writes it from the same
+#              run), probed beside the served default and its teacher
 #   units-ctx  (not in the default list) the same teacher's student with twice its attention
 #              span per layer: is the student's bounded context what loses the teacher's PNMI?
 #   units-s3000 (not in the default list) that student trained for 3000 steps, not 1500: the
@@ -59,14 +62,15 @@
 #              k-means on the base, the shipped DC-Spin and R-Spin (and both streaming students
 #              once rspin-stream has run); docs/robustness.png
 # Usage: scripts/train_wide.sh [STEP...]   (default: all steps)
-#   TEACHER=models/dcspin-phones-k100 scripts/train_wide.sh units-ctx: the units-* students
-#   distil the shipped teacher (the same recipe as units-w10-s1600) instead of training it
+#   TEACHER=DIR scripts/train_wide.sh units-ctx: the units-* students distil the model DIR (they
+#   were run with units-w10-s1600, the teacher shipped then) instead of training that teacher
 set -euo pipefail
 cd "$(dirname "$0")/.."
 st=.venv/bin/speechtok
 C=data/corpus-wide
 M=data/models
 teacher=${TEACHER:-$M/units-w10-s1600}  # the units-* students' teacher
+full=${TEACHER_OUT:-$M/units-w10-full}  # teacher-full's model (train_default.sh: the shipped one)
 steps=${*:-corpus subset baselines phones probe dcspin dcspin-phones dcspin-probe}
 
 probe() {  # probe OUT MODEL...: full-utterance probe on test and on unseen
@@ -91,12 +95,11 @@ units_dcspin() {  # units_dcspin RUN OUT DATA_ARG...: the default teacher's reci
   $st export $2 --window 960,160,240
 }
 
-units_teacher() {  # the default's teacher: units-w10 for 1600 steps (resumable), written to
-  # $TEACHER_OUT (train_default.sh supervised: the shipped model) or $M/units-w10-s1600; with
-  # TEACHER set, the students distil that one instead and nothing is trained here
+units_teacher() {  # the subset's teacher: units-w10 for 1600 steps (resumable), written to
+  # $M/units-w10-s1600; with TEACHER set, the students distil that one instead and nothing is
+  # trained here
   [ -z "${TEACHER:-}" ] || return 0
-  units_dcspin units-w10-s1600 "${TEACHER_OUT:-$M/units-w10-s1600}" \
-    --manifest $C/train-1k.jsonl --set steps=1600
+  units_dcspin units-w10-s1600 $M/units-w10-s1600 --manifest $C/train-1k.jsonl --set steps=1600
 }
 
 units_student() {  # units_student NAME DISTILL_ARG...: the teacher's student $M/NAME-stream
@@ -196,7 +199,7 @@ open(sys.argv[1] + '/train-1k.jsonl', 'w').writelines(sorted(lines[:1000]))" $C 
       $st export $M/units-w10-s800-stream --window 160,320,40 --step-ms 160
       probe data/probe-units $M/hubert-tiny-phones-km100 dcspin-phones-k100-stream \
         $M/units-w10-s800 $M/units-w10-s800-stream ;;
-    teacher)  # (not in the default list) the default's teacher alone
+    teacher)  # (not in the default list) the subset's teacher alone
       units_teacher ;;
     units-long)  # resumable: data/runs/units-w10-s1600, data/runs/distill-units-w10-s1600
       units_teacher
@@ -214,10 +217,17 @@ open(sys.argv[1] + '/train-1k.jsonl', 'w').writelines(sorted(lines[:1000]))" $C 
       units_student units-w10-s1600-full --corpus $C --set steps=3000
       probe data/probe-units-full $M/hubert-tiny-phones-km100 dcspin-phones-k100-stream \
         $M/units-w10-s1600-full-stream ;;
-    teacher-full)  # resumable: data/runs/units-w10-full
-      units_dcspin units-w10-full $M/units-w10-full --corpus $C --set steps=3200
-      probe data/probe-teacher-full $M/hubert-tiny-phones-km100 models/dcspin-phones-k100 \
-        $M/units-w10-full ;;
+    teacher-full)  # resumable: data/runs/units-w10-full, written to $full
+      units_dcspin units-w10-full $full --corpus $C --set steps=3200 ;;
+    teacher-full-stream)  # resumable: data/runs/distill-units-w10-full. teacher-full's
+      # student by units-full's recipe, with units-full's perturbed copies (same utterances,
+      # views and seed; the teacher scores are keyed by teacher and rebuilt), probed beside
+      # k-means on the base, the served default and its teacher
+      teacher=$full
+      share_cache distill-units-w10-s1600-full distill-units-w10-full
+      units_student units-w10-full --corpus $C --set steps=3000
+      probe data/probe-teacher-full-stream $M/hubert-tiny-phones-km100 \
+        dcspin-phones-k100-stream $full $M/units-w10-full-stream ;;
     units-ctx)  # resumable: data/runs/distill-units-ctx. The default's student with twice its
       # attention span per layer (8 left / 2 right frames: 33 / 9 frames of context in all,
       # against 17 / 5), probed beside its teacher and the served default
