@@ -79,13 +79,13 @@ for step in $steps; do
     stream-probe)
       $st probe --model $dcspin --model $unsup_stream --corpus $corpus --split test --lm-split dev \
         --out data/probe-stream ;;
-    supervised)  # SUPERVISED default: scripts/train_wide.sh builds the wide corpus, the
-      # k-means baselines of the quality table, the phone-fine-tuned base and the teacher
-      # (DC-Spin on that base keeping the phone loss, with the label loss through the tokens,
-      # on the whole training split for 3200 steps; the run of train_wide.sh teacher-full: an
-      # existing run folder only writes the model), exported with the first DC-Spin model's
-      # window
-      TEACHER_OUT=$sup scripts/train_wide.sh corpus baselines phones teacher-full ;;
+    supervised)  # SUPERVISED default: scripts/train_wide.sh builds the wide corpus, its
+      # 1000-utterance subset (R-Spin's manifest), the k-means baselines of the quality table,
+      # the phone-fine-tuned base and the teacher (DC-Spin on that base keeping the phone loss,
+      # with the label loss through the tokens, on the whole training split for 3200 steps; the
+      # run of train_wide.sh teacher-full: an existing run folder only writes the model),
+      # exported with the first DC-Spin model's window
+      TEACHER_OUT=$sup scripts/train_wide.sh corpus subset baselines phones teacher-full ;;
     supervised-stream)  # resumable: data/runs/distill-units-w10-full/checkpoint.pt (the run of
       # train_wide.sh teacher-full-stream: an existing run folder only writes the model)
       $st train distill --teacher $sup --corpus $wide --set steps=3000 \

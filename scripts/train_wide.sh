@@ -29,8 +29,8 @@
 #              until teacher-full): units-w10 for 1600 steps on the 1000-utterance subset
 #   units-long (not in the default list) SUPERVISED, the subset's teacher (units-w10 for 1600
 #              steps), its student distilled with its tokens predicting the phones too
-#              (distill --phone-labels, 1200 steps), both exported as the shipped ones, probed on test and unseen beside
-#              k-means on the base and the served default
+#              (distill --phone-labels, 1200 steps), both exported as the shipped ones, probed
+#              on test and unseen beside k-means on the base and the served default
 #   units-plain (not in the default list) the same teacher's student distilled without the
 #              phones (1500 steps; the default's student until units-s3000), probed on test
 #              and unseen beside the teacher and the served default
@@ -46,9 +46,9 @@
 #              run), probed beside the served default and its teacher
 #   units-ctx  (not in the default list) the same teacher's student with twice its attention
 #              span per layer: is the student's bounded context what loses the teacher's PNMI?
-#   units-s3000 (not in the default list) that student trained for 3000 steps, not 1500: the
-#              default's student (train_default.sh supervised-stream writes it from the same
-#              run); it reuses units-ctx's teacher scores and perturbed copies if they are there
+#   units-s3000 (not in the default list) that student trained for 3000 steps, not 1500 (the
+#              default's student until units-full); it reuses units-ctx's teacher scores and
+#              perturbed copies if they are there
 #   dcspin-probe MFCC k-means, k-means on each base and the DC-Spin models, test and unseen
 #   prior      (not in the default list) DC-Spin as dcspin-kminit on the shipped base with
 #              Sinkhorn target shares from the k-means cluster sizes (scripts/dcspin-prior.yaml),
@@ -223,21 +223,20 @@ open(sys.argv[1] + '/train-1k.jsonl', 'w').writelines(sorted(lines[:1000]))" $C 
       # student by units-full's recipe, with units-full's perturbed copies (same utterances,
       # views and seed; the teacher scores are keyed by teacher and rebuilt), probed beside
       # k-means on the base, the served default and its teacher
-      teacher=$full
       share_cache distill-units-w10-s1600-full distill-units-w10-full
-      units_student units-w10-full --corpus $C --set steps=3000
+      teacher=$full units_student units-w10-full --corpus $C --set steps=3000
       probe data/probe-teacher-full-stream $M/hubert-tiny-phones-km100 \
         dcspin-phones-k100-stream $full $M/units-w10-full-stream ;;
-    units-ctx)  # resumable: data/runs/distill-units-ctx. The default's student with twice its
-      # attention span per layer (8 left / 2 right frames: 33 / 9 frames of context in all,
-      # against 17 / 5), probed beside its teacher and the served default
+    units-ctx)  # resumable: data/runs/distill-units-ctx. The subset teacher's student with
+      # twice its attention span per layer (8 left / 2 right frames: 33 / 9 frames of context
+      # in all, against 17 / 5), probed beside its teacher and the served default
       units_teacher
       units_student units-ctx --manifest $C/train-1k.jsonl --set attention_left=8 \
         --set attention_right=2
       probe data/probe-units-ctx $M/hubert-tiny-phones-km100 $teacher \
         dcspin-phones-k100-stream $M/units-ctx-stream ;;
-    units-s3000)  # resumable: data/runs/distill-units-s3000. The default's student trained twice
-      # as long (3000 steps), with units-ctx's teacher scores and perturbed copies
+    units-s3000)  # resumable: data/runs/distill-units-s3000. The subset teacher's student
+      # trained twice as long (3000 steps), with units-ctx's teacher scores and perturbed copies
       units_teacher
       share_cache distill-units-ctx distill-units-s3000
       units_student units-s3000 --manifest $C/train-1k.jsonl --set steps=3000
