@@ -84,7 +84,7 @@ def main() -> None:
         low, high = min(values), max(values)
         pad = max(0.0, 0.1 - (high - low)) / 2 + 0.01
         ax2.set_ylim(low - pad, high + pad)
-        ax2.set_ylabel("k-means PNMI (probe, ★)")
+        ax2.set_ylabel("PNMI of the tokenizers named (probe, ★)")
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     fig.savefig(args.out, dpi=110)

@@ -86,10 +86,11 @@ for step in $steps; do
       # run of train_wide.sh teacher-full: an existing run folder only writes the model),
       # exported with the first DC-Spin model's window
       TEACHER_OUT=$sup scripts/train_wide.sh corpus subset baselines phones teacher-full ;;
-    supervised-stream)  # resumable: data/runs/distill-units-w10-full/checkpoint.pt (the run of
-      # train_wide.sh teacher-full-stream: an existing run folder only writes the model)
-      $st train distill --teacher $sup --corpus $wide --set steps=3000 \
-        --run data/runs/distill-units-w10-full --out $stream --threads 2 ${DISTILL_ARGS:-}
+    supervised-stream)  # resumable: data/runs/distill-units-w10-full-s6000/checkpoint.pt (the
+      # run of train_wide.sh teacher-full-s6000-stream: an existing run folder only writes the
+      # model)
+      $st train distill --teacher $sup --corpus $wide --set steps=6000 \
+        --run data/runs/distill-units-w10-full-s6000 --out $stream --threads 2 ${DISTILL_ARGS:-}
       $st export $stream --window 160,320,40 --step-ms 160 ;;  # the first student's window
     quality)  # the README's token-quality table: every kind of model, test and unseen engine
       for split in test unseen; do

@@ -41,9 +41,13 @@
 #              whole training split (13,600 utterances) for 3200 steps, written to
 #              $TEACHER_OUT (train_default.sh supervised: the shipped model) or
 #              $M/units-w10-full
+#   teacher-full-s6400 (not in the default list) teacher-full's recipe for 6400 steps, not
+#              3200 (TEACHER_ARGS="--max-minutes N" to run it in pieces)
 #   teacher-full-stream (not in the default list) its student by units-full's recipe (the
 #              default's student: train_default.sh supervised-stream writes it from the same
 #              run), probed beside the served default and its teacher
+#   teacher-full-s6000-stream (not in the default list) that student trained for 6000 steps,
+#              not 3000, on teacher-full-stream's teacher scores
 #   units-ctx  (not in the default list) the same teacher's student with twice its attention
 #              span per layer: is the student's bounded context what loses the teacher's PNMI?
 #   units-s3000 (not in the default list) that student trained for 3000 steps, not 1500 (the
@@ -219,6 +223,14 @@ open(sys.argv[1] + '/train-1k.jsonl', 'w').writelines(sorted(lines[:1000]))" $C 
         $M/units-w10-s1600-full-stream ;;
     teacher-full)  # resumable: data/runs/units-w10-full, written to $full
       units_dcspin units-w10-full $full --corpus $C --set steps=3200 ;;
+    teacher-full-s6400)  # resumable: data/runs/units-w10-full-s6400. teacher-full's recipe
+      # for 6400 steps, not 3200, on its frozen-layer cache (same base, utterances, views and
+      # seed), probed beside k-means on the base and the shipped teacher
+      share_cache units-w10-full units-w10-full-s6400
+      units_dcspin units-w10-full-s6400 $M/units-w10-full-s6400 --corpus $C --set steps=6400 \
+        ${TEACHER_ARGS:-}
+      probe data/probe-teacher-full-s6400 $M/hubert-tiny-phones-km100 dcspin-phones-k100 \
+        $M/units-w10-full-s6400 ;;
     teacher-full-stream)  # resumable: data/runs/distill-units-w10-full. teacher-full's
       # student by units-full's recipe, with units-full's perturbed copies (same utterances,
       # views and seed; the teacher scores are keyed by teacher and rebuilt), probed beside
@@ -227,6 +239,14 @@ open(sys.argv[1] + '/train-1k.jsonl', 'w').writelines(sorted(lines[:1000]))" $C 
       teacher=$full units_student units-w10-full --corpus $C --set steps=3000
       probe data/probe-teacher-full-stream $M/hubert-tiny-phones-km100 \
         dcspin-phones-k100-stream $full $M/units-w10-full-stream ;;
+    teacher-full-s6000-stream)  # resumable: data/runs/distill-units-w10-full-s6000. The same
+      # student trained twice as long (6000 steps), with teacher-full-stream's teacher scores and
+      # perturbed copies (same teacher, utterances, views and seed), probed beside k-means on the
+      # base, the served default (the 3000-step student) and the teacher
+      share_cache distill-units-w10-full distill-units-w10-full-s6000
+      teacher=$full units_student units-w10-full-s6000 --corpus $C --set steps=6000
+      probe data/probe-teacher-full-s6000 $M/hubert-tiny-phones-km100 \
+        dcspin-phones-k100-stream $full $M/units-w10-full-s6000-stream ;;
     units-ctx)  # resumable: data/runs/distill-units-ctx. The subset teacher's student with
       # twice its attention span per layer (8 left / 2 right frames: 33 / 9 frames of context
       # in all, against 17 / 5), probed beside its teacher and the served default
