@@ -42,12 +42,14 @@
 #              $TEACHER_OUT (train_default.sh supervised: the shipped model) or
 #              $M/units-w10-full
 #   teacher-full-s6400 (not in the default list) teacher-full's recipe for 6400 steps, not
-#              3200 (TEACHER_ARGS="--max-minutes N" to run it in pieces)
-#   teacher-full-stream (not in the default list) its student by units-full's recipe (the
-#              default's student: train_default.sh supervised-stream writes it from the same
-#              run), probed beside the served default and its teacher
+#              3200 (TEACHER_ARGS="--max-minutes N" runs it in pieces; each piece writes and
+#              probes the model so far), probed beside k-means on the base and the teacher
+#   teacher-full-stream (not in the default list) its student by units-full's recipe (3000
+#              steps), probed beside the served default of then and its teacher
 #   teacher-full-s6000-stream (not in the default list) that student trained for 6000 steps,
-#              not 3000, on teacher-full-stream's teacher scores
+#              not 3000, on teacher-full-stream's teacher scores and perturbed copies (the
+#              default's student: train_default.sh supervised-stream writes it from the same
+#              run), probed beside the 3000-step student and the teacher
 #   units-ctx  (not in the default list) the same teacher's student with twice its attention
 #              span per layer: is the student's bounded context what loses the teacher's PNMI?
 #   units-s3000 (not in the default list) that student trained for 3000 steps, not 1500 (the
