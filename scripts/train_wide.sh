@@ -44,6 +44,8 @@
 #   teacher-full-s6400 (not in the default list) teacher-full's recipe for 6400 steps, not
 #              3200 (TEACHER_ARGS="--max-minutes N" runs it in pieces; each piece writes and
 #              probes the model so far), probed beside k-means on the base and the teacher
+#   teacher-full-s6400-stream (not in the default list) its student by the default's student
+#              recipe (6000 steps; DISTILL_ARGS="--max-minutes N" runs it in pieces)
 #   teacher-full-stream (not in the default list) its student by units-full's recipe (3000
 #              steps), probed beside the served default of then and its teacher
 #   teacher-full-s6000-stream (not in the default list) that student trained for 6000 steps,
@@ -233,6 +235,15 @@ open(sys.argv[1] + '/train-1k.jsonl', 'w').writelines(sorted(lines[:1000]))" $C 
         ${TEACHER_ARGS:-}
       probe data/probe-teacher-full-s6400 $M/hubert-tiny-phones-km100 dcspin-phones-k100 \
         $M/units-w10-full-s6400 ;;
+    teacher-full-s6400-stream)  # resumable: data/runs/distill-units-w10-full-s6400. The
+      # 6400-step teacher's student by the default's student recipe (6000 steps), with the
+      # default's perturbed copies (its teacher scores are rebuilt: keyed by teacher), probed
+      # beside k-means on the base, the served default and its teacher
+      share_cache distill-units-w10-full-s6000 distill-units-w10-full-s6400
+      teacher=$M/units-w10-full-s6400 units_student units-w10-full-s6400 --corpus $C \
+        --set steps=6000 ${DISTILL_ARGS:-}
+      probe data/probe-teacher-full-s6400-stream $M/hubert-tiny-phones-km100 \
+        dcspin-phones-k100-stream $M/units-w10-full-s6400 $M/units-w10-full-s6400-stream ;;
     teacher-full-stream)  # resumable: data/runs/distill-units-w10-full. teacher-full's
       # student by units-full's recipe, with units-full's perturbed copies (same utterances,
       # views and seed; the teacher scores are keyed by teacher and rebuilt), probed beside
