@@ -37,21 +37,22 @@
 #   units-full (not in the default list) the default's student recipe (3000 steps) distilled
 #              on the whole training split (13,600 utterances, augmented copies included)
 #              instead of the 1000-utterance subset, probed beside the served default
-#   teacher-full (not in the default list) SUPERVISED: the default's teacher, its recipe on the
-#              whole training split (13,600 utterances) for 3200 steps, written to
-#              $TEACHER_OUT (train_default.sh supervised: the shipped model) or
-#              $M/units-w10-full
-#   teacher-full-s6400 (not in the default list) teacher-full's recipe for 6400 steps, not
-#              3200 (TEACHER_ARGS="--max-minutes N" runs it in pieces; each piece writes and
-#              probes the model so far), probed beside k-means on the base and the teacher
+#   teacher-full (not in the default list) SUPERVISED: the subset teacher's recipe on the
+#              whole training split (13,600 utterances) for 3200 steps (the default's teacher
+#              until teacher-full-s6400), written to $M/units-w10-full
+#   teacher-full-s6400 (not in the default list) SUPERVISED, the default's teacher:
+#              teacher-full's recipe for 6400 steps, not 3200 (TEACHER_ARGS="--max-minutes N"
+#              runs it in pieces; each piece writes the model so far), written to $TEACHER_OUT
+#              (train_default.sh supervised: the shipped model) or to $M/units-w10-full-s6400
+#              and then probed beside k-means on the base
 #   teacher-full-s6400-stream (not in the default list) its student by the default's student
-#              recipe (6000 steps; DISTILL_ARGS="--max-minutes N" runs it in pieces)
-#   teacher-full-stream (not in the default list) its student by units-full's recipe (3000
-#              steps), probed beside the served default of then and its teacher
+#              recipe (6000 steps; DISTILL_ARGS="--max-minutes N" runs it in pieces; the
+#              default's student: train_default.sh supervised-stream writes it from the same run)
+#   teacher-full-stream (not in the default list) teacher-full's student by units-full's recipe
+#              (3000 steps), probed beside the served default and its teacher
 #   teacher-full-s6000-stream (not in the default list) that student trained for 6000 steps,
 #              not 3000, on teacher-full-stream's teacher scores and perturbed copies (the
-#              default's student: train_default.sh supervised-stream writes it from the same
-#              run), probed beside the 3000-step student and the teacher
+#              default's student until teacher-full-s6400-stream), probed beside the teacher
 #   units-ctx  (not in the default list) the same teacher's student with twice its attention
 #              span per layer: is the student's bounded context what loses the teacher's PNMI?
 #   units-s3000 (not in the default list) that student trained for 3000 steps, not 1500 (the
@@ -78,7 +79,8 @@ st=.venv/bin/speechtok
 C=data/corpus-wide
 M=data/models
 teacher=${TEACHER:-$M/units-w10-s1600}  # the units-* students' teacher
-full=${TEACHER_OUT:-$M/units-w10-full}  # teacher-full's model (train_default.sh: the shipped one)
+full=$M/units-w10-full  # teacher-full's model
+long=${TEACHER_OUT:-$M/units-w10-full-s6400}  # teacher-full-s6400's (train_default.sh: the shipped one)
 steps=${*:-corpus subset baselines phones probe dcspin dcspin-phones dcspin-probe}
 
 probe() {  # probe OUT MODEL...: full-utterance probe on test and on unseen
@@ -231,19 +233,18 @@ open(sys.argv[1] + '/train-1k.jsonl', 'w').writelines(sorted(lines[:1000]))" $C 
       # for 6400 steps, not 3200, on its frozen-layer cache (same base, utterances, views and
       # seed), probed beside k-means on the base and the shipped teacher
       share_cache units-w10-full units-w10-full-s6400
-      units_dcspin units-w10-full-s6400 $M/units-w10-full-s6400 --corpus $C --set steps=6400 \
-        ${TEACHER_ARGS:-}
-      probe data/probe-teacher-full-s6400 $M/hubert-tiny-phones-km100 dcspin-phones-k100 \
-        $M/units-w10-full-s6400 ;;
+      units_dcspin units-w10-full-s6400 $long --corpus $C --set steps=6400 ${TEACHER_ARGS:-}
+      [ -n "${TEACHER_OUT:-}" ] || probe data/probe-teacher-full-s6400 \
+        $M/hubert-tiny-phones-km100 $long ;;
     teacher-full-s6400-stream)  # resumable: data/runs/distill-units-w10-full-s6400. The
       # 6400-step teacher's student by the default's student recipe (6000 steps), with the
       # default's perturbed copies (its teacher scores are rebuilt: keyed by teacher), probed
-      # beside k-means on the base, the served default and its teacher
+      # beside k-means on the base and its teacher
       share_cache distill-units-w10-full-s6000 distill-units-w10-full-s6400
-      teacher=$M/units-w10-full-s6400 units_student units-w10-full-s6400 --corpus $C \
-        --set steps=6000 ${DISTILL_ARGS:-}
-      probe data/probe-teacher-full-s6400-stream $M/hubert-tiny-phones-km100 \
-        dcspin-phones-k100-stream $M/units-w10-full-s6400 $M/units-w10-full-s6400-stream ;;
+      teacher=$long units_student units-w10-full-s6400 --corpus $C --set steps=6000 \
+        ${DISTILL_ARGS:-}
+      probe data/probe-teacher-full-s6400-stream $M/hubert-tiny-phones-km100 $long \
+        $M/units-w10-full-s6400-stream ;;
     teacher-full-stream)  # resumable: data/runs/distill-units-w10-full. teacher-full's
       # student by units-full's recipe, with units-full's perturbed copies (same utterances,
       # views and seed; the teacher scores are keyed by teacher and rebuilt), probed beside
@@ -255,11 +256,11 @@ open(sys.argv[1] + '/train-1k.jsonl', 'w').writelines(sorted(lines[:1000]))" $C 
     teacher-full-s6000-stream)  # resumable: data/runs/distill-units-w10-full-s6000. The same
       # student trained twice as long (6000 steps), with teacher-full-stream's teacher scores and
       # perturbed copies (same teacher, utterances, views and seed), probed beside k-means on the
-      # base, the served default (the 3000-step student) and the teacher
+      # base and the teacher
       share_cache distill-units-w10-full distill-units-w10-full-s6000
       teacher=$full units_student units-w10-full-s6000 --corpus $C --set steps=6000
       probe data/probe-teacher-full-s6000 $M/hubert-tiny-phones-km100 \
-        dcspin-phones-k100-stream $full $M/units-w10-full-s6000-stream ;;
+        $full $M/units-w10-full-s6000-stream ;;
     units-ctx)  # resumable: data/runs/distill-units-ctx. The subset teacher's student with
       # twice its attention span per layer (8 left / 2 right frames: 33 / 9 frames of context
       # in all, against 17 / 5), probed beside its teacher and the served default
