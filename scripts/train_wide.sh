@@ -45,9 +45,12 @@
 #              runs it in pieces; each piece writes the model so far), written to $TEACHER_OUT
 #              (train_default.sh supervised: the shipped model) or to $M/units-w10-full-s6400
 #              and then probed beside k-means on the base
-#   teacher-full-s6400-stream (not in the default list) its student by the default's student
-#              recipe (6000 steps; DISTILL_ARGS="--max-minutes N" runs it in pieces; the
-#              default's student: train_default.sh supervised-stream writes it from the same run)
+#   teacher-full-s9600 (not in the default list) the same recipe for 9600 steps, written to
+#              $M/units-w10-full-s9600 (TEACHER_ARGS for pieces)
+#   teacher-full-s6400-stream, teacher-full-s9600-stream (not in the default list) their
+#              students by the default's student recipe (6000 steps; DISTILL_ARGS="--max-minutes
+#              N" runs them in pieces; the 6400-step teacher's is the default's student:
+#              train_default.sh supervised-stream writes it from the same run)
 #   teacher-full-stream (not in the default list) teacher-full's student by units-full's recipe
 #              (3000 steps), probed beside the served default and its teacher
 #   teacher-full-s6000-stream (not in the default list) that student trained for 6000 steps,
@@ -110,6 +113,10 @@ units_teacher() {  # the subset's teacher: units-w10 for 1600 steps (resumable),
   # trained here
   [ -z "${TEACHER:-}" ] || return 0
   units_dcspin units-w10-s1600 $M/units-w10-s1600 --manifest $C/train-1k.jsonl --set steps=1600
+}
+
+long_out() {  # long_out N: where teacher-full-sN writes its model ($long for the default's)
+  if [ "$1" = 6400 ]; then echo "$long"; else echo "$M/units-w10-full-s$1"; fi
 }
 
 units_student() {  # units_student NAME DISTILL_ARG...: the teacher's student $M/NAME-stream
@@ -229,22 +236,26 @@ open(sys.argv[1] + '/train-1k.jsonl', 'w').writelines(sorted(lines[:1000]))" $C 
         $M/units-w10-s1600-full-stream ;;
     teacher-full)  # resumable: data/runs/units-w10-full, written to $full
       units_dcspin units-w10-full $full --corpus $C --set steps=3200 ;;
-    teacher-full-s6400)  # resumable: data/runs/units-w10-full-s6400. teacher-full's recipe
-      # for 6400 steps, not 3200, on its frozen-layer cache (same base, utterances, views and
-      # seed), probed beside k-means on the base and the shipped teacher
-      share_cache units-w10-full units-w10-full-s6400
-      units_dcspin units-w10-full-s6400 $long --corpus $C --set steps=6400 ${TEACHER_ARGS:-}
-      [ -n "${TEACHER_OUT:-}" ] || probe data/probe-teacher-full-s6400 \
-        $M/hubert-tiny-phones-km100 $long ;;
-    teacher-full-s6400-stream)  # resumable: data/runs/distill-units-w10-full-s6400. The
-      # 6400-step teacher's student by the default's student recipe (6000 steps), with the
-      # default's perturbed copies (its teacher scores are rebuilt: keyed by teacher), probed
-      # beside k-means on the base and its teacher
-      share_cache distill-units-w10-full-s6000 distill-units-w10-full-s6400
-      teacher=$long units_student units-w10-full-s6400 --corpus $C --set steps=6000 \
+    teacher-full-s6400|teacher-full-s9600)  # resumable: data/runs/units-w10-full-sN.
+      # teacher-full's recipe for N steps, not 3200, on its frozen-layer cache (same base,
+      # utterances, views and seed), probed beside k-means on the base (not when written to
+      # $TEACHER_OUT)
+      n=${step#teacher-full-s}
+      share_cache units-w10-full units-w10-full-s$n
+      units_dcspin units-w10-full-s$n $(long_out $n) --corpus $C --set steps=$n ${TEACHER_ARGS:-}
+      [ "$(long_out $n)" = "${TEACHER_OUT:-}" ] || probe data/probe-teacher-full-s$n \
+        $M/hubert-tiny-phones-km100 $(long_out $n) ;;
+    teacher-full-s6400-stream|teacher-full-s9600-stream)  # resumable:
+      # data/runs/distill-units-w10-full-sN. The N-step teacher's student by the default's
+      # student recipe (6000 steps), with the 3200-step teacher's student's perturbed copies
+      # (its teacher scores are rebuilt: keyed by teacher), probed beside k-means on the base
+      # and its teacher
+      n=${step#teacher-full-s}; n=${n%-stream}
+      share_cache distill-units-w10-full-s6000 distill-units-w10-full-s$n
+      teacher=$(long_out $n) units_student units-w10-full-s$n --corpus $C --set steps=6000 \
         ${DISTILL_ARGS:-}
-      probe data/probe-teacher-full-s6400-stream $M/hubert-tiny-phones-km100 $long \
-        $M/units-w10-full-s6400-stream ;;
+      probe data/probe-teacher-full-s$n-stream $M/hubert-tiny-phones-km100 $(long_out $n) \
+        $M/units-w10-full-s$n-stream ;;
     teacher-full-stream)  # resumable: data/runs/distill-units-w10-full. teacher-full's
       # student by units-full's recipe, with units-full's perturbed copies (same utterances,
       # views and seed; the teacher scores are keyed by teacher and rebuilt), probed beside
