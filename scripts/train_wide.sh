@@ -9,7 +9,8 @@
 #   phones     SUPERVISED variant: phone frame classification of the shipped base (resumable,
 #              rerun to continue), then k-means K=100 on it
 #   it2        (not in the default list) HuBERT iteration 2 from the shipped base on k-means of
-#              its layer 2, resumable (HUBERT_ARGS="--max-minutes 40"), k-means on its layers 2
+#              its layer 2, resumable (HUBERT_ARGS="--set steps=4000 --max-minutes 40": the run
+#              of the README), k-means on its layers 2
 #              and 3, probed beside MFCC k-means and the targets
 #   probe      every model above and the shipped DC-Spin, on test and on unseen
 #   dcspin     DC-Spin from k-means-initialised codebooks on the phone-fine-tuned base
@@ -46,7 +47,8 @@
 #              (train_default.sh supervised: the shipped model) or to $M/units-w10-full-s6400
 #              and then probed beside k-means on the base
 #   teacher-full-s9600 (not in the default list) the same recipe for 9600 steps, written to
-#              $M/units-w10-full-s9600 (TEACHER_ARGS for pieces)
+#              $M/units-w10-full-s9600 (TEACHER_ARGS for pieces), probed beside k-means on
+#              the base
 #   teacher-full-s6400-stream, teacher-full-s9600-stream (not in the default list) their
 #              students by the default's student recipe (6000 steps; DISTILL_ARGS="--max-minutes
 #              N" runs them in pieces; the 6400-step teacher's is the default's student:
