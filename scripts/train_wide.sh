@@ -10,8 +10,8 @@
 #              rerun to continue), then k-means K=100 on it
 #   it2        (not in the default list) HuBERT iteration 2 from the shipped base on k-means of
 #              its layer 2, resumable (HUBERT_ARGS="--set steps=4000 --max-minutes 40": the run
-#              of the README), k-means on its layers 2
-#              and 3, probed beside MFCC k-means and the targets
+#              of the README), k-means on its layers 2 and 3, probed beside MFCC k-means and
+#              the targets
 #   probe      every model above and the shipped DC-Spin, on test and on unseen
 #   dcspin     DC-Spin from k-means-initialised codebooks on the phone-fine-tuned base
 #              (supervised); with UNSUPERVISED=dcspin-kminit:models/hubert-tiny also on the
@@ -242,21 +242,20 @@ open(sys.argv[1] + '/train-1k.jsonl', 'w').writelines(sorted(lines[:1000]))" $C 
       # teacher-full's recipe for N steps, not 3200, on its frozen-layer cache (same base,
       # utterances, views and seed), probed beside k-means on the base (not when written to
       # $TEACHER_OUT)
-      n=${step#teacher-full-s}
+      n=${step#teacher-full-s}; out=$(long_out $n)
       share_cache units-w10-full units-w10-full-s$n
-      units_dcspin units-w10-full-s$n $(long_out $n) --corpus $C --set steps=$n ${TEACHER_ARGS:-}
-      [ "$(long_out $n)" = "${TEACHER_OUT:-}" ] || probe data/probe-teacher-full-s$n \
-        $M/hubert-tiny-phones-km100 $(long_out $n) ;;
+      units_dcspin units-w10-full-s$n $out --corpus $C --set steps=$n ${TEACHER_ARGS:-}
+      [ "$out" = "${TEACHER_OUT:-}" ] || probe data/probe-teacher-full-s$n \
+        $M/hubert-tiny-phones-km100 $out ;;
     teacher-full-s6400-stream|teacher-full-s9600-stream)  # resumable:
       # data/runs/distill-units-w10-full-sN. The N-step teacher's student by the default's
       # student recipe (6000 steps), with the 3200-step teacher's student's perturbed copies
       # (its teacher scores are rebuilt: keyed by teacher), probed beside k-means on the base
       # and its teacher
-      n=${step#teacher-full-s}; n=${n%-stream}
+      n=${step#teacher-full-s}; n=${n%-stream}; out=$(long_out $n)
       share_cache distill-units-w10-full-s6000 distill-units-w10-full-s$n
-      teacher=$(long_out $n) units_student units-w10-full-s$n --corpus $C --set steps=6000 \
-        ${DISTILL_ARGS:-}
-      probe data/probe-teacher-full-s$n-stream $M/hubert-tiny-phones-km100 $(long_out $n) \
+      teacher=$out units_student units-w10-full-s$n --corpus $C --set steps=6000 ${DISTILL_ARGS:-}
+      probe data/probe-teacher-full-s$n-stream $M/hubert-tiny-phones-km100 $out \
         $M/units-w10-full-s$n-stream ;;
     teacher-full-stream)  # resumable: data/runs/distill-units-w10-full. teacher-full's
       # student by units-full's recipe, with units-full's perturbed copies (same utterances,
