@@ -6,6 +6,10 @@
   unit with its most frequent phone;
 - cluster purity = sum over phones of max over units of p(phone, unit).
 
+:func:`phone_losses` splits what PNMI misses by phone: ``1 - PNMI = H(phone | unit) / H(phone)``
+and ``H(phone | unit) = sum over phones p of -sum over units u of p(p, u) log p(p | u)``, so each
+phone's term says how much of the phone identity is lost on its frames.
+
 Logs are natural; zero cells contribute nothing (fairseq adds 1e-8 inside the log instead,
 which changes results by less than 1e-6). With one phone H(phone) = 0 and PNMI is undefined:
 it is reported as NaN.
@@ -84,3 +88,29 @@ def scores(table: Contingency | np.ndarray) -> PhoneUnitScores:
         phone_entropy=h_x,
         unit_entropy=_entropy(p_y),
     )
+
+
+def phone_losses(table: Contingency) -> list[dict[str, float | str]]:
+    """Per phone: its share of the frames, its recall when each unit is read as its most
+    frequent phone (phone purity's labelling), and ``lost``, its term of ``H(phone | unit) /
+    H(phone)`` (the terms sum to ``1 - PNMI``). Empty when PNMI is undefined (one phone)."""
+    total = table.counts.sum()
+    p_xy = table.counts / total
+    h_x = _entropy(p_xy.sum(1))
+    if h_x <= 0:
+        return []
+    p_x_given_y = p_xy / np.maximum(p_xy.sum(0, keepdims=True), 1e-300)
+    terms = np.where(p_xy > 0, -p_xy * np.log(np.where(p_xy > 0, p_x_given_y, 1.0)), 0.0)
+    majority = p_xy.argmax(0)
+    out: list[dict[str, float | str]] = []
+    for i, phone in enumerate(table.phones):
+        frames = table.counts[i].sum()
+        out.append(
+            {
+                "phone": phone,
+                "share": float(frames / total),
+                "recall": float(table.counts[i, majority == i].sum() / frames),
+                "lost": float(terms[i].sum() / h_x),
+            }
+        )
+    return out

@@ -19,7 +19,7 @@ import numpy as np
 
 from lm_probe.abx import probe_abx
 from lm_probe.cache import OFF, ArrayCache, audio_sha256
-from lm_probe.metrics import contingency, scores
+from lm_probe.metrics import contingency, phone_losses, scores
 from lm_probe.ngram import train_ngram
 from lm_probe.pieces import piece_stats
 from lm_probe.rates import bitrates
@@ -181,6 +181,7 @@ def probe_source(
         "cluster_purity": s.cluster_purity,
         "units_used": len(np.unique(flat)),
         **run_lengths(u_test, test, rate),
+        "phones": phone_losses(table),
         "notes": [],
     }
     by_voice: dict[str, list[Utterance]] = defaultdict(list)

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from lm_probe.metrics import contingency, scores
+from lm_probe.metrics import contingency, phone_losses, scores
 from tokenizer.errors import InvalidInputError
 
 
@@ -56,3 +56,17 @@ def test_contingency_from_frames() -> None:
     np.testing.assert_array_equal(table.counts, [[2, 0], [1, 2]])
     with pytest.raises(InvalidInputError, match="2 labels for 3 units"):
         contingency(["a", "b"], [1, 2, 3])
+
+
+def test_phone_losses_split_what_pnmi_misses() -> None:
+    # a on units 0 (4) and 1 (1); b on units 1 (1) and 2 (4); c alone on unit 3
+    table = contingency(["a"] * 5 + ["b"] * 5 + ["c"] * 2, [0] * 4 + [1] + [1] + [2] * 4 + [3] * 2)
+    losses = {r["phone"]: r for r in phone_losses(table)}
+    assert sum(r["lost"] for r in losses.values()) == pytest.approx(1 - scores(table).pnmi)
+    assert losses["c"]["lost"] == 0.0 and losses["c"]["recall"] == 1.0  # its own unit
+    assert losses["a"]["lost"] > 0  # a and b share unit 1, so both lose the same
+    assert losses["a"]["lost"] == pytest.approx(losses["b"]["lost"])
+    assert losses["a"]["share"] == pytest.approx(5 / 12)
+    # unit 1 (one frame each of a and b) reads as a, its first most frequent phone
+    assert losses["a"]["recall"] == 1.0 and losses["b"]["recall"] == pytest.approx(4 / 5)
+    assert phone_losses(contingency(["a", "a"], [0, 1])) == []  # one phone: PNMI undefined

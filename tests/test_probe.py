@@ -62,6 +62,7 @@ def test_probe_two_tokenizers(tiny_model: Path, tiny_corpus: Path, tmp_path: Pat
     assert [a["name"], b["name"]] == ["mfcc-km16", "external"]
     assert 0 < a["pnmi"] < 1 and a["K"] == 16
     assert a["run_length"] >= 1 and a["phone_run_length"] > 1
+    assert sum(r["lost"] for r in a["phones"]) == pytest.approx(1 - a["pnmi"])  # by phone
     assert a["pnmi"] == pytest.approx(b["pnmi"])  # same units by either route
     assert a["ngram"]["order"] == 4 and a["ngram"]["ppl"] > 1
     assert 0 <= a["speaker"]["perturb_agreement"] <= 1 and a["speaker"]["pnmi_perturbed"] > 0
