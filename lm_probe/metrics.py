@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -90,10 +91,12 @@ def scores(table: Contingency | np.ndarray) -> PhoneUnitScores:
     )
 
 
-def phone_losses(table: Contingency) -> list[dict[str, float | str]]:
+def phone_losses(table: Contingency) -> list[dict[str, Any]]:
     """Per phone: its share of the frames, its recall when each unit is read as its most
-    frequent phone (phone purity's labelling), and ``lost``, its term of ``H(phone | unit) /
-    H(phone)`` (the terms sum to ``1 - PNMI``). Empty when PNMI is undefined (one phone)."""
+    frequent phone (phone purity's labelling), the three other phones its frames are most often
+    read as (``read_as``: phone -> share of its frames), and ``lost``, its term of
+    ``H(phone | unit) / H(phone)`` (the terms sum to ``1 - PNMI``). Empty when PNMI is undefined
+    (one phone)."""
     total = table.counts.sum()
     p_xy = table.counts / total
     h_x = _entropy(p_xy.sum(1))
@@ -101,15 +104,19 @@ def phone_losses(table: Contingency) -> list[dict[str, float | str]]:
         return []
     p_x_given_y = p_xy / np.maximum(p_xy.sum(0, keepdims=True), 1e-300)
     terms = np.where(p_xy > 0, -p_xy * np.log(np.where(p_xy > 0, p_x_given_y, 1.0)), 0.0)
-    majority = p_xy.argmax(0)
-    out: list[dict[str, float | str]] = []
+    n = len(table.phones)
+    read = np.zeros((n, n), dtype=np.int64)  # read[i, j]: frames of phone i on units read as j
+    np.add.at(read.T, p_xy.argmax(0), table.counts.T)
+    out: list[dict[str, Any]] = []
     for i, phone in enumerate(table.phones):
         frames = table.counts[i].sum()
+        others = [j for j in np.argsort(-read[i], kind="stable") if j != i and read[i, j]][:3]
         out.append(
             {
                 "phone": phone,
                 "share": float(frames / total),
-                "recall": float(table.counts[i, majority == i].sum() / frames),
+                "recall": float(read[i, i] / frames),
+                "read_as": {table.phones[j]: float(read[i, j] / frames) for j in others},
                 "lost": float(terms[i].sum() / h_x),
             }
         )

@@ -6,7 +6,8 @@
 ``1 - PNMI`` is the sum over phones of each phone's share of ``H(phone | unit) / H(phone)``
 (the probe's ``phones`` entries, ``lm_probe.metrics.phone_losses``). One row per phone, each cell
 ``test / unseen`` (the reports' splits, in the order given): its share of the frames, its recall
-when each unit is read as its most frequent phone, and the PNMI it loses. Rows are sorted by
+when each unit is read as its most frequent phone, and the PNMI it loses; then the phones its
+frames are most often read as instead, in the last split. Rows are sorted by
 how much more the phone loses in the last split than in the first, so the phones that explain
 the gap between two test sets come first; ``--top N`` keeps the first N and sums the rest.
 """
@@ -49,24 +50,27 @@ def main() -> None:
         return " / ".join(fmt.format(v) for v in values)
 
     print(f"{args.model}; cells: {' / '.join(splits)}.\n")
-    print("| phone | share of frames | recall | PNMI lost | lost, last - first |")
-    print("| --- | --- | --- | --- | --- |")
+    head = "| phone | share of frames | recall | PNMI lost | lost, last - first |"
+    print(f"{head} read as ({splits[-1]}) |")
+    print("| --- | --- | --- | --- | --- | --- |")
     for ph in shown:
         r = rows[ph]
         print(
             f"| {ph} | {cells([x['share'] for x in r], '{:.3f}')} | "
             f"{cells([x['recall'] for x in r], '{:.2f}')} | "
-            f"{cells([x['lost'] for x in r], '{:.4f}')} | {r[-1]['lost'] - r[0]['lost']:+.4f} |"
+            f"{cells([x['lost'] for x in r], '{:.4f}')} | {r[-1]['lost'] - r[0]['lost']:+.4f} | "
+            + ", ".join(f"{q} {v:.2f}" for q, v in r[-1].get("read_as", {}).items())
+            + " |"
         )
     rest = order[len(shown) :]
     if rest:
         lost = [sum(rows[ph][i]["lost"] for ph in rest) for i in range(len(tables))]
         print(
             f"| {len(rest)} other phones | | | {cells(lost, '{:.4f}')} | "
-            f"{lost[-1] - lost[0]:+.4f} |"
+            f"{lost[-1] - lost[0]:+.4f} | |"
         )
     total = [sum(t[ph]["lost"] for ph in t) for t in tables]
-    print(f"| all (1 - PNMI) | | | {cells(total, '{:.4f}')} | {total[-1] - total[0]:+.4f} |")
+    print(f"| all (1 - PNMI) | | | {cells(total, '{:.4f}')} | {total[-1] - total[0]:+.4f} | |")
 
 
 if __name__ == "__main__":

@@ -69,4 +69,5 @@ def test_phone_losses_split_what_pnmi_misses() -> None:
     assert losses["a"]["share"] == pytest.approx(5 / 12)
     # unit 1 (one frame each of a and b) reads as a, its first most frequent phone
     assert losses["a"]["recall"] == 1.0 and losses["b"]["recall"] == pytest.approx(4 / 5)
+    assert losses["b"]["read_as"] == {"a": pytest.approx(1 / 5)} and losses["a"]["read_as"] == {}
     assert phone_losses(contingency(["a", "a"], [0, 1])) == []  # one phone: PNMI undefined
