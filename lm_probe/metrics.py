@@ -97,13 +97,14 @@ def phone_losses(table: Contingency) -> list[dict[str, Any]]:
     read as (``read_as``: phone -> share of its frames), and ``lost``, its term of
     ``H(phone | unit) / H(phone)`` (the terms sum to ``1 - PNMI``). Empty when PNMI is undefined
     (one phone)."""
-    total = table.counts.sum()
-    p_xy = table.counts / total
-    h_x = _entropy(p_xy.sum(1))
+    h_x = scores(table).phone_entropy
     if h_x <= 0:
         return []
-    p_x_given_y = p_xy / np.maximum(p_xy.sum(0, keepdims=True), 1e-300)
-    terms = np.where(p_xy > 0, -p_xy * np.log(np.where(p_xy > 0, p_x_given_y, 1.0)), 0.0)
+    total = table.counts.sum()
+    p_xy = table.counts / total
+    nz = p_xy > 0  # every unit column has a count, so p(unit) > 0 wherever p(phone, unit) is
+    terms = np.zeros_like(p_xy)
+    terms[nz] = -p_xy[nz] * np.log((p_xy / p_xy.sum(0, keepdims=True))[nz])
     n = len(table.phones)
     read = np.zeros((n, n), dtype=np.int64)  # read[i, j]: frames of phone i on units read as j
     np.add.at(read.T, p_xy.argmax(0), table.counts.T)
