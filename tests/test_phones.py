@@ -1,6 +1,7 @@
 """Supervised phone fine-tuning (``speechtok train phones``): frame targets from alignments, a
 run that learns (loss down, frame accuracy well above the majority phone), resume == one run,
-and an output that is a labelled-supervised ``hubert`` model usable as a base."""
+distorted training crops (seeded, same lengths, resumable), and an output that is a
+labelled-supervised ``hubert`` model usable as a base."""
 
 from __future__ import annotations
 
@@ -26,14 +27,16 @@ from tokenizer.model_dir import load_model_dir, read_config
 from tokenizer.save import save_encoder_tokenizer
 from tokenizer.torch_tokenizer import TorchTokenizer
 from tokenizer.train.checkpoint import read_log
-from tokenizer.train.data import n_frames
+from tokenizer.train.data import TrainAudio, crop_batch, n_frames
 from tokenizer.train.phones import (
     SUPERVISED,
     PhonesConfig,
+    distort_crops,
     export_phones,
     phone_targets,
     train_phones,
 )
+from tokenizer.train.views import noisy_views
 
 SMALL = dataclasses.replace(
     tiny(),
@@ -114,6 +117,38 @@ def test_phones_resume_equals_one_run(
     assert step == 4
     a, b = whole.state_dict(), pieces.state_dict()
     assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+
+
+def test_distorted_crops_are_seeded_keep_lengths_and_resume(
+    base: TorchTokenizer, tiny_corpus: Path, tmp_path: Path
+) -> None:
+    root, utts = load_corpus(tiny_corpus, "train")
+    channel = replace(LEARN, distortions=("telephone", "codec", "pink"), noise_utterances=4)
+    audio = TrainAudio(root, utts)
+    noisy = noisy_views(utts, audio, channel)
+    assert noisy is not None and noisy_views(utts, audio, LEARN) is None
+    clean = crop_batch(audio, 0, 3, 4, 16000)
+    a = distort_crops(clean, 3, noisy, utts, channel)
+    assert torch.equal(a.waveforms, distort_crops(clean, 3, noisy, utts, channel).waveforms)
+    assert a.waveforms.shape == clean.waveforms.shape and a.items == clean.items
+    for row, n in enumerate(clean.lengths.tolist()):
+        assert not torch.allclose(a.waveforms[row, :n], clean.waveforms[row, :n], atol=1e-3)
+        assert not a.waveforms[row, n:].any()  # padding stays padding
+    untouched = replace(channel, distort_probability=0.0)
+    assert torch.equal(distort_crops(clean, 3, noisy, utts, untouched).waveforms, clean.waveforms)
+
+    short = replace(channel, steps=4, warmup_steps=2, log_every=1)
+    whole, _ = train_phones(tmp_path / "a", base, utts, root, short)
+    train_phones(tmp_path / "b", base, utts, root, short, until_step=2)
+    pieces, step = train_phones(tmp_path / "b", base, utts, root, replace(short, workers=1))
+    assert step == 4
+    a_, b_ = whole.state_dict(), pieces.state_dict()
+    assert all(torch.allclose(a_[k], b_[k], atol=1e-6) for k in a_)
+    plain, _ = train_phones(tmp_path / "c", base, utts, root, replace(short, distortions=()))
+    assert not all(torch.allclose(a_[k], v, atol=1e-6) for k, v in plain.state_dict().items())
+    info = {"corpus": "c", "run_config": dataclasses.asdict(short)}
+    card = (export_phones(whole, tmp_path / "out", "x", info).path / "README.md").read_text()
+    assert "training crops were distorted (telephone, codec, pink; with probability 1)" in card
 
 
 def test_phones_cli_output_is_a_supervised_base(

@@ -17,7 +17,17 @@ from tokenizer.errors import InvalidInputError
 CHECKPOINT = "checkpoint.pt"
 TUNING = frozenset({"checkpoint_every", "log_every", "perturb_jobs"})
 """Run-config fields that may change between pieces of a run (they do not change the result)."""
-ADDED: dict[str, Any] = {"perturb_strength": 1.0, "unit_label_weight": 0.0}
+ADDED: dict[str, Any] = {
+    "perturb_strength": 1.0,
+    "unit_label_weight": 0.0,
+    # DistortConfig's fields, added to the phone fine-tuning's config (distorted crops)
+    "distortions": (),
+    "distort_probability": 1.0,
+    "snr_db": (-5.0, 20.0),
+    "rt60_s": (0.2, 1.0),
+    "noise_utterances": 200,
+    "music_pieces": 16,
+}
 """Run-config fields added after runs were saved, with the value those runs had: a checkpoint
 without the field resumes when the run asks for that value."""
 LOG = "log.jsonl"

@@ -229,16 +229,23 @@ def train_on_crops(
     until_step: int | None = None,
     devices: Devices = CPU,
     valid: tuple[TrainAudio, list[np.ndarray]] | None = None,
+    augment: Callable[[Batch, int], Batch] | None = None,
 ) -> int:
     """``train_loop`` over seeded random crops of ``data`` (audio, frame labels): this process's
-    rows of every global batch, prepared by ``config.workers``; validation on
+    rows of every global batch, prepared by ``config.workers`` and, with ``augment``, changed by
+    ``augment(batch, step)`` (same lengths; validation crops stay clean); validation on
     ``config.valid_batches`` fixed crops of ``valid`` (seeded apart from training's). The
     frame-label trainers (HuBERT, phones) share it; ``progress`` is the bar's name and postfix."""
     audio, labels = data
     max_samples = int(config.max_seconds * SAMPLE_RATE)
     mine = {r for rows in devices.rows(config.batch_size) for r in rows}
+
+    def make(k: int) -> Batch:
+        batch = crop_batch(audio, config.seed, k, config.batch_size, max_samples, mine)
+        return batch if augment is None else augment(batch, k)
+
     batches = Prefetched(
-        lambda k: crop_batch(audio, config.seed, k, config.batch_size, max_samples, mine),
+        make,
         start,
         config.steps,
         config.workers,

@@ -7,9 +7,12 @@ trains (conv front-end included); a cosine head on the final output (the layer S
 their head on and ``train kmeans --encoder`` clusters by default) scores each 50 Hz frame
 against one embedding per phone class of ``PHONES`` (ARPAbet-39 + SIL), and the loss is
 cross-entropy against the phone at the frame's centre (``frame_labels``, as the probe labels
-frames). The head has HuBERT's shape (projection + label embeddings), so the result is a
-``hubert`` model directory whose units are the predicted phones: a base for ``train kmeans
---encoder`` and ``train spin|dcspin --base`` like any pretrained encoder.
+frames). With ``distortions`` (``DistortConfig``, as R-Spin's perturbed views) each training
+crop is distorted with probability ``distort_probability`` (noises, rooms, phone line, codecs,
+drawn per crop, step and seed), so the labels are learnt from channels the corpus lacks;
+validation crops stay clean. The head has HuBERT's shape (projection + label embeddings), so
+the result is a ``hubert`` model directory whose units are the predicted phones: a base for
+``train kmeans --encoder`` and ``train spin|dcspin --base`` like any pretrained encoder.
 """
 
 from __future__ import annotations
@@ -36,19 +39,15 @@ from tokenizer.save import save_encoder_tokenizer
 from tokenizer.torch_tokenizer import TorchTokenizer
 from tokenizer.train.data import Batch, TrainAudio, n_frames
 from tokenizer.train.devices import CPU, Devices
-from tokenizer.train.loop import (
-    TrainConfig,
-    resume,
-    run_identity,
-    train_on_crops,
-)
+from tokenizer.train.loop import resume, run_identity, train_on_crops
+from tokenizer.train.views import DistortConfig, NoisyViews, noisy_views
 
 FRAME_RATE = 50.0
 """Encoder frames per second: labels are taken at each 20 ms frame's centre."""
 
 
 @dataclass(frozen=True, kw_only=True)
-class PhonesConfig(TrainConfig):
+class PhonesConfig(DistortConfig):
     steps: int = 700
     batch_size: int = 8
     max_seconds: float = 3.0
@@ -141,6 +140,7 @@ def train_phones(
         if not u.alignment:
             raise InvalidInputError(f"expected a phone alignment for {u.id!r}, found none")
     audio = TrainAudio(root, utts, in_memory=not config.stream_audio)
+    noisy = noisy_views(utts, audio, config)
     checked = None
     if valid is not None:
         valid_audio = TrainAudio(*valid, in_memory=not config.stream_audio)
@@ -149,8 +149,22 @@ def train_phones(
         run, run_config, model, opt, config, start,
         (audio, phone_frame_targets(utts, audio.lengths)), phones_step,
         ("phones", ("acc", "acc")), max_minutes, until_step, devices, checked,
+        None if noisy is None else lambda batch, k: distort_crops(batch, k, noisy, utts, config),
     )  # fmt: skip
     return model.cpu(), step
+
+
+def distort_crops(
+    batch: Batch, step: int, noisy: NoisyViews, utts: list[Utterance], config: DistortConfig
+) -> Batch:
+    """``batch`` with each crop distorted as ``noisy`` draws for (utterance, step, row, seed)."""
+    waves = batch.waveforms.clone()
+    for row, (i, n) in enumerate(zip(batch.items, batch.lengths.tolist(), strict=True)):
+        x = waves[row, :n].numpy()
+        if np.any(x):  # a row another process reads is silence here
+            key = f"{utts[i].id}#step{step}#row{row}"
+            waves[row, :n] = torch.from_numpy(noisy.distort(x, i, key, config))
+    return dataclasses.replace(batch, waveforms=waves)
 
 
 def phone_frame_targets(utts: list[Utterance], lengths: Sequence[int]) -> list[np.ndarray]:
@@ -216,6 +230,13 @@ def export_phones(
     """The fine-tuned encoder as a ``hubert`` model directory whose units are the predicted
     phones; ``train_info["supervised"]`` says what labels it learnt from."""
     corpus = train_info.get("corpus", "the training corpus")
+    run = train_info.get("run_config", {})
+    channels = (
+        f" Its training crops were distorted ({', '.join(run['distortions'])}; with probability "
+        f"{run['distort_probability']:g}), its validation crops not."
+        if run.get("distortions")
+        else ""
+    )
     info = {
         **train_info,
         "supervised": f"phone frame classification on {corpus}",
@@ -224,8 +245,8 @@ def export_phones(
     card = (
         f"# {name}\n\n**{SUPERVISED}.**\n\nA HuBERT-style encoder fine-tuned (every layer) by "
         f"frame-level phone classification on the exact phone alignments of `{corpus}` "
-        f"(DC-Spin's supervised variant). Its units are the phone classifier's argmax over "
-        f"K={model.head.K} classes (ARPAbet-39 + SIL, in the order of `units` below); the "
+        f"(DC-Spin's supervised variant).{channels} Its units are the phone classifier's argmax "
+        f"over K={model.head.K} classes (ARPAbet-39 + SIL, in the order of `units` below); the "
         f"head is the one trained here, not the base's HuBERT head. Use it as the base encoder "
         f"for `speechtok train spin|dcspin` and `speechtok train kmeans --encoder`: whatever is "
         f"built on it is supervised too.\n\n## Training\n\n{card_facts(info)}\n\n"

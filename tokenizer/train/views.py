@@ -38,7 +38,8 @@ from tokenizer.windows import FIELD, HOP
 
 @dataclass(frozen=True, kw_only=True)
 class DistortConfig(TrainConfig):
-    """How a run distorts its perturbed views (R-Spin, and students distilled from it)."""
+    """How a run distorts its perturbed views (R-Spin, and students distilled from it), or the
+    phone fine-tuning its training crops."""
 
     distortions: tuple[str, ...] = ()
     """Distortion families of the perturbed view (R-Spin; ``tokenizer.distort.conditions``);
