@@ -41,18 +41,21 @@
 #   teacher-full (not in the default list) SUPERVISED: the subset teacher's recipe on the
 #              whole training split (13,600 utterances) for 3200 steps (the default's teacher
 #              until teacher-full-s6400), written to $M/units-w10-full
-#   teacher-full-s6400 (not in the default list) SUPERVISED, the default's teacher:
-#              teacher-full's recipe for 6400 steps, not 3200 (TEACHER_ARGS="--max-minutes N"
-#              runs it in pieces; each piece writes the model so far), written to $TEACHER_OUT
-#              (train_default.sh supervised: the shipped model) or to $M/units-w10-full-s6400
+#   phones-channel (not in the default list) SUPERVISED: phones with half the training crops
+#              distorted (phone line, codecs, noise), its k-means probed beside phones' k-means
+#   teacher-full-s6400 (not in the default list) SUPERVISED: teacher-full's recipe for 6400
+#              steps, not 3200 (TEACHER_ARGS="--max-minutes N" runs it in pieces; each piece
+#              writes the model so far; the default's teacher until teacher-full-s9600), written
+#              to $M/units-w10-full-s6400, probed beside k-means on the base
+#   teacher-full-s9600 (not in the default list) SUPERVISED, the default's teacher: the same
+#              recipe for 9600 steps (TEACHER_ARGS for pieces), written to $TEACHER_OUT
+#              (train_default.sh supervised: the shipped model) or to $M/units-w10-full-s9600
 #              and then probed beside k-means on the base
-#   teacher-full-s9600 (not in the default list) the same recipe for 9600 steps, written to
-#              $M/units-w10-full-s9600 (TEACHER_ARGS for pieces), probed beside k-means on
-#              the base
 #   teacher-full-s6400-stream, teacher-full-s9600-stream (not in the default list) their
 #              students by the default's student recipe (6000 steps; DISTILL_ARGS="--max-minutes
-#              N" runs them in pieces; the 6400-step teacher's is the default's student:
-#              train_default.sh supervised-stream writes it from the same run)
+#              N" runs them in pieces; the 9600-step teacher's is the default's student:
+#              train_default.sh supervised-stream writes it from the same run; the 6400-step
+#              teacher's was, until then)
 #   teacher-full-stream (not in the default list) teacher-full's student by units-full's recipe
 #              (3000 steps), probed beside the served default and its teacher
 #   teacher-full-s6000-stream (not in the default list) that student trained for 6000 steps,
@@ -85,7 +88,7 @@ C=data/corpus-wide
 M=data/models
 teacher=${TEACHER:-$M/units-w10-s1600}  # the units-* students' teacher
 full=$M/units-w10-full  # teacher-full's model
-long=${TEACHER_OUT:-$M/units-w10-full-s6400}  # teacher-full-s6400's (train_default.sh: the shipped one)
+long=${TEACHER_OUT:-$M/units-w10-full-s9600}  # teacher-full-s9600's (train_default.sh: the shipped one)
 steps=${*:-corpus subset baselines phones probe dcspin dcspin-phones dcspin-probe}
 
 probe() {  # probe OUT MODEL...: full-utterance probe on test and on unseen
@@ -118,7 +121,7 @@ units_teacher() {  # the subset's teacher: units-w10 for 1600 steps (resumable),
 }
 
 long_out() {  # long_out N: where teacher-full-sN writes its model ($long for the default's)
-  if [ "$1" = 6400 ]; then echo "$long"; else echo "$M/units-w10-full-s$1"; fi
+  if [ "$1" = 9600 ]; then echo "$long"; else echo "$M/units-w10-full-s$1"; fi
 }
 
 units_student() {  # units_student NAME DISTILL_ARG...: the teacher's student $M/NAME-stream
@@ -148,6 +151,17 @@ open(sys.argv[1] + '/train-1k.jsonl', 'w').writelines(sorted(lines[:1000]))" $C 
         --run data/runs/phones-wide --out $M/hubert-tiny-phones --threads 2 ${PHONES_ARGS:-}
       $st train kmeans --corpus $C --encoder $M/hubert-tiny-phones --K 100 \
         --out $M/hubert-tiny-phones-km100 --max-utterances 1500 ;;
+    phones-channel)  # (not in the default list) SUPERVISED: phones with half the training
+      # crops distorted (phone line, codecs, pink noise at 5-20 dB; validation clean), its
+      # k-means, probed beside k-means on the phone base (run data/runs/phones-wide-channel)
+      $st train phones --corpus $C --valid-manifest $C --base models/hubert-tiny \
+        --run data/runs/phones-wide-channel --out $M/hubert-tiny-phones-channel --threads 2 \
+        --set "distortions=[telephone, codec, pink]" --set distort_probability=0.5 \
+        --set "snr_db=[5, 20]" ${PHONES_ARGS:-}
+      $st train kmeans --corpus $C --encoder $M/hubert-tiny-phones-channel --K 100 \
+        --out $M/hubert-tiny-phones-channel-km100 --max-utterances 1500
+      probe data/probe-phones-channel $M/hubert-tiny-phones-km100 \
+        $M/hubert-tiny-phones-channel-km100 ;;
     it2)  # stop and rerun at will: it resumes from data/runs/hubert-it2/checkpoint.pt
       # HuBERT iteration 2 on the whole training split: targets are k-means of the shipped
       # base's best layer (2 of 4), the encoder starts from the shipped base
