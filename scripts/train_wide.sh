@@ -41,8 +41,9 @@
 #   teacher-full (not in the default list) SUPERVISED: the subset teacher's recipe on the
 #              whole training split (13,600 utterances) for 3200 steps (the default's teacher
 #              until teacher-full-s6400), written to $M/units-w10-full
-#   phones-channel (not in the default list) SUPERVISED: phones with half the training crops
-#              distorted (phone line, codecs, noise), its k-means probed beside phones' k-means
+#   phones-channel, phones-frontend (not in the default list) SUPERVISED: phones with half
+#              the training crops distorted (phone line, codecs, noise), or with the base's conv
+#              front-end frozen; each model and its k-means probed beside phones' own
 #   teacher-full-s6400 (not in the default list) SUPERVISED: teacher-full's recipe for 6400
 #              steps, not 3200 (TEACHER_ARGS="--max-minutes N" runs it in pieces; each piece
 #              writes the model so far; the default's teacher until teacher-full-s9600), written
@@ -105,6 +106,17 @@ share_cache() {  # share_cache FROM TO: a run with FROM's base, utterances, view
     mkdir -p data/runs/$2; cp -r data/runs/$1/cache data/runs/$2/; }
 }
 
+phones_variant() {  # phones_variant NAME SET...: the phones step with --set SET... (run
+  # data/runs/phones-wide-NAME), k-means on it, both probed beside the phone base and its k-means
+  $st train phones --corpus $C --valid-manifest $C --base models/hubert-tiny \
+    --run data/runs/phones-wide-$1 --out $M/hubert-tiny-phones-$1 --threads 2 "${@:2}" \
+    ${PHONES_ARGS:-}
+  $st train kmeans --corpus $C --encoder $M/hubert-tiny-phones-$1 --K 100 \
+    --out $M/hubert-tiny-phones-$1-km100 --max-utterances 1500
+  probe data/probe-phones-$1 $M/hubert-tiny-phones $M/hubert-tiny-phones-km100 \
+    $M/hubert-tiny-phones-$1 $M/hubert-tiny-phones-$1-km100
+}
+
 units_dcspin() {  # units_dcspin RUN OUT DATA_ARG...: the default teacher's recipe (units-w10:
   # DC-Spin on the phone base, label loss through the tokens at weight 10), run data/runs/RUN,
   # exported as the shipped teacher
@@ -152,16 +164,12 @@ open(sys.argv[1] + '/train-1k.jsonl', 'w').writelines(sorted(lines[:1000]))" $C 
       $st train kmeans --corpus $C --encoder $M/hubert-tiny-phones --K 100 \
         --out $M/hubert-tiny-phones-km100 --max-utterances 1500 ;;
     phones-channel)  # (not in the default list) SUPERVISED: phones with half the training
-      # crops distorted (phone line, codecs, pink noise at 5-20 dB; validation clean), its
-      # k-means, probed beside k-means on the phone base (run data/runs/phones-wide-channel)
-      $st train phones --corpus $C --valid-manifest $C --base models/hubert-tiny \
-        --run data/runs/phones-wide-channel --out $M/hubert-tiny-phones-channel --threads 2 \
-        --set "distortions=[telephone, codec, pink]" --set distort_probability=0.5 \
-        --set "snr_db=[5, 20]" ${PHONES_ARGS:-}
-      $st train kmeans --corpus $C --encoder $M/hubert-tiny-phones-channel --K 100 \
-        --out $M/hubert-tiny-phones-channel-km100 --max-utterances 1500
-      probe data/probe-phones-channel $M/hubert-tiny-phones-km100 \
-        $M/hubert-tiny-phones-channel-km100 ;;
+      # crops distorted (phone line, codecs, pink noise at 5-20 dB; validation clean)
+      phones_variant channel --set "distortions=[telephone, codec, pink]" \
+        --set distort_probability=0.5 --set "snr_db=[5, 20]" ;;
+    phones-frontend)  # (not in the default list) SUPERVISED: phones with the base's conv
+      # front-end frozen (fairseq's fine-tuning)
+      phones_variant frontend --set freeze_frontend=true ;;
     it2)  # stop and rerun at will: it resumes from data/runs/hubert-it2/checkpoint.pt
       # HuBERT iteration 2 on the whole training split: targets are k-means of the shipped
       # base's best layer (2 of 4), the encoder starts from the shipped base

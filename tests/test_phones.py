@@ -1,7 +1,7 @@
 """Supervised phone fine-tuning (``speechtok train phones``): frame targets from alignments, a
 run that learns (loss down, frame accuracy well above the majority phone), resume == one run,
-distorted training crops (seeded, same lengths, resumable), and an output that is a
-labelled-supervised ``hubert`` model usable as a base."""
+distorted training crops (seeded, same lengths, resumable), a frozen conv front-end, and an
+output that is a labelled-supervised ``hubert`` model usable as a base."""
 
 from __future__ import annotations
 
@@ -149,6 +149,21 @@ def test_distorted_crops_are_seeded_keep_lengths_and_resume(
     info = {"corpus": "c", "run_config": dataclasses.asdict(short)}
     card = (export_phones(whole, tmp_path / "out", "x", info).path / "README.md").read_text()
     assert "training crops were distorted (telephone, codec, pink; with probability 1)" in card
+
+
+def test_frozen_frontend_keeps_the_base_front_end(
+    base: TorchTokenizer, tiny_corpus: Path, tmp_path: Path
+) -> None:
+    root, utts = load_corpus(tiny_corpus, "train")
+    frozen = replace(LEARN, steps=2, warmup_steps=1, freeze_frontend=True)
+    model, _ = train_phones(tmp_path / "run", base, utts, root, frozen)
+    before, after = base.encoder.state_dict(), model.encoder.state_dict()
+    front = [k for k in after if k.startswith("feature_extractor.")]
+    assert front and all(torch.equal(after[k], before[k]) for k in front)
+    assert not all(torch.equal(after[k], before[k]) for k in after if k not in front)
+    info = {"corpus": "c", "run_config": dataclasses.asdict(frozen)}
+    card = (export_phones(model, tmp_path / "out", "x", info).path / "README.md").read_text()
+    assert "fine-tuned (every layer but the conv front-end)" in card
 
 
 def test_phones_cli_output_is_a_supervised_base(

@@ -27,6 +27,7 @@ ADDED: dict[str, Any] = {
     "rt60_s": (0.2, 1.0),
     "noise_utterances": 200,
     "music_pieces": 16,
+    "freeze_frontend": False,
 }
 """Run-config fields added after runs were saved, with the value those runs had: a checkpoint
 without the field resumes when the run asks for that value."""

@@ -3,16 +3,17 @@ supervised variant, frame classification on exact phone alignments.
 
 SUPERVISED: the model learns from the corpus's phone labels, so it is not an unsupervised
 tokenizer and must not be compared with one as if it were. Every layer of the base encoder
-trains (conv front-end included); a cosine head on the final output (the layer Spin/DC-Spin put
-their head on and ``train kmeans --encoder`` clusters by default) scores each 50 Hz frame
-against one embedding per phone class of ``PHONES`` (ARPAbet-39 + SIL), and the loss is
-cross-entropy against the phone at the frame's centre (``frame_labels``, as the probe labels
-frames). With ``distortions`` (``DistortConfig``, as R-Spin's perturbed views) each training
-crop is distorted with probability ``distort_probability`` (noises, rooms, phone line, codecs,
-drawn per crop, step and seed), so the labels are learnt from channels the corpus lacks;
-validation crops stay clean. The head has HuBERT's shape (projection + label embeddings), so
-the result is a ``hubert`` model directory whose units are the predicted phones: a base for
-``train kmeans --encoder`` and ``train spin|dcspin --base`` like any pretrained encoder.
+trains (conv front-end included, unless ``freeze_frontend``); a cosine head on the final
+output (the layer Spin/DC-Spin put their head on and ``train kmeans --encoder`` clusters by
+default) scores each 50 Hz frame against one embedding per phone class of ``PHONES``
+(ARPAbet-39 + SIL), and the loss is cross-entropy against the phone at the frame's centre
+(``frame_labels``, as the probe labels frames). With ``distortions`` (``DistortConfig``, as
+R-Spin's perturbed views) each training crop is distorted with probability
+``distort_probability`` (noises, rooms, phone line, codecs, drawn per crop, step and seed),
+so the labels are learnt from channels the corpus lacks; validation crops stay clean. The
+head has HuBERT's shape (projection + label embeddings), so the result is a ``hubert`` model
+directory whose units are the predicted phones: a base for ``train kmeans --encoder`` and
+``train spin|dcspin --base`` like any pretrained encoder.
 """
 
 from __future__ import annotations
@@ -63,6 +64,9 @@ class PhonesConfig(DistortConfig):
     """Width of the head's projection, where frames meet the phone embeddings."""
     temperature: float = 0.1
     """Cosine scores are divided by this before the softmax (HuBERT's logit scale)."""
+    freeze_frontend: bool = False
+    """Keep the base's conv front-end as it is (fairseq's fine-tuning: ``feature_grad_mult``
+    0); only the transformer and the head learn."""
 
 
 def phone_targets(utt: Utterance, frames: int) -> np.ndarray:
@@ -80,7 +84,8 @@ def phone_targets(utt: Utterance, frames: int) -> np.ndarray:
 
 
 class PhoneClassifier(nn.Module):
-    """The base encoder (every layer trains) + a cosine head over the phone classes."""
+    """The base encoder (every layer trains, but a frozen front-end) + a cosine head over the
+    phone classes."""
 
     def __init__(self, encoder: Encoder, config: PhonesConfig) -> None:
         super().__init__()
@@ -128,6 +133,7 @@ def train_phones(
     run_config = run_identity(config, utts, base=base.fingerprint)
     torch.manual_seed(config.seed)
     model = PhoneClassifier(fine_tune_encoder(base, config.dropout), config)
+    model.encoder.feature_extractor.requires_grad_(not config.freeze_frontend)
     opt = torch.optim.AdamW(
         model.parameters(),
         lr=config.lr,
@@ -237,13 +243,14 @@ def export_phones(
         if run.get("distortions")
         else ""
     )
+    layers = "every layer but the conv front-end" if run.get("freeze_frontend") else "every layer"
     info = {
         **train_info,
         "supervised": f"phone frame classification on {corpus}",
         "units": "predicted phone: index into " + " ".join(PHONES),
     }
     card = (
-        f"# {name}\n\n**{SUPERVISED}.**\n\nA HuBERT-style encoder fine-tuned (every layer) by "
+        f"# {name}\n\n**{SUPERVISED}.**\n\nA HuBERT-style encoder fine-tuned ({layers}) by "
         f"frame-level phone classification on the exact phone alignments of `{corpus}` "
         f"(DC-Spin's supervised variant).{channels} Its units are the phone classifier's argmax "
         f"over K={model.head.K} classes (ARPAbet-39 + SIL, in the order of `units` below); the "
