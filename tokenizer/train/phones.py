@@ -84,8 +84,8 @@ def phone_targets(utt: Utterance, frames: int) -> np.ndarray:
 
 
 class PhoneClassifier(nn.Module):
-    """The base encoder (every layer trains, but a frozen front-end) + a cosine head over the
-    phone classes."""
+    """The base encoder (every layer trains; the conv front-end too, unless frozen) + a cosine
+    head over the phone classes."""
 
     def __init__(self, encoder: Encoder, config: PhonesConfig) -> None:
         super().__init__()
