@@ -41,9 +41,10 @@
 #   teacher-full (not in the default list) SUPERVISED: the subset teacher's recipe on the
 #              whole training split (13,600 utterances) for 3200 steps (the default's teacher
 #              until teacher-full-s6400), written to $M/units-w10-full
-#   phones-channel, phones-frontend (not in the default list) SUPERVISED: phones with half
-#              the training crops distorted (phone line, codecs, noise), or with the base's conv
-#              front-end frozen; each model and its k-means probed beside phones' own
+#   phones-channel, phones-frontend, phones-speaker (not in the default list) SUPERVISED:
+#              phones with half the training crops distorted (phone line, codecs, noise), with
+#              the base's conv front-end frozen, or with half the crops given another speaker
+#              (Spin's perturbation); each model and its k-means probed beside phones' own
 #   teacher-full-s6400 (not in the default list) SUPERVISED: teacher-full's recipe for 6400
 #              steps, not 3200 (TEACHER_ARGS="--max-minutes N" runs it in pieces; each piece
 #              writes the model so far; the default's teacher until teacher-full-s9600), written
@@ -106,13 +107,19 @@ share_cache() {  # share_cache FROM TO: a run with FROM's base, utterances, view
     mkdir -p data/runs/$2; cp -r data/runs/$1/cache data/runs/$2/; }
 }
 
-phones_variant() {  # phones_variant NAME SET...: the phones step with --set SET... (run
-  # data/runs/phones-wide-NAME), k-means on it, both probed beside the phone base and its k-means
+phones_fine_tune() {  # phones_fine_tune SUFFIX SET...: phone fine-tuning of the shipped base
+  # (run data/runs/phones-wideSUFFIX, model hubert-tiny-phonesSUFFIX) with --set SET..., and
+  # k-means K=100 on it; stop and rerun at will: the run resumes from its checkpoint.pt
   $st train phones --corpus $C --valid-manifest $C --base models/hubert-tiny \
-    --run data/runs/phones-wide-$1 --out $M/hubert-tiny-phones-$1 --threads 2 "${@:2}" \
+    --run data/runs/phones-wide$1 --out $M/hubert-tiny-phones$1 --threads 2 "${@:2}" \
     ${PHONES_ARGS:-}
-  $st train kmeans --corpus $C --encoder $M/hubert-tiny-phones-$1 --K 100 \
-    --out $M/hubert-tiny-phones-$1-km100 --max-utterances 1500
+  $st train kmeans --corpus $C --encoder $M/hubert-tiny-phones$1 --K 100 \
+    --out $M/hubert-tiny-phones$1-km100 --max-utterances 1500
+}
+
+phones_variant() {  # phones_variant NAME SET...: phones_fine_tune -NAME SET..., the model and
+  # its k-means probed beside the phone base and its k-means
+  phones_fine_tune "-$1" "${@:2}"
   probe data/probe-phones-$1 $M/hubert-tiny-phones $M/hubert-tiny-phones-km100 \
     $M/hubert-tiny-phones-$1 $M/hubert-tiny-phones-$1-km100
 }
@@ -158,11 +165,7 @@ open(sys.argv[1] + '/train-1k.jsonl', 'w').writelines(sorted(lines[:1000]))" $C 
       $st train kmeans --corpus $C --K 100 --out $M/mfcc-km100-wide --max-utterances 1500
       $st train kmeans --corpus $C --encoder models/hubert-tiny --K 100 \
         --out $M/hubert-tiny-km100-wide --max-utterances 1500 ;;
-    phones)  # stop and rerun at will: it resumes from data/runs/phones-wide/checkpoint.pt
-      $st train phones --corpus $C --valid-manifest $C --base models/hubert-tiny \
-        --run data/runs/phones-wide --out $M/hubert-tiny-phones --threads 2 ${PHONES_ARGS:-}
-      $st train kmeans --corpus $C --encoder $M/hubert-tiny-phones --K 100 \
-        --out $M/hubert-tiny-phones-km100 --max-utterances 1500 ;;
+    phones) phones_fine_tune "" ;;
     phones-channel)  # (not in the default list) SUPERVISED: phones with half the training
       # crops distorted (phone line, codecs, pink noise at 5-20 dB; validation clean)
       phones_variant channel --set "distortions=[telephone, codec, pink]" \
@@ -170,6 +173,9 @@ open(sys.argv[1] + '/train-1k.jsonl', 'w').writelines(sorted(lines[:1000]))" $C 
     phones-frontend)  # (not in the default list) SUPERVISED: phones with the base's conv
       # front-end frozen (fairseq's fine-tuning)
       phones_variant frontend --set freeze_frontend=true ;;
+    phones-speaker)  # (not in the default list) SUPERVISED: phones with half the training
+      # crops given another speaker (Spin's perturbation: formants, pitch, +-12 dB equalizer)
+      phones_variant speaker --set perturb_probability=0.5 ;;
     it2)  # stop and rerun at will: it resumes from data/runs/hubert-it2/checkpoint.pt
       # HuBERT iteration 2 on the whole training split: targets are k-means of the shipped
       # base's best layer (2 of 4), the encoder starts from the shipped base

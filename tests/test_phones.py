@@ -1,7 +1,7 @@
 """Supervised phone fine-tuning (``speechtok train phones``): frame targets from alignments, a
 run that learns (loss down, frame accuracy well above the majority phone), resume == one run,
-distorted training crops (seeded, same lengths, resumable), a frozen conv front-end, and an
-output that is a labelled-supervised ``hubert`` model usable as a base."""
+distorted and speaker-perturbed training crops (seeded, same lengths, resumable), a frozen conv
+front-end, and an output that is a labelled-supervised ``hubert`` model usable as a base."""
 
 from __future__ import annotations
 
@@ -30,9 +30,11 @@ from tokenizer.train.checkpoint import read_log
 from tokenizer.train.data import TrainAudio, crop_batch, n_frames
 from tokenizer.train.phones import (
     SUPERVISED,
+    PhoneClassifier,
     PhonesConfig,
-    distort_crops,
+    augment_crops,
     export_phones,
+    fine_tune_encoder,
     phone_targets,
     train_phones,
 )
@@ -128,14 +130,14 @@ def test_distorted_crops_are_seeded_keep_lengths_and_resume(
     noisy = noisy_views(utts, audio, channel)
     assert noisy is not None and noisy_views(utts, audio, LEARN) is None
     clean = crop_batch(audio, 0, 3, 4, 16000)
-    a = distort_crops(clean, 3, noisy, utts, channel)
-    assert torch.equal(a.waveforms, distort_crops(clean, 3, noisy, utts, channel).waveforms)
+    a = augment_crops(clean, 3, noisy, utts, channel)
+    assert torch.equal(a.waveforms, augment_crops(clean, 3, noisy, utts, channel).waveforms)
     assert a.waveforms.shape == clean.waveforms.shape and a.items == clean.items
     for row, n in enumerate(clean.lengths.tolist()):
         assert not torch.allclose(a.waveforms[row, :n], clean.waveforms[row, :n], atol=1e-3)
         assert not a.waveforms[row, n:].any()  # padding stays padding
     untouched = replace(channel, distort_probability=0.0)
-    assert torch.equal(distort_crops(clean, 3, noisy, utts, untouched).waveforms, clean.waveforms)
+    assert torch.equal(augment_crops(clean, 3, noisy, utts, untouched).waveforms, clean.waveforms)
 
     short = replace(channel, steps=4, warmup_steps=2, log_every=1)
     whole, _ = train_phones(tmp_path / "a", base, utts, root, short)
@@ -149,6 +151,32 @@ def test_distorted_crops_are_seeded_keep_lengths_and_resume(
     info = {"corpus": "c", "run_config": dataclasses.asdict(short)}
     card = (export_phones(whole, tmp_path / "out", "x", info).path / "README.md").read_text()
     assert "training crops were distorted (telephone, codec, pink; with probability 1)" in card
+
+
+def test_speaker_perturbed_crops_are_seeded_and_keep_lengths(
+    base: TorchTokenizer, tiny_corpus: Path, tmp_path: Path
+) -> None:
+    root, utts = load_corpus(tiny_corpus, "train")
+    clean = crop_batch(TrainAudio(root, utts), 0, 3, 4, 16000)
+    speakers = replace(LEARN, perturb_probability=1.0)
+    a = augment_crops(clean, 3, None, utts, speakers)
+    assert torch.equal(a.waveforms, augment_crops(clean, 3, None, utts, speakers).waveforms)
+    assert not torch.equal(a.waveforms, augment_crops(clean, 4, None, utts, speakers).waveforms)
+    for row, n in enumerate(clean.lengths.tolist()):
+        assert not torch.allclose(a.waveforms[row, :n], clean.waveforms[row, :n], atol=1e-3)
+        assert not a.waveforms[row, n:].any()
+    half = augment_crops(clean, 3, None, utts, replace(speakers, perturb_probability=0.5))
+    kept = [torch.equal(half.waveforms[r], clean.waveforms[r]) for r in range(4)]
+    assert [torch.equal(half.waveforms[r], a.waveforms[r]) for r in range(4)] == [
+        not k for k in kept
+    ]  # each crop is either perturbed as with probability 1 or left as it was
+    assert torch.equal(augment_crops(clean, 3, None, utts, LEARN).waveforms, clean.waveforms)
+    with pytest.raises(InvalidInputError, match="perturb_probability in"):
+        replace(LEARN, perturb_probability=1.5)
+    model = PhoneClassifier(fine_tune_encoder(base, 0.0), LEARN)
+    info = {"corpus": "c", "run_config": dataclasses.asdict(speakers)}
+    card = (export_phones(model, tmp_path / "out", "x", info).path / "README.md").read_text()
+    assert "given another speaker (Spin's perturbation at strength 1; with probability 1)" in card
 
 
 def test_frozen_frontend_keeps_the_base_front_end(

@@ -20,13 +20,16 @@ from tokenizer.kinds import load_tokenizer
 from tokenizer.model_dir import load_model_dir
 from tokenizer.torch_tokenizer import TorchTokenizer
 from tokenizer.train.checkpoint import (
+    ADDED,
     CheckpointError,
     load_checkpoint,
     read_log,
     save_checkpoint,
 )
 from tokenizer.train.data import TrainAudio, crop_batch, n_frames
+from tokenizer.train.distill import DistillConfig
 from tokenizer.train.hubert import HubertConfig, export_hubert, span_mask, train_hubert
+from tokenizer.train.phones import PhonesConfig
 from tokenizer.train.runconfig import RunConfigError, load_run_config
 from tokenizer.train.spin import (
     SpinConfig,
@@ -117,6 +120,17 @@ def test_checkpoint_without_an_added_field_resumes_at_its_old_value(tmp_path: Pa
         load_checkpoint(tmp_path, {**old, "perturb_strength": 0.5})
     with pytest.raises(CheckpointError, match="other_field"):
         load_checkpoint(tmp_path, {**old, "other_field": 1.0})
+
+
+def test_added_fields_hold_the_defaults_that_kept_old_runs_as_they_were() -> None:
+    """A field is added with the default that does what runs did before it; ``ADDED`` (which
+    sits below the configs and cannot import them) repeats that default for each config."""
+    defaults: dict[str, set[object]] = {}
+    for config in (HubertConfig(), SpinConfig(), DistillConfig(), PhonesConfig()):
+        for k, v in vars(config).items():
+            defaults.setdefault(k, set()).add(v)
+    for field, old in ADDED.items():
+        assert defaults.get(field) == {old}, field
 
 
 def test_hubert_iteration_starts_from_init(

@@ -28,6 +28,7 @@ ADDED: dict[str, Any] = {
     "noise_utterances": 200,
     "music_pieces": 16,
     "freeze_frontend": False,
+    "perturb_probability": 0.0,  # the phone fine-tuning's speaker-perturbed crops
 }
 """Run-config fields added after runs were saved, with the value those runs had: a checkpoint
 without the field resumes when the run asks for that value."""

@@ -10,10 +10,11 @@ default) scores each 50 Hz frame against one embedding per phone class of ``PHON
 (``frame_labels``, as the probe labels frames). With ``distortions`` (``DistortConfig``, as
 R-Spin's perturbed views) each training crop is distorted with probability
 ``distort_probability`` (noises, rooms, phone line, codecs, drawn per crop, step and seed),
-so the labels are learnt from channels the corpus lacks; validation crops stay clean. The
-head has HuBERT's shape (projection + label embeddings), so the result is a ``hubert`` model
-directory whose units are the predicted phones: a base for ``train kmeans --encoder`` and
-``train spin|dcspin --base`` like any pretrained encoder.
+so the labels are learnt from channels the corpus lacks; with ``perturb_probability`` crops
+are first given another speaker as Spin's views are (formants, pitch, equalizer); validation
+crops stay clean. The head has HuBERT's shape (projection + label embeddings), so the result
+is a ``hubert`` model directory whose units are the predicted phones: a base for ``train
+kmeans --encoder`` and ``train spin|dcspin --base`` like any pretrained encoder.
 """
 
 from __future__ import annotations
@@ -37,11 +38,12 @@ from tokenizer.errors import InvalidInputError
 from tokenizer.model_dir import SUPERVISED, ModelDir, card_facts
 from tokenizer.quantizer import HUBERT_KEYS, CosineCodebook
 from tokenizer.save import save_encoder_tokenizer
+from tokenizer.seeding import rng_for
 from tokenizer.torch_tokenizer import TorchTokenizer
 from tokenizer.train.data import Batch, TrainAudio, n_frames
 from tokenizer.train.devices import CPU, Devices
 from tokenizer.train.loop import resume, run_identity, train_on_crops
-from tokenizer.train.views import DistortConfig, NoisyViews, noisy_views
+from tokenizer.train.views import DistortConfig, NoisyViews, noisy_views, perturbed
 
 FRAME_RATE = 50.0
 """Encoder frames per second: labels are taken at each 20 ms frame's centre."""
@@ -67,6 +69,19 @@ class PhonesConfig(DistortConfig):
     freeze_frontend: bool = False
     """Keep the base's conv front-end as it is (fairseq's fine-tuning: ``feature_grad_mult``
     0); only the transformer and the head learn."""
+    perturb_probability: float = 0.0
+    """Share of training crops given another speaker as Spin's views are (Praat's formant and
+    pitch shift and a random equalizer), before any distortion."""
+    perturb_strength: float = 1.0
+    """Scale of that speaker perturbation (``ViewsConfig.perturb_strength``)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 0 <= self.perturb_probability <= 1 or self.perturb_strength < 0:
+            raise InvalidInputError(
+                f"expected perturb_probability in [0, 1] and perturb_strength >= 0, found "
+                f"{self.perturb_probability} and {self.perturb_strength}"
+            )
 
 
 def phone_targets(utt: Utterance, frames: int) -> np.ndarray:
@@ -147,6 +162,7 @@ def train_phones(
             raise InvalidInputError(f"expected a phone alignment for {u.id!r}, found none")
     audio = TrainAudio(root, utts, in_memory=not config.stream_audio)
     noisy = noisy_views(utts, audio, config)
+    augmenting = noisy is not None or config.perturb_probability > 0
     checked = None
     if valid is not None:
         valid_audio = TrainAudio(*valid, in_memory=not config.stream_audio)
@@ -155,21 +171,31 @@ def train_phones(
         run, run_config, model, opt, config, start,
         (audio, phone_frame_targets(utts, audio.lengths)), phones_step,
         ("phones", ("acc", "acc")), max_minutes, until_step, devices, checked,
-        None if noisy is None else lambda batch, k: distort_crops(batch, k, noisy, utts, config),
+        (lambda batch, k: augment_crops(batch, k, noisy, utts, config)) if augmenting else None,
     )  # fmt: skip
     return model.cpu(), step
 
 
-def distort_crops(
-    batch: Batch, step: int, noisy: NoisyViews, utts: list[Utterance], config: DistortConfig
+def augment_crops(
+    batch: Batch,
+    step: int,
+    noisy: NoisyViews | None,
+    utts: list[Utterance],
+    config: PhonesConfig,
 ) -> Batch:
-    """``batch`` with each crop distorted as ``noisy`` draws for (utterance, step, row, seed)."""
+    """``batch`` with each crop speaker-perturbed (with ``perturb_probability``) and then
+    distorted (as ``noisy`` draws; None: not) as drawn for (utterance, step, row, seed)."""
     waves = batch.waveforms.clone()
     for row, (i, n) in enumerate(zip(batch.items, batch.lengths.tolist(), strict=True)):
         x = waves[row, :n].numpy()
-        if np.any(x):  # a row another process reads is silence here
-            key = f"{utts[i].id}#step{step}#row{row}"
-            waves[row, :n] = torch.from_numpy(noisy.distort(x, i, key, config))
+        if not np.any(x):  # a row another process reads is silence here
+            continue
+        key = f"{utts[i].id}#step{step}#row{row}"
+        if rng_for(key, config.seed, "phones-speaker:").random() < config.perturb_probability:
+            x = perturbed(x, key, config.seed, config.perturb_strength)
+        if noisy is not None:
+            x = noisy.distort(x, i, key, config)
+        waves[row, :n] = torch.from_numpy(x)
     return dataclasses.replace(batch, waveforms=waves)
 
 
@@ -243,6 +269,12 @@ def export_phones(
         if run.get("distortions")
         else ""
     )
+    if run.get("perturb_probability"):
+        channels = (
+            f" Its training crops were given another speaker (Spin's perturbation at strength "
+            f"{run['perturb_strength']:g}; with probability {run['perturb_probability']:g})."
+            + channels
+        )
     layers = "every layer but the conv front-end" if run.get("freeze_frontend") else "every layer"
     info = {
         **train_info,

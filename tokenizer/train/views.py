@@ -220,7 +220,7 @@ def view_audio(
 
 def _perturb_job(job: tuple[str, np.ndarray, int, int, float]) -> np.ndarray:
     uid, x, view, seed, strength = job
-    return _perturbed(x, f"{uid}#view{view}", seed, strength)
+    return perturbed(x, f"{uid}#view{view}", seed, strength)
 
 
 @torch.inference_mode()
@@ -298,7 +298,7 @@ def views_batch(
                 x = crop(audio, i, starts[r] * HOP, n).astype(np.float32) / 32767.0
                 key = f"{ids[i]}#view{views[r]}#step{step}"
                 ha[row, :n] = torch.from_numpy(x)
-                xb = _perturbed(x, key, config.seed, config.perturb_strength)
+                xb = perturbed(x, key, config.seed, config.perturb_strength)
                 hb[row, :n] = torch.from_numpy(
                     xb if noisy is None else noisy.distort(xb, i, key, config)
                 )
@@ -308,7 +308,9 @@ def views_batch(
     return out
 
 
-def _perturbed(x: np.ndarray, key: str, seed: int, strength: float = 1.0) -> np.ndarray:
+def perturbed(x: np.ndarray, key: str, seed: int, strength: float = 1.0) -> np.ndarray:
+    """``x`` (float32) as another speaker: Spin's perturbation at ``strength``, seeded by
+    ``key`` and ``seed``."""
     from tokenizer import perturb, seeding  # Praat: only where views are made
 
     config = perturb.DEFAULT_CONFIG.scaled(strength)
