@@ -280,14 +280,14 @@ def run_train_hubert(args: argparse.Namespace) -> int:
 
 def run_train_spin(args: argparse.Namespace) -> int:
 
-    from tokenizer.distort.conditions import FAMILIES
+    from tokenizer.distort.conditions import CHANNELS
     from tokenizer.errors import InvalidInputError
     from tokenizer.train.spin import SpinConfig, export_spin, train_spin
 
     presets = {
         "spin": SpinConfig(),
         "dcspin": SpinConfig(K2=1024),
-        "rspin": SpinConfig(K2=1024, distortions=FAMILIES, piece_vocab=500),
+        "rspin": SpinConfig(K2=1024, distortions=CHANNELS, piece_vocab=500),
     }
     config, devices = run_setup(args, presets[args.kind])
     if args.kind != "rspin" and (config.K2 > 0) != (args.kind == "dcspin"):

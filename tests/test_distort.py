@@ -20,6 +20,7 @@ from tokenizer.distort.conditions import (
 from tokenizer.distort.music import music_bank
 from tokenizer.distort.noise import COLOURS, coloured_noise, mix_at_snr, power
 from tokenizer.distort.rooms import reverberate, room_response
+from tokenizer.distort.vocoding import lpc_vocode
 from tokenizer.errors import InvalidInputError
 
 SR = 16000
@@ -113,6 +114,33 @@ def test_channels_keep_alignment_and_codecs_their_bitrates() -> None:
         assert 0.5 * expected < kbps < 1.6 * expected, (name, kbps)
 
 
+def _band_levels(x: np.ndarray) -> np.ndarray:
+    """Log energies of 8 bands of 500 Hz in 20 ms frames ``[frames, 8]``."""
+    frames = x[: len(x) // 320 * 320].reshape(-1, 320) * np.hanning(320)
+    spec = np.abs(np.fft.rfft(frames)) ** 2
+    return np.log10(spec[:, 1:161].reshape(len(spec), 8, 20).sum(-1) + 1e-9)
+
+
+def test_lpc_vocoding_keeps_length_timing_and_envelope() -> None:
+    x = speech_like(SR * 3, 4)
+    y = lpc_vocode(x, rng_for("u", 0))
+    assert y.dtype == np.float32 and len(y) == len(x) and np.max(np.abs(y)) <= 1.0
+    assert np.array_equal(y, lpc_vocode(x, rng_for("u", 0)))
+    assert not np.array_equal(y, lpc_vocode(x, rng_for("u", 1)))  # the noise is drawn
+    gap = x.copy()
+    gap[SR : 3 * SR // 2] = 0.0  # silence from 1.0 to 1.5 s: onsets must not move
+    loud = _band_levels(lpc_vocode(gap, rng_for("u", 0))).max(1) > _band_levels(x).max() - 3
+    assert not loud[51:74].any() and loud[76:].all()  # 20 ms frames, the gap 50-74
+    a, b = _band_levels(x), _band_levels(y)
+    loud = a.max(1) > a.max() - 3  # frames within 30 dB of the loudest
+    assert np.corrcoef(a[loud].ravel(), b[loud].ravel())[0, 1] > 0.8  # the envelope stays
+    assert np.corrcoef(x, y)[0, 1] < 0.9  # the fine structure does not
+    assert 0.5 < np.sqrt(power(y) / power(x)) < 2.0
+    silence = np.zeros(SR, np.float32)
+    assert np.array_equal(lpc_vocode(silence, rng_for("u", 0)), silence)
+    assert np.array_equal(apply(x, Condition.parse("lpc"), rng_for("u", 0)), y)
+
+
 def test_music_is_reproducible() -> None:
     a, b = music_bank([3, 4], 1, 3.0)[0], music_bank([3, 4], 1, 3.0)[0]
     assert len(a) == 3 * SR and np.array_equal(a, b)
@@ -123,7 +151,8 @@ def test_conditions_parse_draw_and_refuse() -> None:
     assert Condition.parse("pink:5") == Condition("pink", 5.0)
     assert Condition.parse("codec:opus-8k") == Condition("codec", "opus-8k")
     assert Condition.parse("telephone").label == "telephone"
-    for bad in ("rain:5", "pink", "codec:flac", "telephone:3"):
+    assert Condition.parse("lpc") == Condition("lpc")
+    for bad in ("rain:5", "pink", "codec:flac", "telephone:3", "lpc:18"):
         with pytest.raises(InvalidInputError):
             Condition.parse(bad)
     rng = np.random.default_rng(0)

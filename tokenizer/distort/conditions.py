@@ -6,6 +6,7 @@
     reverb                    a generated room of RT60 ``level`` seconds
     telephone                 8 kHz, 300-3400 Hz, mu-law
     codec                     the named low-bitrate codec round trip (``level``: opus-8k, ...)
+    lpc                       LPC vocoding, as parametric and diphone synthesizers render speech
 
 Which babble utterances and music pieces exist is the caller's :class:`NoiseSources`: training
 builds them from training utterances and training seeds, the probe from the probed split's own
@@ -32,17 +33,22 @@ from tokenizer.distort.noise import (
     mix_at_snr,
 )
 from tokenizer.distort.rooms import reverberate, room_response
+from tokenizer.distort.vocoding import lpc_vocode
 from tokenizer.errors import InvalidInputError
 
 NOISES = ("white", "pink", "brown", "babble", "music", "hum")
-FAMILIES = (*NOISES, "reverb", "telephone", "codec")
+CHANNELS = (*NOISES, "reverb", "telephone", "codec")
+"""What a recording meets after the talker: R-Spin's preset trains on these, the probe's grid
+has them all."""
+FAMILIES = (*CHANNELS, "lpc")
 
 
 @dataclass(frozen=True)
 class Condition:
     family: str
     level: float | str | None = None
-    """SNR in dB (noises), RT60 in seconds (reverb), a codec name (codec), None (telephone)."""
+    """SNR in dB (noises), RT60 in seconds (reverb), a codec name (codec), None (telephone,
+    lpc)."""
 
     def __post_init__(self) -> None:
         if self.family not in FAMILIES:
@@ -68,7 +74,7 @@ class Condition:
 
     @classmethod
     def parse(cls, text: str) -> Condition:
-        """``pink:5``, ``reverb:0.6``, ``telephone``, ``codec:opus-8k``."""
+        """``pink:5``, ``reverb:0.6``, ``telephone``, ``codec:opus-8k``, ``lpc``."""
         family, _, level = text.partition(":")
         if family in NOISES or family == "reverb":
             try:
@@ -142,6 +148,8 @@ def apply(
         return y * np.float32(MAX_PEAK / top) if top > MAX_PEAK else y
     if family == "telephone":
         return telephone(audio)
+    if family == "lpc":
+        return lpc_vocode(audio, rng)
     assert isinstance(level, str)
     return codec(audio, level)
 
