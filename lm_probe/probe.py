@@ -144,6 +144,25 @@ def pnmi_of(units: dict[str, np.ndarray], utts: Sequence[Utterance], rate: float
     return scores(contingency(labels, flat)).pnmi
 
 
+def engine_scores(
+    units: dict[str, np.ndarray], utts: Sequence[Utterance], rate: float
+) -> dict[str, dict[str, float]]:
+    """PNMI and phone purity of ``units`` on each synthesis engine's utterances (the manifest's
+    ``engine``), when ``utts`` come from more than one: a split's number can hide that its
+    engines differ far more than seen and unseen voices do."""
+    groups: dict[str, list[Utterance]] = defaultdict(list)
+    for u in utts:
+        groups[u.engine or "unknown"].append(u)
+    if len(groups) < 2:
+        return {}
+    out = {}
+    for engine, us in sorted(groups.items()):
+        labels, flat = labelled_frames(units, us, rate)
+        s = scores(contingency(labels, flat))
+        out[engine] = {"pnmi": s.pnmi, "phone_purity": s.phone_purity, "frames": len(flat)}
+    return out
+
+
 def probe_source(
     source: UnitSource,
     root: Path,
@@ -182,6 +201,7 @@ def probe_source(
         "units_used": len(np.unique(flat)),
         **run_lengths(u_test, test, rate),
         "phones": phone_losses(table),
+        "by_engine": engine_scores(u_test, test, rate),
         "notes": [],
     }
     by_voice: dict[str, list[Utterance]] = defaultdict(list)

@@ -97,9 +97,15 @@ ROWS = [
 
 def table_rows(results: Sequence[ProbeResult]) -> list[tuple[str, str, str]]:
     """(label, dotted summary key, format) of every row of the side-by-side table: ``ROWS``,
-    then the acoustic-piece rows of the BPE sizes probed. A label with ↑ or ↓ says which way
+    then PNMI and purity per engine (splits of several engines), then the acoustic-piece rows
+    of the BPE sizes probed. A label with ↑ or ↓ says which way
     is better."""
     rows = list(ROWS)
+    for engine in results[0].summary.get("by_engine") or {}:
+        rows.append((f"PNMI, {engine} voices ↑", f"by_engine.{engine}.pnmi", "{:.3f}"))
+        rows.append(
+            (f"phone purity, {engine} voices ↑", f"by_engine.{engine}.phone_purity", "{:.3f}")
+        )
     for i, p in enumerate(results[0].summary.get("pieces") or []):
         rows.append(
             (f"units/piece, BPE {p['vocab_size']} ↑", f"pieces.{i}.units_per_piece", "{:.2f}")

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from lm_probe.cache import OFF, ArrayCache, audio_sha256
-from lm_probe.probe import run_lengths
+from lm_probe.probe import engine_scores, run_lengths
 from lm_probe.rates import bitrates
 from lm_probe.speaker import edit_distance, phone_units
 from tokenizer.audio import decode_audio
@@ -152,6 +152,19 @@ def test_run_lengths_count_runs_within_utterances() -> None:
     )
     out = run_lengths({"u": np.array([0, 0, 1, 1, 1, 2])}, [utt], 50.0)
     assert out == {"run_length": 2.0, "phone_run_length": 3.0}
+
+
+def test_engine_scores_split_the_frames_by_engine() -> None:
+    """Units that read one engine's phones perfectly and the other's not at all: PNMI 1 and 0
+    apart, and nothing when every utterance comes from one engine."""
+    segs = [Segment("AA", 0, 0.06), Segment("SIL", 0.06, 0.12)]
+    a = Utterance(id="a", audio="a.flac", alignment=segs, engine="espeak")
+    b = Utterance(id="b", audio="b.flac", alignment=segs, engine="flite")
+    units = {"a": np.array([0, 0, 0, 1, 1, 1]), "b": np.array([2, 2, 2, 2, 2, 2])}
+    out = engine_scores(units, [a, b], 50.0)
+    assert out["espeak"]["pnmi"] == pytest.approx(1.0) and out["espeak"]["frames"] == 6
+    assert out["flite"]["pnmi"] == pytest.approx(0.0) and out["flite"]["phone_purity"] == 0.5
+    assert engine_scores(units, [a], 50.0) == {}
 
 
 def test_probe_cache_reuses_work(tiny_model: Path, tiny_corpus: Path, tmp_path: Path) -> None:
