@@ -41,10 +41,11 @@
 #   teacher-full (not in the default list) SUPERVISED: the subset teacher's recipe on the
 #              whole training split (13,600 utterances) for 3200 steps (the default's teacher
 #              until teacher-full-s6400), written to $M/units-w10-full
-#   phones-channel, phones-frontend, phones-speaker (not in the default list) SUPERVISED:
-#              phones with half the training crops distorted (phone line, codecs, noise), with
-#              the base's conv front-end frozen, or with half the crops given another speaker
-#              (Spin's perturbation); each model and its k-means probed beside phones' own
+#   phones-channel, phones-frontend, phones-speaker, phones-lpc (not in the default list)
+#              SUPERVISED: phones with half the training crops distorted (phone line, codecs,
+#              noise), with the base's conv front-end frozen, with half the crops given another
+#              speaker (Spin's perturbation), or with half of them LPC-vocoded; each model and
+#              its k-means probed beside phones' own
 #   teacher-full-s6400 (not in the default list) SUPERVISED: teacher-full's recipe for 6400
 #              steps, not 3200 (TEACHER_ARGS="--max-minutes N" runs it in pieces; each piece
 #              writes the model so far; the default's teacher until teacher-full-s9600), written
@@ -176,6 +177,9 @@ open(sys.argv[1] + '/train-1k.jsonl', 'w').writelines(sorted(lines[:1000]))" $C 
     phones-speaker)  # (not in the default list) SUPERVISED: phones with half the training
       # crops given another speaker (Spin's perturbation: formants, pitch, +-12 dB equalizer)
       phones_variant speaker --set perturb_probability=0.5 ;;
+    phones-lpc)  # (not in the default list) SUPERVISED: phones with half the training crops
+      # LPC-vocoded (pulse or noise excitation, as festival's HTS and diphone voices render)
+      phones_variant lpc --set "distortions=[lpc]" --set distort_probability=0.5 ;;
     it2)  # stop and rerun at will: it resumes from data/runs/hubert-it2/checkpoint.pt
       # HuBERT iteration 2 on the whole training split: targets are k-means of the shipped
       # base's best layer (2 of 4), the encoder starts from the shipped base
