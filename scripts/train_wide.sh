@@ -28,6 +28,9 @@
 #              exported as the shipped ones, probed on test and unseen beside the default
 #   teacher    (not in the default list) SUPERVISED, the subset's teacher alone (the default's
 #              until teacher-full): units-w10 for 1600 steps on the 1000-utterance subset
+#   units-balanced (not in the default list) SUPERVISED, the subset's teacher's recipe on 1000
+#              training utterances half flite, half espeak-ng (train-1k: 23 % flite), probed
+#              on test and unseen beside the subset's teacher and k-means on the base
 #   units-long (not in the default list) SUPERVISED, the subset's teacher (units-w10 for 1600
 #              steps), its student distilled with its tokens predicting the phones too
 #              (distill --phone-labels, 1200 steps), both exported as the shipped ones, probed
@@ -252,6 +255,18 @@ open(sys.argv[1] + '/train-1k.jsonl', 'w').writelines(sorted(lines[:1000]))" $C 
         $M/units-w10-s800 $M/units-w10-s800-stream ;;
     teacher)  # (not in the default list) the subset's teacher alone
       units_teacher ;;
+    units-balanced)  # resumable: data/runs/units-w10-s1600-balanced, data/runs/units-w10-s1600
+      [ -f $C/train-1k-balanced.jsonl ] || python3 -c "
+import json, random, sys
+lines = [l for l in open(sys.argv[1] + '/manifest.jsonl') if json.loads(l)['split'] == 'train']
+random.Random(0).shuffle(lines)
+pick = [[l for l in lines if json.loads(l)['engine'] == e][:500] for e in ('espeak', 'flite')]
+open(sys.argv[1] + '/train-1k-balanced.jsonl', 'w').writelines(sorted(pick[0] + pick[1]))" $C
+      units_dcspin units-w10-s1600-balanced $M/units-w10-s1600-balanced \
+        --manifest $C/train-1k-balanced.jsonl --set steps=1600
+      units_teacher
+      probe data/probe-units-balanced $M/hubert-tiny-phones-km100 $teacher \
+        $M/units-w10-s1600-balanced ;;
     units-long)  # resumable: data/runs/units-w10-s1600, data/runs/distill-units-w10-s1600
       units_teacher
       units_student units-w10-s1600 --manifest $C/train-1k.jsonl --phone-labels \
