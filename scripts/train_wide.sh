@@ -31,6 +31,9 @@
 #   units-balanced (not in the default list) SUPERVISED, the subset's teacher's recipe on 1000
 #              training utterances half flite, half espeak-ng (train-1k: 23 % flite), probed
 #              on test and unseen beside the subset's teacher and k-means on the base
+#   units-weighted (not in the default list) SUPERVISED, the subset's teacher's recipe on
+#              train-1k with balance_engines (crops drawn half flite, half espeak-ng), probed
+#              beside the subset's teacher, units-balanced's and k-means on the base
 #   units-long (not in the default list) SUPERVISED, the subset's teacher (units-w10 for 1600
 #              steps), its student distilled with its tokens predicting the phones too
 #              (distill --phone-labels, 1200 steps), both exported as the shipped ones, probed
@@ -57,6 +60,10 @@
 #              recipe for 9600 steps (TEACHER_ARGS for pieces), written to $TEACHER_OUT
 #              (train_default.sh supervised: the shipped model) or to $M/units-w10-full-s9600
 #              and then probed beside k-means on the base
+#   teacher-balanced (not in the default list) SUPERVISED: teacher-full-s9600's recipe with
+#              balance_engines (as many flite as espeak-ng crops), written to
+#              $M/units-w10-full-balanced, probed beside k-means on the base and the shipped
+#              teacher (TEACHER_ARGS for pieces)
 #   teacher-full-s6400-stream, teacher-full-s9600-stream (not in the default list) their
 #              students by the default's student recipe (6000 steps; DISTILL_ARGS="--max-minutes
 #              N" runs them in pieces; the 9600-step teacher's is the default's student:
@@ -267,6 +274,15 @@ open(sys.argv[1] + '/train-1k-balanced.jsonl', 'w').writelines(sorted(pick[0] + 
       units_teacher
       probe data/probe-units-balanced $M/hubert-tiny-phones-km100 $teacher \
         $M/units-w10-s1600-balanced ;;
+    units-weighted)  # resumable: data/runs/units-w10-s1600-weighted. The subset teacher's
+      # recipe on train-1k drawing as many flite as espeak-ng crops (balance_engines), on the
+      # subset teacher's frozen-layer cache
+      share_cache units-w10-s1600 units-w10-s1600-weighted
+      units_dcspin units-w10-s1600-weighted $M/units-w10-s1600-weighted \
+        --manifest $C/train-1k.jsonl --set steps=1600 --set balance_engines=true
+      units_teacher
+      probe data/probe-units-weighted $M/hubert-tiny-phones-km100 $teacher \
+        $M/units-w10-s1600-balanced $M/units-w10-s1600-weighted ;;
     units-long)  # resumable: data/runs/units-w10-s1600, data/runs/distill-units-w10-s1600
       units_teacher
       units_student units-w10-s1600 --manifest $C/train-1k.jsonl --phone-labels \
@@ -294,6 +310,15 @@ open(sys.argv[1] + '/train-1k-balanced.jsonl', 'w').writelines(sorted(pick[0] + 
       units_dcspin units-w10-full-s$n $out --corpus $C --set steps=$n ${TEACHER_ARGS:-}
       [ "$out" = "${TEACHER_OUT:-}" ] || probe data/probe-teacher-full-s$n \
         $M/hubert-tiny-phones-km100 $out ;;
+    teacher-balanced)  # resumable: data/runs/units-w10-full-balanced. The default teacher's
+      # recipe (9600 steps, the whole split) drawing as many flite as espeak-ng crops
+      # (balance_engines), on teacher-full's frozen-layer cache, probed beside k-means on the
+      # base and the shipped teacher
+      share_cache units-w10-full units-w10-full-balanced
+      units_dcspin units-w10-full-balanced $M/units-w10-full-balanced --corpus $C \
+        --set steps=9600 --set balance_engines=true ${TEACHER_ARGS:-}
+      probe data/probe-teacher-balanced $M/hubert-tiny-phones-km100 models/dcspin-phones-k100 \
+        $M/units-w10-full-balanced ;;
     teacher-full-s6400-stream|teacher-full-s9600-stream)  # resumable:
       # data/runs/distill-units-w10-full-sN. The N-step teacher's student by the default's
       # student recipe (6000 steps), with the 3200-step teacher's student's perturbed copies

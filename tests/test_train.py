@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from tokenizer.corpus.manifest import load_corpus
+from tokenizer.corpus.manifest import Utterance, load_corpus
 from tokenizer.corpus.phones import PHONES
 from tokenizer.errors import InvalidInputError
 from tokenizer.kinds import load_tokenizer
@@ -26,7 +26,7 @@ from tokenizer.train.checkpoint import (
     read_log,
     save_checkpoint,
 )
-from tokenizer.train.data import TrainAudio, crop_batch, n_frames
+from tokenizer.train.data import TrainAudio, crop_batch, engine_weights, n_frames
 from tokenizer.train.distill import DistillConfig
 from tokenizer.train.hubert import HubertConfig, export_hubert, span_mask, train_hubert
 from tokenizer.train.phones import PhonesConfig
@@ -221,9 +221,22 @@ def test_spin_trains_and_exports(
         log = read_log(tmp_path / "live")
         assert all(np.isfinite(r["loss"]) for r in log if "loss" in r)
         assert [r["step"] for r in log if "valid_agree" in r] == [2]
+        balanced = replace(config, balance_engines=True, steps=1)
+        assert train_spin(tmp_path / "balanced", base, utts[:8], root, balanced)[1] == 1
     tok = load_tokenizer(tmp_path / "m")
     assert (tok.kind, tok.K) == ("dcspin" if K2 else "spin", 20)
     assert getattr(tok, "K2", None) == (K2 or None)
+
+
+def test_engine_weights_give_every_engine_the_same_share() -> None:
+    utts = [Utterance(id=f"e{i}", audio="e.flac", engine="espeak") for i in range(6)]
+    utts += [Utterance(id="f", audio="f.flac", engine="flite"), Utterance(id="n", audio="n.flac")]
+    w = engine_weights(utts)
+    assert w.sum() == pytest.approx(1.0) and w[:6].sum() == pytest.approx(1 / 3)
+    assert w[6] == pytest.approx(1 / 3) and w[7] == pytest.approx(1 / 3)
+    assert np.allclose(w[:6], w[0])  # one engine's utterances alike
+    draws = np.random.default_rng(0).choice(len(utts), 30000, p=w)
+    assert abs(np.mean(draws < 6) - 1 / 3) < 0.02
 
 
 def test_spin_pseudo_labels_are_learnt(

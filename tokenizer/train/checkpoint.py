@@ -29,6 +29,7 @@ ADDED: dict[str, Any] = {
     "music_pieces": 16,
     "freeze_frontend": False,
     "perturb_probability": 0.0,  # the phone fine-tuning's speaker-perturbed crops
+    "balance_engines": False,
 }
 """Run-config fields added after runs were saved, with the value those runs had: a checkpoint
 without the field resumes when the run asks for that value."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import sys
+from collections import Counter
 from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -126,6 +127,16 @@ def crop(audio: Sequence[np.ndarray], i: int, start: int, n: int) -> np.ndarray:
     if isinstance(audio, TrainAudio):
         return audio.crop(i, start, n)
     return audio[i][start : start + n]
+
+
+def engine_weights(utts: Sequence[Utterance]) -> np.ndarray:
+    """Drawing probabilities that give every synthesis engine of ``utts`` (the manifest's
+    ``engine``; utterances without one are a group of their own) the same share, each
+    engine's utterances alike."""
+    engines = [u.engine or "" for u in utts]
+    counts = Counter(engines)
+    weights = np.array([1.0 / (len(counts) * counts[e]) for e in engines])
+    return weights / weights.sum()
 
 
 def crop_batch(

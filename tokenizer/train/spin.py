@@ -55,6 +55,7 @@ from tokenizer.train.data import (
     Prefetched,
     TrainAudio,
     compute_targets,
+    engine_weights,
     n_frames,
     utterance_digest,
 )
@@ -327,8 +328,11 @@ def train_spin(
         cache = FrozenCache(run / "cache", config.views)
     ids = [u.id for u in utts]
     micro = devices.rows(config.batch_size, config.accum)
+    weights = engine_weights(utts) if config.balance_engines else None
     batches = Prefetched(
-        lambda step: views_batch(cache, audio, ids, frames, micro, config, step, labels, noisy),
+        lambda step: views_batch(
+            cache, audio, ids, frames, micro, config, step, labels, noisy, weights
+        ),
         start,
         config.steps,
         config.workers,

@@ -78,6 +78,10 @@ class ViewsConfig(DistortConfig):
     model); off for corpora too
     large for that disk or on GPUs, where running the frozen layers each step is cheap."""
     perturb_jobs: int = 2
+    balance_engines: bool = False
+    """Draw each step's utterances so that every synthesis engine (the manifest's ``engine``)
+    gives the same share of the crops however many utterances it has (``engine_weights``);
+    off: uniform over utterances. Validation crops stay uniform."""
     perturb_strength: float = 1.0
     """Scale of the speaker perturbation (``PerturbConfig.scaled``): 1 is Spin's ranges
     (formants x 1.4, F0 x 2, pitch range x 1.5, up or down) and a +-12 dB equalizer; 0.5 gives
@@ -258,14 +262,20 @@ def views_batch(
     step: int,
     labels: Sequence[np.ndarray] | None = None,
     noisy: NoisyViews | None = None,
+    weights: np.ndarray | None = None,
 ) -> ViewsBatch:
     """Step ``step``'s crops (from ``(seed, step)`` alone) of the original and a perturbed view:
     read from the frozen-layer cache, or (no cache) cut from the audio and perturbed here by
     Praat (a fresh speaker per step; in the batch workers when there are some; distorted too
     with ``noisy``). ``labels``: per-frame labels ``[F]`` or ``[F, C]`` of every utterance, cut
-    to the same crops."""
+    to the same crops. ``weights``: each utterance's probability of being drawn (uniform
+    without)."""
     rng = np.random.default_rng([config.seed, step])
-    items = rng.integers(0, len(frames), config.batch_size)
+    items = (
+        rng.integers(0, len(frames), config.batch_size)
+        if weights is None
+        else rng.choice(len(frames), config.batch_size, p=weights)
+    )
     views = rng.integers(1, config.views + 1, config.batch_size)
     max_frames = n_frames(int(config.max_seconds * SAMPLE_RATE))
     lens, starts = [], []
