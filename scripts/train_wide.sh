@@ -29,7 +29,7 @@
 #   teacher    (not in the default list) SUPERVISED, the subset's teacher alone (the default's
 #              until teacher-full): units-w10 for 1600 steps on the 1000-utterance subset
 #   units-balanced (not in the default list) SUPERVISED, the subset's teacher's recipe on 1000
-#              training utterances half flite, half espeak-ng (train-1k: 23 % flite), probed
+#              training utterances half flite, half espeak-ng (train-1k: 21 % flite), probed
 #              on test and unseen beside the subset's teacher and k-means on the base
 #   units-weighted (not in the default list) SUPERVISED, the subset's teacher's recipe on
 #              train-1k with balance_engines (crops drawn half flite, half espeak-ng), probed
