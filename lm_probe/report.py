@@ -98,8 +98,7 @@ ROWS = [
 def table_rows(results: Sequence[ProbeResult]) -> list[tuple[str, str, str]]:
     """(label, dotted summary key, format) of every row of the side-by-side table: ``ROWS``,
     then PNMI and purity per engine (splits of several engines), then the acoustic-piece rows
-    of the BPE sizes probed. A label with ↑ or ↓ says which way
-    is better."""
+    of the BPE sizes probed. A label with ↑ or ↓ says which way is better."""
     rows = list(ROWS)
     for engine in results[0].summary.get("by_engine") or {}:
         rows.append((f"PNMI, {engine} voices ↑", f"by_engine.{engine}.pnmi", "{:.3f}"))

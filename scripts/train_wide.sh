@@ -112,6 +112,17 @@ probe() {  # probe OUT MODEL...: full-utterance probe on test and on unseen
   done
 }
 
+train_subset() {  # train_subset FILE N [ENGINE...]: $C/FILE, a seeded manifest of N training
+  # utterances (N of each ENGINE when given); kept when it exists
+  [ -f $C/$1 ] || python3 -c "
+import json, random, sys
+root, out, n, engines = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4:]
+lines = [l for l in open(root + '/manifest.jsonl') if json.loads(l)['split'] == 'train']
+random.Random(0).shuffle(lines)
+groups = [[l for l in lines if json.loads(l)['engine'] == e] for e in engines] or [lines]
+open(root + '/' + out, 'w').writelines(sorted(l for g in groups for l in g[:n]))" $C "$@"
+}
+
 share_cache() {  # share_cache FROM TO: a run with FROM's base, utterances, views and seed has
   # the same frozen-layer cache; copied once, if FROM has one (else TO builds its own)
   [ -d data/runs/$2/cache ] || [ ! -d data/runs/$1/cache ] || {
@@ -166,12 +177,7 @@ for step in $steps; do
     corpus)
       [ -f $C/corpus.json ] || $st corpus synth --out $C --sentences 8000 \
         --parallel-sentences 100 --augment 1 --seed 0 ;;
-    subset)
-      [ -f $C/train-1k.jsonl ] || python3 -c "
-import json, random, sys
-lines = [l for l in open(sys.argv[1] + '/manifest.jsonl') if json.loads(l)['split'] == 'train']
-random.Random(0).shuffle(lines)
-open(sys.argv[1] + '/train-1k.jsonl', 'w').writelines(sorted(lines[:1000]))" $C ;;
+    subset) train_subset train-1k.jsonl 1000 ;;
     baselines)
       $st train kmeans --corpus $C --K 100 --out $M/mfcc-km100-wide --max-utterances 1500
       $st train kmeans --corpus $C --encoder models/hubert-tiny --K 100 \
@@ -263,12 +269,7 @@ open(sys.argv[1] + '/train-1k.jsonl', 'w').writelines(sorted(lines[:1000]))" $C 
     teacher)  # (not in the default list) the subset's teacher alone
       units_teacher ;;
     units-balanced)  # resumable: data/runs/units-w10-s1600-balanced, data/runs/units-w10-s1600
-      [ -f $C/train-1k-balanced.jsonl ] || python3 -c "
-import json, random, sys
-lines = [l for l in open(sys.argv[1] + '/manifest.jsonl') if json.loads(l)['split'] == 'train']
-random.Random(0).shuffle(lines)
-pick = [[l for l in lines if json.loads(l)['engine'] == e][:500] for e in ('espeak', 'flite')]
-open(sys.argv[1] + '/train-1k-balanced.jsonl', 'w').writelines(sorted(pick[0] + pick[1]))" $C
+      train_subset train-1k-balanced.jsonl 500 espeak flite
       units_dcspin units-w10-s1600-balanced $M/units-w10-s1600-balanced \
         --manifest $C/train-1k-balanced.jsonl --set steps=1600
       units_teacher

@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from tokenizer.audio import SAMPLE_RATE
+from tokenizer.distort.noise import MAX_PEAK
 
 HOP = 80
 """Block length (samples): 5 ms."""
@@ -22,7 +23,6 @@ WINDOW = 400
 ORDER = 18
 """LPC order: two poles per kHz of the 8 kHz band, and two for the glottis and the lips."""
 PITCH_FLOOR_HZ, PITCH_CEILING_HZ = 60.0, 500.0
-MAX_PEAK = 0.99
 
 
 def lpc_vocode(audio: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -39,20 +39,21 @@ def lpc_vocode(audio: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     blocks = -(-n // HOP)
     padded = np.pad(x, (WINDOW // 2, blocks * HOP + WINDOW))
     starts = np.arange(blocks) * HOP + HOP // 2  # each window centred on its block's middle
-    frames = padded[starts[:, None] + np.arange(WINDOW)] * np.hanning(WINDOW)
+    window = np.hanning(WINDOW)
+    frames = padded[starts[:, None] + np.arange(WINDOW)] * window
     spectrum = np.abs(np.fft.rfft(frames, 2 * WINDOW)) ** 2
     r = np.fft.irfft(spectrum)[:, : ORDER + 1]
-    window_power = float(np.sum(np.hanning(WINDOW) ** 2))
+    window_power = float(np.sum(window**2))
+    silent = r[:, 0] <= 1e-10 * window_power
+    r[:, 0] *= 1.0 + 1e-9  # white-noise correction: keeps the solves well conditioned
     y, state = np.zeros(blocks * HOP), np.zeros(ORDER)
     e = np.pad(excitation, (0, blocks * HOP - n))
     for b in range(blocks):
-        if r[b, 0] <= 1e-10 * window_power:  # a silent window: no sound, the filter rests
+        if silent[b]:  # no sound, the filter rests
             state[:] = 0.0
             continue
-        rb = r[b].copy()
-        rb[0] *= 1.0 + 1e-9  # white-noise correction: keeps the solve well conditioned
-        a = solve_toeplitz(rb[:ORDER], -rb[1:])
-        error = max(float(rb[0] + a @ rb[1:]), 0.0)  # the residual's power x window power
+        a = solve_toeplitz(r[b, :ORDER], -r[b, 1:])
+        error = max(float(r[b, 0] + a @ r[b, 1:]), 0.0)  # the residual's power x window power
         gain = np.sqrt(error / window_power)
         block = slice(b * HOP, (b + 1) * HOP)
         y[block], state = lfilter([gain], np.concatenate([[1.0], a]), e[block], zi=state)
