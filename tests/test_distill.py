@@ -205,3 +205,7 @@ def test_distill_phone_labels_through_the_tokens(
     assert len(log) == 30 and all(0 <= r["acc_unit"] <= 1 for r in log)
     first, last = (np.mean([r["loss_unit"] for r in part]) for part in (log[:5], log[-5:]))
     assert last < first - 0.05 and last < np.log(len(PHONES)), (first, last)
+    # Engine-balanced draws (one utterance of engine "b" against seven of "a") train too.
+    two = [replace(u, engine="a" if i else "b") for i, u in enumerate(utts[:8])]
+    balanced = replace(config, steps=2, balance_engines=True)
+    assert train_distill(tmp_path / "b", teacher, two, root, balanced, phone_labels=True)[1] == 2

@@ -107,11 +107,15 @@ def test_phones_learns_and_exports(base: TorchTokenizer, tiny_corpus: Path, tmp_
     assert float(np.mean(units == np.concatenate(targets))) > 2 * majority
 
 
+@pytest.mark.parametrize("balance", [False, True])
 def test_phones_resume_equals_one_run(
-    base: TorchTokenizer, tiny_corpus: Path, tmp_path: Path
+    base: TorchTokenizer, tiny_corpus: Path, tmp_path: Path, balance: bool
 ) -> None:
+    """Also with engine-balanced draws (``balance_engines``), which the batch workers use too."""
     root, utts = load_corpus(tiny_corpus, "train")
-    short = replace(LEARN, steps=4, warmup_steps=2, log_every=1)
+    if balance:  # two engines, one of them with a single utterance
+        utts = [replace(u, engine="a" if i else "b") for i, u in enumerate(utts)]
+    short = replace(LEARN, steps=4, warmup_steps=2, log_every=1, balance_engines=balance)
     whole, _ = train_phones(tmp_path / "a", base, utts, root, short)
     _, step = train_phones(tmp_path / "b", base, utts, root, short, until_step=2)
     assert step == 2

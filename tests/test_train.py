@@ -29,6 +29,7 @@ from tokenizer.train.checkpoint import (
 from tokenizer.train.data import TrainAudio, crop_batch, engine_weights, n_frames
 from tokenizer.train.distill import DistillConfig
 from tokenizer.train.hubert import HubertConfig, export_hubert, span_mask, train_hubert
+from tokenizer.train.loop import TrainConfig
 from tokenizer.train.phones import PhonesConfig
 from tokenizer.train.runconfig import RunConfigError, load_run_config
 from tokenizer.train.spin import (
@@ -168,6 +169,9 @@ def test_audio_read_from_disk_equals_audio_in_memory(tiny_corpus: Path, tmp_path
     mine, whole = crop_batch(disk, 0, 0, 4, 16000, rows={1}), crop_batch(memory, 0, 0, 4, 16000)
     assert torch.equal(mine.waveforms[1], whole.waveforms[1]) and not mine.waveforms[0].any()
     assert torch.equal(mine.lengths, whole.lengths)
+    # Weighted draws: only utterances with a chance of being drawn come.
+    weighted = crop_batch(disk, 0, 1, 8, 16000, weights=np.array([0, 0, 0.5, 0, 0.5, 0]))
+    assert set(weighted.items) == {2, 4}
 
 
 def test_hubert_model_dir(hubert_model: Path) -> None:
@@ -237,6 +241,9 @@ def test_engine_weights_give_every_engine_the_same_share() -> None:
     assert np.allclose(w[:6], w[0])  # one engine's utterances alike
     draws = np.random.default_rng(0).choice(len(utts), 30000, p=w)
     assert abs(np.mean(draws < 6) - 1 / 3) < 0.02
+    # Every trainer draws by these with balance_engines, uniformly without.
+    assert TrainConfig().draw_weights(utts) is None
+    assert np.array_equal(TrainConfig(balance_engines=True).draw_weights(utts), w)
 
 
 def test_spin_pseudo_labels_are_learnt(

@@ -146,13 +146,20 @@ def crop_batch(
     batch_size: int,
     max_samples: int,
     rows: Container[int] | None = None,
+    weights: np.ndarray | None = None,
 ) -> Batch:
-    """``batch_size`` utterances drawn with replacement, each cropped to at most
-    ``max_samples`` at a random frame-aligned offset (``TrainAudio`` reads only the crops).
-    With ``rows``, only those rows' audio is read (the others are silence of the right length:
-    a data-parallel process needs the whole batch's shape but only its own rows)."""
+    """``batch_size`` utterances drawn with replacement (each with its probability in
+    ``weights``; uniform without), each cropped to at most ``max_samples`` at a random
+    frame-aligned offset (``TrainAudio`` reads only the crops). With ``rows``, only those rows'
+    audio is read (the others are silence of the right length: a data-parallel process needs
+    the whole batch's shape but only its own rows)."""
     rng = np.random.default_rng([seed, step])
-    items = [int(i) for i in rng.integers(0, len(audio), batch_size)]
+    drawn = (
+        rng.integers(0, len(audio), batch_size)
+        if weights is None
+        else rng.choice(len(audio), batch_size, p=weights)
+    )
+    items = [int(i) for i in drawn]
     max_frames = n_frames(max_samples)
     lengths = audio.lengths if isinstance(audio, TrainAudio) else [len(a) for a in audio]
     crops, offsets = [], []

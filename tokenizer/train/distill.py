@@ -376,6 +376,7 @@ def train_distill(
         table = codeword_labels(targets, labels, len(PHONES), config.temperature).to(devices.device)
         phones = (labels, table)
     max_samples = int(config.max_seconds * SAMPLE_RATE)
+    weights = config.draw_weights(utts)
     wrapped = devices.wrap(model, opt)
     validate = None
     if valid is not None:  # the original audio of the validation set, with its teacher scores
@@ -423,6 +424,7 @@ def train_distill(
             devices,
             teacher.encoder,
             phones,
+            weights,
         ),
         start,
         "distill",
@@ -446,15 +448,17 @@ def _step(
     devices: Devices,
     teacher_encoder: Encoder | None = None,
     phones: tuple[list[np.ndarray], Tensor] | None = None,
+    weights: np.ndarray | None = None,
 ) -> dict[str, float]:
     """One step on the global batch of ``step`` (this process's rows, in ``accum``
     micro-batches); ``views[0]`` is the original audio, ``views[1:]`` perturbed copies (the same
     lengths, so every view gives the same crops for a step). Without an optimizer: the same
     loss in eval mode (validation), unmasked. CoLLD's layer loss needs ``teacher_encoder``,
     run on the original audio. ``phones``: every utterance's frame phones and the codewords'
-    phone counts, for the phone loss through the tokens."""
+    phone counts, for the phone loss through the tokens. ``weights``: each utterance's chance
+    of being drawn (uniform without)."""
     model.train(opt is not None)
-    batch = crop_batch(views[0], config.seed, step, config.batch_size, max_samples)
+    batch = crop_batch(views[0], config.seed, step, config.batch_size, max_samples, None, weights)
     rng = np.random.default_rng([config.seed, step, 2])
     pick = np.where(
         rng.random(config.batch_size) < config.perturbed_prob,
@@ -464,7 +468,9 @@ def _step(
     waves = batch.waveforms.clone()
     for v in set(pick.tolist()) - {0}:
         chosen = torch.from_numpy(pick == v)
-        other = crop_batch(views[v], config.seed, step, config.batch_size, max_samples)
+        other = crop_batch(
+            views[v], config.seed, step, config.batch_size, max_samples, None, weights
+        )
         waves[chosen] = other.waveforms[chosen]
     frames = [n_frames(int(n)) for n in batch.lengths]
     total = float(sum(frames))

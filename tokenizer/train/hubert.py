@@ -143,6 +143,7 @@ def train_hubert(
     step = train_on_crops(
         run, run_config, model, opt, config, start, (audio, labels), train_step,
         ("hubert", ("acc", "acc_masked")), max_minutes, until_step, devices, checked,
+        weights=config.draw_weights(utts),
     )  # fmt: skip
     return model.cpu(), step
 

@@ -9,7 +9,7 @@ import dataclasses
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -24,7 +24,7 @@ from tokenizer.audio import SAMPLE_RATE
 from tokenizer.corpus.manifest import Utterance
 from tokenizer.errors import InvalidInputError
 from tokenizer.train.checkpoint import load_checkpoint, log_line, save_checkpoint
-from tokenizer.train.data import Batch, Prefetched, TrainAudio, crop_batch
+from tokenizer.train.data import Batch, Prefetched, TrainAudio, crop_batch, engine_weights
 from tokenizer.train.devices import CPU, Devices
 
 
@@ -78,6 +78,10 @@ class TrainConfig:
     """Steps between validations (with a validation set; also after the last step)."""
     valid_batches: int = 4
     """Batches of the validation set (fixed crops, the same every time) per validation."""
+    balance_engines: bool = False
+    """Draw each step's utterances so that every synthesis engine (the manifest's ``engine``)
+    gives the same share of the crops however many utterances it has (``engine_weights``);
+    off: uniform over utterances. Validation crops stay uniform."""
 
     def __post_init__(self) -> None:
         low = {"steps": 1, "batch_size": 1, "accum": 1, "workers": 0, "checkpoint_every": 1}
@@ -87,6 +91,11 @@ class TrainConfig:
         ]
         if bad:
             raise InvalidInputError(f"expected run-config values in range, found {', '.join(bad)}")
+
+    def draw_weights(self, utts: Sequence[Utterance]) -> np.ndarray | None:
+        """Each training utterance's chance of being drawn into a step's crops: the same share
+        for every engine with ``balance_engines``, else None (uniform over utterances)."""
+        return engine_weights(utts) if self.balance_engines else None
 
 
 EXECUTION = ("accum", "stream_audio", "workers", "valid_every", "valid_batches")
@@ -230,8 +239,10 @@ def train_on_crops(
     devices: Devices = CPU,
     valid: tuple[TrainAudio, list[np.ndarray]] | None = None,
     augment: Callable[[Batch, int], Batch] | None = None,
+    weights: np.ndarray | None = None,
 ) -> int:
-    """``train_loop`` over seeded random crops of ``data`` (audio, frame labels): this process's
+    """``train_loop`` over seeded random crops of ``data`` (audio, frame labels; utterances
+    drawn by ``weights``, ``TrainConfig.draw_weights``): this process's
     rows of every global batch, prepared by ``config.workers`` and, with ``augment``, changed by
     ``augment(batch, step)`` (same lengths; validation crops stay clean); validation on
     ``config.valid_batches`` fixed crops of ``valid`` (seeded apart from training's). The
@@ -241,7 +252,7 @@ def train_on_crops(
     mine = {r for rows in devices.rows(config.batch_size) for r in rows}
 
     def make(k: int) -> Batch:
-        batch = crop_batch(audio, config.seed, k, config.batch_size, max_samples, mine)
+        batch = crop_batch(audio, config.seed, k, config.batch_size, max_samples, mine, weights)
         return batch if augment is None else augment(batch, k)
 
     batches = Prefetched(

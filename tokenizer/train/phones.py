@@ -172,6 +172,7 @@ def train_phones(
         (audio, phone_frame_targets(utts, audio.lengths)), phones_step,
         ("phones", ("acc", "acc")), max_minutes, until_step, devices, checked,
         (lambda batch, k: augment_crops(batch, k, noisy, utts, config)) if augmenting else None,
+        weights=config.draw_weights(utts),
     )  # fmt: skip
     return model.cpu(), step
 

@@ -55,7 +55,6 @@ from tokenizer.train.data import (
     Prefetched,
     TrainAudio,
     compute_targets,
-    engine_weights,
     n_frames,
     utterance_digest,
 )
@@ -328,7 +327,7 @@ def train_spin(
         cache = FrozenCache(run / "cache", config.views)
     ids = [u.id for u in utts]
     micro = devices.rows(config.batch_size, config.accum)
-    weights = engine_weights(utts) if config.balance_engines else None
+    weights = config.draw_weights(utts)
     batches = Prefetched(
         lambda step: views_batch(
             cache, audio, ids, frames, micro, config, step, labels, noisy, weights

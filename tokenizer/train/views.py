@@ -78,10 +78,6 @@ class ViewsConfig(DistortConfig):
     model); off for corpora too
     large for that disk or on GPUs, where running the frozen layers each step is cheap."""
     perturb_jobs: int = 2
-    balance_engines: bool = False
-    """Draw each step's utterances so that every synthesis engine (the manifest's ``engine``)
-    gives the same share of the crops however many utterances it has (``engine_weights``);
-    off: uniform over utterances. Validation crops stay uniform."""
     perturb_strength: float = 1.0
     """Scale of the speaker perturbation (``PerturbConfig.scaled``): 1 is Spin's ranges
     (formants x 1.4, F0 x 2, pitch range x 1.5, up or down) and a +-12 dB equalizer; 0.5 gives
