@@ -47,11 +47,12 @@
 #   teacher-full (not in the default list) SUPERVISED: the subset teacher's recipe on the
 #              whole training split (13,600 utterances) for 3200 steps (the default's teacher
 #              until teacher-full-s6400), written to $M/units-w10-full
-#   phones-channel, phones-frontend, phones-speaker, phones-lpc (not in the default list)
-#              SUPERVISED: phones with half the training crops distorted (phone line, codecs,
-#              noise), with the base's conv front-end frozen, with half the crops given another
-#              speaker (Spin's perturbation), or with half of them LPC-vocoded; each model and
-#              its k-means probed beside phones' own
+#   phones-channel, phones-frontend, phones-speaker, phones-lpc, phones-balanced (not in the
+#              default list) SUPERVISED: phones with half the training crops distorted (phone
+#              line, codecs, noise), with the base's conv front-end frozen, with half the crops
+#              given another speaker (Spin's perturbation), with half of them LPC-vocoded, or
+#              with every engine's crops drawn alike (balance_engines); each model and its
+#              k-means probed beside phones' own
 #   teacher-full-s6400 (not in the default list) SUPERVISED: teacher-full's recipe for 6400
 #              steps, not 3200 (TEACHER_ARGS="--max-minutes N" runs it in pieces; each piece
 #              writes the model so far; the default's teacher until teacher-full-s9600), written
@@ -64,6 +65,9 @@
 #              balance_engines (as many flite as espeak-ng crops), written to
 #              $M/units-w10-full-balanced, probed beside k-means on the base and the shipped
 #              teacher (TEACHER_ARGS for pieces)
+#   teacher-balanced-stream (not in the default list) its student by the default's student
+#              recipe (6000 steps) with balance_engines too (DISTILL_ARGS for pieces), probed
+#              beside k-means on the base, its teacher and the served default
 #   teacher-full-s6400-stream, teacher-full-s9600-stream (not in the default list) their
 #              students by the default's student recipe (6000 steps; DISTILL_ARGS="--max-minutes
 #              N" runs them in pieces; the 9600-step teacher's is the default's student:
@@ -196,6 +200,9 @@ for step in $steps; do
     phones-lpc)  # (not in the default list) SUPERVISED: phones with half the training crops
       # LPC-vocoded (pulse or noise excitation, as festival's HTS and diphone voices render)
       phones_variant lpc --set "distortions=[lpc]" --set distort_probability=0.5 ;;
+    phones-balanced)  # (not in the default list) SUPERVISED: phones drawing as many flite
+      # as espeak-ng crops (balance_engines)
+      phones_variant balanced --set balance_engines=true ;;
     it2)  # stop and rerun at will: it resumes from data/runs/hubert-it2/checkpoint.pt
       # HuBERT iteration 2 on the whole training split: targets are k-means of the shipped
       # base's best layer (2 of 4), the encoder starts from the shipped base
@@ -320,6 +327,16 @@ for step in $steps; do
         --set steps=9600 --set balance_engines=true ${TEACHER_ARGS:-}
       probe data/probe-teacher-balanced $M/hubert-tiny-phones-km100 models/dcspin-phones-k100 \
         $M/units-w10-full-balanced ;;
+    teacher-balanced-stream)  # resumable: data/runs/distill-units-w10-full-balanced. The
+      # balanced teacher's student by the default's student recipe, drawing as many flite as
+      # espeak-ng crops as its teacher did, with the default's student's perturbed copies when
+      # they are here (its teacher scores are keyed by teacher and rebuilt)
+      share_cache distill-units-w10-full-s9600 distill-units-w10-full-balanced
+      teacher=$M/units-w10-full-balanced units_student units-w10-full-balanced --corpus $C \
+        --set steps=6000 --set balance_engines=true ${DISTILL_ARGS:-}
+      probe data/probe-teacher-balanced-stream $M/hubert-tiny-phones-km100 \
+        $M/units-w10-full-balanced models/dcspin-phones-k100-stream \
+        $M/units-w10-full-balanced-stream ;;
     teacher-full-s6400-stream|teacher-full-s9600-stream)  # resumable:
       # data/runs/distill-units-w10-full-sN. The N-step teacher's student by the default's
       # student recipe (6000 steps), with the 3200-step teacher's student's perturbed copies
