@@ -139,6 +139,14 @@ def engine_weights(utts: Sequence[Utterance]) -> np.ndarray:
     return weights / weights.sum()
 
 
+def draw_utterances(
+    rng: np.random.Generator, n: int, size: int, weights: np.ndarray | None
+) -> np.ndarray:
+    """``size`` of ``n`` utterances drawn with replacement, each with its probability in
+    ``weights`` (``TrainConfig.draw_weights``; uniform without)."""
+    return rng.integers(0, n, size) if weights is None else rng.choice(n, size, p=weights)
+
+
 def crop_batch(
     audio: Sequence[np.ndarray],
     seed: int,
@@ -154,12 +162,7 @@ def crop_batch(
     audio is read (the others are silence of the right length: a data-parallel process needs
     the whole batch's shape but only its own rows)."""
     rng = np.random.default_rng([seed, step])
-    drawn = (
-        rng.integers(0, len(audio), batch_size)
-        if weights is None
-        else rng.choice(len(audio), batch_size, p=weights)
-    )
-    items = [int(i) for i in drawn]
+    items = [int(i) for i in draw_utterances(rng, len(audio), batch_size, weights)]
     max_frames = n_frames(max_samples)
     lengths = audio.lengths if isinstance(audio, TrainAudio) else [len(a) for a in audio]
     crops, offsets = [], []

@@ -31,7 +31,7 @@ from tokenizer.distort.conditions import FAMILIES, NoiseSources, apply, draw, rn
 from tokenizer.distort.music import music_bank
 from tokenizer.encoder.model import Encoder
 from tokenizer.errors import InvalidInputError
-from tokenizer.train.data import crop, n_frames
+from tokenizer.train.data import crop, draw_utterances, n_frames
 from tokenizer.train.loop import TrainConfig
 from tokenizer.windows import FIELD, HOP
 
@@ -267,11 +267,7 @@ def views_batch(
     to the same crops. ``weights``: each utterance's probability of being drawn (uniform
     without)."""
     rng = np.random.default_rng([config.seed, step])
-    items = (
-        rng.integers(0, len(frames), config.batch_size)
-        if weights is None
-        else rng.choice(len(frames), config.batch_size, p=weights)
-    )
+    items = draw_utterances(rng, len(frames), config.batch_size, weights)
     views = rng.integers(1, config.views + 1, config.batch_size)
     max_frames = n_frames(int(config.max_seconds * SAMPLE_RATE))
     lens, starts = [], []
