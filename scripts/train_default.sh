@@ -82,15 +82,15 @@ for step in $steps; do
     supervised)  # SUPERVISED default: scripts/train_wide.sh builds the wide corpus, its
       # 1000-utterance subset (R-Spin's manifest), the k-means baselines of the quality table,
       # the phone-fine-tuned base and the teacher (DC-Spin on that base keeping the phone loss,
-      # with the label loss through the tokens, on the whole training split for 9600 steps; the
-      # run of train_wide.sh teacher-full-s9600: an existing run folder only writes the model),
-      # exported with the first DC-Spin model's window
-      TEACHER_OUT=$sup scripts/train_wide.sh corpus subset baselines phones teacher-full-s9600 ;;
-    supervised-stream)  # resumable: data/runs/distill-units-w10-full-s9600/checkpoint.pt (the
-      # run of train_wide.sh teacher-full-s9600-stream: an existing run folder only writes the
+      # with the label loss through the tokens, on the whole training split for 9600 steps,
+      # drawing as many flite as espeak-ng crops; the run of train_wide.sh teacher-balanced: an
+      # existing run folder only writes the model), exported with the first DC-Spin model's window
+      TEACHER_OUT=$sup scripts/train_wide.sh corpus subset baselines phones teacher-balanced ;;
+    supervised-stream)  # resumable: data/runs/distill-units-w10-full-balanced/checkpoint.pt (the
+      # run of train_wide.sh teacher-balanced-stream: an existing run folder only writes the
       # model)
-      $st train distill --teacher $sup --corpus $wide --set steps=6000 \
-        --run data/runs/distill-units-w10-full-s9600 --out $stream --threads 2 ${DISTILL_ARGS:-}
+      $st train distill --teacher $sup --corpus $wide --set steps=6000 --set balance_engines=true \
+        --run data/runs/distill-units-w10-full-balanced --out $stream --threads 2 ${DISTILL_ARGS:-}
       $st export $stream --window 160,320,40 --step-ms 160 ;;  # the first student's window
     quality)  # the README's token-quality table: every kind of model, test and unseen engine
       for split in test unseen; do

@@ -57,22 +57,22 @@
 #              steps, not 3200 (TEACHER_ARGS="--max-minutes N" runs it in pieces; each piece
 #              writes the model so far; the default's teacher until teacher-full-s9600), written
 #              to $M/units-w10-full-s6400, probed beside k-means on the base
-#   teacher-full-s9600 (not in the default list) SUPERVISED, the default's teacher: the same
-#              recipe for 9600 steps (TEACHER_ARGS for pieces), written to $TEACHER_OUT
-#              (train_default.sh supervised: the shipped model) or to $M/units-w10-full-s9600
-#              and then probed beside k-means on the base
-#   teacher-balanced (not in the default list) SUPERVISED: teacher-full-s9600's recipe with
-#              balance_engines (as many flite as espeak-ng crops), written to
-#              $M/units-w10-full-balanced, probed beside k-means on the base and the shipped
-#              teacher (TEACHER_ARGS for pieces)
+#   teacher-full-s9600 (not in the default list) SUPERVISED: the same recipe for 9600 steps
+#              (TEACHER_ARGS for pieces; the default's teacher until teacher-balanced), written
+#              to $M/units-w10-full-s9600, probed beside k-means on the base
+#   teacher-balanced (not in the default list) SUPERVISED, the default's teacher:
+#              teacher-full-s9600's recipe with balance_engines (as many flite as espeak-ng
+#              crops; TEACHER_ARGS for pieces), written to $TEACHER_OUT (train_default.sh
+#              supervised: the shipped model) or to $M/units-w10-full-balanced and then probed
+#              beside k-means on the base and the shipped teacher
 #   teacher-balanced-stream (not in the default list) its student by the default's student
-#              recipe (6000 steps) with balance_engines too (DISTILL_ARGS for pieces), probed
-#              beside k-means on the base, its teacher and the served default
+#              recipe (6000 steps) with balance_engines too (DISTILL_ARGS for pieces; the
+#              default's student: train_default.sh supervised-stream writes it from the same
+#              run), probed beside k-means on the base, its teacher and the shipped student
 #   teacher-full-s6400-stream, teacher-full-s9600-stream (not in the default list) their
 #              students by the default's student recipe (6000 steps; DISTILL_ARGS="--max-minutes
-#              N" runs them in pieces; the 9600-step teacher's is the default's student:
-#              train_default.sh supervised-stream writes it from the same run; the 6400-step
-#              teacher's was, until then)
+#              N" runs them in pieces; each was the default's student, the 6400-step
+#              teacher's until the 9600-step teacher's, that until teacher-balanced-stream)
 #   teacher-full-stream (not in the default list) teacher-full's student by units-full's recipe
 #              (3000 steps), probed beside the served default and its teacher
 #   teacher-full-s6000-stream (not in the default list) that student trained for 6000 steps,
@@ -105,7 +105,7 @@ C=data/corpus-wide
 M=data/models
 teacher=${TEACHER:-$M/units-w10-s1600}  # the units-* students' teacher
 full=$M/units-w10-full  # teacher-full's model
-long=${TEACHER_OUT:-$M/units-w10-full-s9600}  # teacher-full-s9600's (train_default.sh: the shipped one)
+balanced=${TEACHER_OUT:-$M/units-w10-full-balanced}  # teacher-balanced's (train_default.sh: the shipped one)
 steps=${*:-corpus subset baselines phones probe dcspin dcspin-phones dcspin-probe}
 
 probe() {  # probe OUT MODEL...: full-utterance probe on test and on unseen
@@ -163,10 +163,6 @@ units_teacher() {  # the subset's teacher: units-w10 for 1600 steps (resumable),
   # trained here
   [ -z "${TEACHER:-}" ] || return 0
   units_dcspin units-w10-s1600 $M/units-w10-s1600 --manifest $C/train-1k.jsonl --set steps=1600
-}
-
-long_out() {  # long_out N: where teacher-full-sN writes its model ($long for the default's)
-  if [ "$1" = 9600 ]; then echo "$long"; else echo "$M/units-w10-full-s$1"; fi
 }
 
 units_student() {  # units_student NAME DISTILL_ARG...: the teacher's student $M/NAME-stream
@@ -311,28 +307,26 @@ for step in $steps; do
       units_dcspin units-w10-full $full --corpus $C --set steps=3200 ;;
     teacher-full-s6400|teacher-full-s9600)  # resumable: data/runs/units-w10-full-sN.
       # teacher-full's recipe for N steps, not 3200, on its frozen-layer cache (same base,
-      # utterances, views and seed), probed beside k-means on the base (not when written to
-      # $TEACHER_OUT)
-      n=${step#teacher-full-s}; out=$(long_out $n)
+      # utterances, views and seed), probed beside k-means on the base
+      n=${step#teacher-full-s}; out=$M/units-w10-full-s$n
       share_cache units-w10-full units-w10-full-s$n
       units_dcspin units-w10-full-s$n $out --corpus $C --set steps=$n ${TEACHER_ARGS:-}
-      [ "$out" = "${TEACHER_OUT:-}" ] || probe data/probe-teacher-full-s$n \
-        $M/hubert-tiny-phones-km100 $out ;;
+      probe data/probe-teacher-full-s$n $M/hubert-tiny-phones-km100 $out ;;
     teacher-balanced)  # resumable: data/runs/units-w10-full-balanced. The default teacher's
       # recipe (9600 steps, the whole split) drawing as many flite as espeak-ng crops
       # (balance_engines), on teacher-full's frozen-layer cache, probed beside k-means on the
-      # base and the shipped teacher
+      # base and the shipped teacher (not when written to $TEACHER_OUT)
       share_cache units-w10-full units-w10-full-balanced
-      units_dcspin units-w10-full-balanced $M/units-w10-full-balanced --corpus $C \
+      units_dcspin units-w10-full-balanced $balanced --corpus $C \
         --set steps=9600 --set balance_engines=true ${TEACHER_ARGS:-}
-      probe data/probe-teacher-balanced $M/hubert-tiny-phones-km100 models/dcspin-phones-k100 \
-        $M/units-w10-full-balanced ;;
+      [ "$balanced" = "${TEACHER_OUT:-}" ] || probe data/probe-teacher-balanced \
+        $M/hubert-tiny-phones-km100 models/dcspin-phones-k100 $balanced ;;
     teacher-balanced-stream)  # resumable: data/runs/distill-units-w10-full-balanced. The
       # balanced teacher's student by the default's student recipe, drawing as many flite as
       # espeak-ng crops as its teacher did, with the default's student's perturbed copies when
       # they are here (its teacher scores are keyed by teacher and rebuilt)
       share_cache distill-units-w10-full-s9600 distill-units-w10-full-balanced
-      teacher=$M/units-w10-full-balanced units_student units-w10-full-balanced --corpus $C \
+      teacher=$balanced units_student units-w10-full-balanced --corpus $C \
         --set steps=6000 --set balance_engines=true ${DISTILL_ARGS:-}
       probe data/probe-teacher-balanced-stream $M/hubert-tiny-phones-km100 \
         $M/units-w10-full-balanced models/dcspin-phones-k100-stream \
@@ -342,7 +336,7 @@ for step in $steps; do
       # student recipe (6000 steps), with the 3200-step teacher's student's perturbed copies
       # (its teacher scores are rebuilt: keyed by teacher), probed beside k-means on the base
       # and its teacher
-      n=${step#teacher-full-s}; n=${n%-stream}; out=$(long_out $n)
+      n=${step#teacher-full-s}; n=${n%-stream}; out=$M/units-w10-full-s$n
       share_cache distill-units-w10-full-s6000 distill-units-w10-full-s$n
       teacher=$out units_student units-w10-full-s$n --corpus $C --set steps=6000 ${DISTILL_ARGS:-}
       probe data/probe-teacher-full-s$n-stream $M/hubert-tiny-phones-km100 $out \
