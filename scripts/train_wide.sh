@@ -44,6 +44,9 @@
 #   units-full (not in the default list) the default's student recipe (3000 steps) distilled
 #              on the whole training split (13,600 utterances, augmented copies included)
 #              instead of the 1000-utterance subset, probed beside the served default
+#   units-balanced-base, units-balanced-strong (not in the default list) SUPERVISED:
+#              units-balanced's teacher on the engine-balanced phone base (phones-balanced), or
+#              with a speaker perturbation 1.5x as strong in its views; each probed beside it
 #   teacher-full (not in the default list) SUPERVISED: the subset teacher's recipe on the
 #              whole training split (13,600 utterances) for 3200 steps (the default's teacher
 #              until teacher-full-s6400), written to $M/units-w10-full
@@ -151,9 +154,9 @@ phones_variant() {  # phones_variant NAME SET...: phones_fine_tune -NAME SET...,
 }
 
 units_dcspin() {  # units_dcspin RUN OUT DATA_ARG...: the default teacher's recipe (units-w10:
-  # DC-Spin on the phone base, label loss through the tokens at weight 10), run data/runs/RUN,
-  # exported as the shipped teacher
-  $st train dcspin --base $M/hubert-tiny-phones --phone-labels --run data/runs/$1 --out $2 \
+  # DC-Spin on the phone base, or on $base when set, label loss through the tokens at weight
+  # 10), run data/runs/RUN, exported as the shipped teacher
+  $st train dcspin --base ${base:-$M/hubert-tiny-phones} --phone-labels --run data/runs/$1 --out $2 \
     --config scripts/dcspin-phones.yaml --set unit_label_weight=10 --threads 2 "${@:3}"
   $st export $2 --window 960,160,240
 }
@@ -278,6 +281,23 @@ for step in $steps; do
       units_teacher
       probe data/probe-units-balanced $M/hubert-tiny-phones-km100 $teacher \
         $M/units-w10-s1600-balanced ;;
+    units-balanced-base)  # resumable: data/runs/units-w10-s1600-balanced-base. units-balanced's
+      # teacher (500 espeak-ng + 500 flite utterances, 1600 steps) on the engine-balanced phone
+      # base (phones-balanced), probed beside it and k-means on both bases
+      train_subset train-1k-balanced.jsonl 500 espeak flite
+      base=$M/hubert-tiny-phones-balanced units_dcspin units-w10-s1600-balanced-base \
+        $M/units-w10-s1600-balanced-base --manifest $C/train-1k-balanced.jsonl --set steps=1600
+      probe data/probe-units-balanced-base $M/hubert-tiny-phones-km100 \
+        $M/hubert-tiny-phones-balanced-km100 $M/units-w10-s1600-balanced \
+        $M/units-w10-s1600-balanced-base ;;
+    units-balanced-strong)  # resumable: data/runs/units-w10-s1600-balanced-strong.
+      # units-balanced's teacher with its views' speaker perturbation 1.5x as strong
+      # (perturb_strength: ratio ranges to the power 1.5), probed beside it and k-means on the base
+      train_subset train-1k-balanced.jsonl 500 espeak flite
+      units_dcspin units-w10-s1600-balanced-strong $M/units-w10-s1600-balanced-strong \
+        --manifest $C/train-1k-balanced.jsonl --set steps=1600 --set perturb_strength=1.5
+      probe data/probe-units-balanced-strong $M/hubert-tiny-phones-km100 \
+        $M/units-w10-s1600-balanced $M/units-w10-s1600-balanced-strong ;;
     units-weighted)  # resumable: data/runs/units-w10-s1600-weighted. The subset teacher's
       # recipe on train-1k drawing as many flite as espeak-ng crops (balance_engines), on the
       # subset teacher's frozen-layer cache
