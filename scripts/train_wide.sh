@@ -154,9 +154,9 @@ phones_variant() {  # phones_variant NAME SET...: phones_fine_tune -NAME SET...,
 }
 
 units_dcspin() {  # units_dcspin RUN OUT DATA_ARG...: the default teacher's recipe (units-w10:
-  # DC-Spin on the phone base, or on $base when set, label loss through the tokens at weight
+  # DC-Spin on the phone base, or on $phone_base when set, label loss through the tokens at weight
   # 10), run data/runs/RUN, exported as the shipped teacher
-  $st train dcspin --base ${base:-$M/hubert-tiny-phones} --phone-labels --run data/runs/$1 --out $2 \
+  $st train dcspin --base ${phone_base:-$M/hubert-tiny-phones} --phone-labels --run data/runs/$1 --out $2 \
     --config scripts/dcspin-phones.yaml --set unit_label_weight=10 --threads 2 "${@:3}"
   $st export $2 --window 960,160,240
 }
@@ -285,7 +285,7 @@ for step in $steps; do
       # teacher (500 espeak-ng + 500 flite utterances, 1600 steps) on the engine-balanced phone
       # base (phones-balanced), probed beside it and k-means on both bases
       train_subset train-1k-balanced.jsonl 500 espeak flite
-      base=$M/hubert-tiny-phones-balanced units_dcspin units-w10-s1600-balanced-base \
+      phone_base=$M/hubert-tiny-phones-balanced units_dcspin units-w10-s1600-balanced-base \
         $M/units-w10-s1600-balanced-base --manifest $C/train-1k-balanced.jsonl --set steps=1600
       probe data/probe-units-balanced-base $M/hubert-tiny-phones-km100 \
         $M/hubert-tiny-phones-balanced-km100 $M/units-w10-s1600-balanced \
