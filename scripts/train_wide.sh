@@ -154,10 +154,10 @@ phones_variant() {  # phones_variant NAME SET...: phones_fine_tune -NAME SET...,
 }
 
 units_dcspin() {  # units_dcspin RUN OUT DATA_ARG...: the default teacher's recipe (units-w10:
-  # DC-Spin on the phone base, or on $phone_base when set, label loss through the tokens at weight
-  # 10), run data/runs/RUN, exported as the shipped teacher
-  $st train dcspin --base ${phone_base:-$M/hubert-tiny-phones} --phone-labels --run data/runs/$1 --out $2 \
-    --config scripts/dcspin-phones.yaml --set unit_label_weight=10 --threads 2 "${@:3}"
+  # DC-Spin on the phone base, or on $phone_base when set, label loss through the tokens at
+  # weight 10), run data/runs/RUN, exported as the shipped teacher
+  $st train dcspin --base ${phone_base:-$M/hubert-tiny-phones} --phone-labels \
+    --run data/runs/$1 --out $2 --config scripts/dcspin-phones.yaml --set unit_label_weight=10 --threads 2 "${@:3}"
   $st export $2 --window 960,160,240
 }
 
