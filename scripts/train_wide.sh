@@ -108,7 +108,8 @@ C=data/corpus-wide
 M=data/models
 teacher=${TEACHER:-$M/units-w10-s1600}  # the units-* students' teacher
 full=$M/units-w10-full  # teacher-full's model
-balanced=${TEACHER_OUT:-$M/units-w10-full-balanced}  # teacher-balanced's (train_default.sh: the shipped one)
+balanced=${TEACHER_OUT:-$M/units-w10-full-balanced}  # teacher-balanced's (train_default.sh:
+# the shipped one)
 steps=${*:-corpus subset baselines phones probe dcspin dcspin-phones dcspin-probe}
 
 probe() {  # probe OUT MODEL...: full-utterance probe on test and on unseen
@@ -157,7 +158,8 @@ units_dcspin() {  # units_dcspin RUN OUT DATA_ARG...: the default teacher's reci
   # DC-Spin on the phone base, or on $phone_base when set, label loss through the tokens at
   # weight 10), run data/runs/RUN, exported as the shipped teacher
   $st train dcspin --base ${phone_base:-$M/hubert-tiny-phones} --phone-labels \
-    --run data/runs/$1 --out $2 --config scripts/dcspin-phones.yaml --set unit_label_weight=10 --threads 2 "${@:3}"
+    --run data/runs/$1 --out $2 --config scripts/dcspin-phones.yaml --set unit_label_weight=10 \
+    --threads 2 "${@:3}"
   $st export $2 --window 960,160,240
 }
 
