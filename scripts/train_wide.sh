@@ -351,7 +351,7 @@ for step in $steps; do
       teacher=$balanced units_student units-w10-full-balanced --corpus $C \
         --set steps=6000 --set balance_engines=true ${DISTILL_ARGS:-}
       probe data/probe-teacher-balanced-stream $M/hubert-tiny-phones-km100 \
-        $M/units-w10-full-balanced models/dcspin-phones-k100-stream \
+        $balanced models/dcspin-phones-k100-stream \
         $M/units-w10-full-balanced-stream ;;
     teacher-full-s6400-stream|teacher-full-s9600-stream)  # resumable:
       # data/runs/distill-units-w10-full-sN. The N-step teacher's student by the default's
