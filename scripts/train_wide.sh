@@ -72,6 +72,8 @@
 #              recipe (6000 steps) with balance_engines too (DISTILL_ARGS for pieces; the
 #              default's student: train_default.sh supervised-stream writes it from the same
 #              run), probed beside k-means on the base, its teacher and the shipped student
+#   teacher-balanced-stream-strong (not in the default list) that student with 3 in 4 rows
+#              perturbed (not half) and the perturbation 1.5x as strong, probed beside it
 #   teacher-full-s6400-stream, teacher-full-s9600-stream (not in the default list) their
 #              students by the default's student recipe (6000 steps; DISTILL_ARGS="--max-minutes
 #              N" runs them in pieces; each was the default's student, the 6400-step
@@ -353,6 +355,16 @@ for step in $steps; do
       probe data/probe-teacher-balanced-stream $M/hubert-tiny-phones-km100 \
         $balanced models/dcspin-phones-k100-stream \
         $M/units-w10-full-balanced-stream ;;
+    teacher-balanced-stream-strong)  # (not in the default list) resumable:
+      # data/runs/distill-units-w10-full-balanced-strong. teacher-balanced-stream with more
+      # and stronger perturbed rows (3 in 4, perturbation 1.5x), for the unseen engine's
+      # perturbation agreement; its teacher scores are copied from teacher-balanced-stream's
+      share_cache distill-units-w10-full-balanced distill-units-w10-full-balanced-strong
+      teacher=$balanced units_student units-w10-full-balanced-strong --corpus $C \
+        --set steps=6000 --set balance_engines=true --set perturbed_prob=0.75 \
+        --set perturb_strength=1.5 ${DISTILL_ARGS:-}
+      probe data/probe-teacher-balanced-stream-strong $M/hubert-tiny-phones-km100 \
+        $balanced $M/units-w10-full-balanced-stream $M/units-w10-full-balanced-strong-stream ;;
     teacher-full-s6400-stream|teacher-full-s9600-stream)  # resumable:
       # data/runs/distill-units-w10-full-sN. The N-step teacher's student by the default's
       # student recipe (6000 steps), with the 3200-step teacher's student's perturbed copies

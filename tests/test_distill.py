@@ -209,3 +209,23 @@ def test_distill_phone_labels_through_the_tokens(
     two = [replace(u, engine="a" if i else "b") for i, u in enumerate(utts[:8])]
     balanced = replace(config, steps=2, balance_engines=True)
     assert train_distill(tmp_path / "b", teacher, two, root, balanced, phone_labels=True)[1] == 2
+
+
+def test_distill_copies_take_the_perturbation_strength(tiny_corpus: Path, tmp_path: Path) -> None:
+    """The student's perturbed copies follow ``perturb_strength``: a stronger perturbation
+    gives other copies, cached under a key that says so (strength 1 keeps the old key, so
+    caches made before the field existed still match)."""
+    from tokenizer.corpus.manifest import load_corpus
+    from tokenizer.train.data import TrainAudio
+    from tokenizer.train.distill import DistillConfig, perturbed_views
+
+    root, utts = load_corpus(tiny_corpus, "train")
+    utts = utts[:2]
+    audio = [TrainAudio(root, utts)[i] for i in range(2)]
+    plain, strong = (DistillConfig(views=1, perturb_strength=s) for s in (1.0, 1.5))
+    one = perturbed_views(tmp_path / "one", utts, audio, plain)[0]
+    assert "perturb_strength" not in json.loads((tmp_path / "one" / "views.json").read_text())
+    more = perturbed_views(tmp_path / "more", utts, audio, strong)[0]
+    assert json.loads((tmp_path / "more" / "views.json").read_text())["perturb_strength"] == 1.5
+    assert all(len(a) == len(b) for a, b in zip(one, more, strict=True))
+    assert not np.array_equal(np.asarray(one[0]), np.asarray(more[0]))

@@ -95,6 +95,8 @@ class DistillConfig(DistortConfig):
     """Chance that a batch row is a perturbed copy (its targets stay the original's); with
     ``distortions`` (an R-Spin teacher's student) copies are also distorted as R-Spin's."""
     perturb_jobs: int = 2
+    perturb_strength: float = 1.0
+    """Scale of the copies' speaker perturbation (``ViewsConfig.perturb_strength``)."""
     student_conv: tuple[tuple[int, int, int], ...] | None = None
     """The student's conv front-end, ``(channels, kernel, stride)`` per layer (None: the
     teacher's); layers whose shapes differ from the teacher's start fresh."""
@@ -296,13 +298,17 @@ def perturbed_views(
     }
     if config.distortions:
         key["distort"] = config.distort_key()
+    if config.perturb_strength != 1:
+        key["perturb_strength"] = config.perturb_strength
     meta = folder / "views.json"
     if not (meta.is_file() and json.loads(meta.read_text()) == key):
         folder.mkdir(parents=True, exist_ok=True)
         meta.unlink(missing_ok=True)
         noisy = noisy_views(utts, audio, config)
         for v in range(1, config.views + 1):
-            copies = view_audio(utts, audio, v, config.seed, config.perturb_jobs)
+            copies = view_audio(
+                utts, audio, v, config.seed, config.perturb_jobs, config.perturb_strength
+            )
             if noisy is not None:
                 copies = [noisy.distort(c, i, f"{u.id}#view{v}", config)
                           for i, (u, c) in enumerate(zip(utts, copies, strict=True))]  # fmt: skip
