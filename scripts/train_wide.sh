@@ -47,6 +47,8 @@
 #   units-balanced-base, units-balanced-strong (not in the default list) SUPERVISED:
 #              units-balanced's teacher on the engine-balanced phone base (phones-balanced), or
 #              with a speaker perturbation 1.5x as strong in its views; each probed beside it
+#   units-balanced-w3 (not in the default list) SUPERVISED: units-balanced's teacher with the
+#              label loss through the tokens at weight 3 (not 10), probed beside it
 #   teacher-full (not in the default list) SUPERVISED: the subset teacher's recipe on the
 #              whole training split (13,600 utterances) for 3200 steps (the default's teacher
 #              until teacher-full-s6400), written to $M/units-w10-full
@@ -302,6 +304,14 @@ for step in $steps; do
         --manifest $C/train-1k-balanced.jsonl --set steps=1600 --set perturb_strength=1.5
       probe data/probe-units-balanced-strong $M/hubert-tiny-phones-km100 \
         $M/units-w10-s1600-balanced $M/units-w10-s1600-balanced-strong ;;
+    units-balanced-w3)  # resumable: data/runs/units-w3-s1600-balanced. units-balanced's
+      # teacher with the label loss through the tokens at weight 3, not 10, on its cache
+      train_subset train-1k-balanced.jsonl 500 espeak flite
+      share_cache units-w10-s1600-balanced units-w3-s1600-balanced
+      units_dcspin units-w3-s1600-balanced $M/units-w3-s1600-balanced \
+        --manifest $C/train-1k-balanced.jsonl --set steps=1600 --set unit_label_weight=3
+      probe data/probe-units-balanced-w3 $M/hubert-tiny-phones-km100 \
+        $M/units-w10-s1600-balanced $M/units-w3-s1600-balanced ;;
     units-weighted)  # resumable: data/runs/units-w10-s1600-weighted. The subset teacher's
       # recipe on train-1k drawing as many flite as espeak-ng crops (balance_engines), on the
       # subset teacher's frozen-layer cache
