@@ -49,6 +49,8 @@
 #              with a speaker perturbation 1.5x as strong in its views; each probed beside it
 #   units-balanced-w3 (not in the default list) SUPERVISED: units-balanced's teacher with the
 #              label loss through the tokens at weight 3 (not 10), probed beside it
+#   units-balanced-w3-strong (not in the default list) SUPERVISED: that teacher with the
+#              perturbation 1.5x as strong in its views, probed beside both
 #   teacher-full (not in the default list) SUPERVISED: the subset teacher's recipe on the
 #              whole training split (13,600 utterances) for 3200 steps (the default's teacher
 #              until teacher-full-s6400), written to $M/units-w10-full
@@ -312,6 +314,16 @@ for step in $steps; do
         --manifest $C/train-1k-balanced.jsonl --set steps=1600 --set unit_label_weight=3
       probe data/probe-units-balanced-w3 $M/hubert-tiny-phones-km100 \
         $M/units-w10-s1600-balanced $M/units-w3-s1600-balanced ;;
+    units-balanced-w3-strong)  # resumable: data/runs/units-w3-s1600-balanced-strong.
+      # units-balanced-w3's teacher with units-balanced-strong's views (perturbation 1.5x)
+      train_subset train-1k-balanced.jsonl 500 espeak flite
+      share_cache units-w10-s1600-balanced-strong units-w3-s1600-balanced-strong
+      units_dcspin units-w3-s1600-balanced-strong $M/units-w3-s1600-balanced-strong \
+        --manifest $C/train-1k-balanced.jsonl --set steps=1600 --set unit_label_weight=3 \
+        --set perturb_strength=1.5
+      probe data/probe-units-balanced-w3-strong $M/hubert-tiny-phones-km100 \
+        $M/units-w10-s1600-balanced $M/units-w3-s1600-balanced \
+        $M/units-w3-s1600-balanced-strong ;;
     units-weighted)  # resumable: data/runs/units-w10-s1600-weighted. The subset teacher's
       # recipe on train-1k drawing as many flite as espeak-ng crops (balance_engines), on the
       # subset teacher's frozen-layer cache
