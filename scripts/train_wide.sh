@@ -72,6 +72,8 @@
 #              crops; TEACHER_ARGS for pieces), written to $TEACHER_OUT (train_default.sh
 #              supervised: the shipped model) or to $M/units-w10-full-balanced and then probed
 #              beside k-means on the base and the shipped teacher
+#   teacher-balanced-w3 (not in the default list) SUPERVISED: teacher-balanced's recipe with
+#              the label loss through the tokens at weight 3, not 10, probed beside it
 #   teacher-balanced-stream (not in the default list) its student by the default's student
 #              recipe (6000 steps) with balance_engines too (DISTILL_ARGS for pieces; the
 #              default's student: train_default.sh supervised-stream writes it from the same
@@ -367,6 +369,14 @@ for step in $steps; do
         --set steps=9600 --set balance_engines=true ${TEACHER_ARGS:-}
       [ "$balanced" = "${TEACHER_OUT:-}" ] || probe data/probe-teacher-balanced \
         $M/hubert-tiny-phones-km100 models/dcspin-phones-k100 $balanced ;;
+    teacher-balanced-w3)  # resumable: data/runs/units-w3-full-balanced. teacher-balanced's
+      # recipe with the label loss at weight 3 (units-balanced-w3's lever; TEACHER_ARGS for
+      # pieces), on its frozen-layer cache, probed beside k-means on the base and that teacher
+      share_cache units-w10-full-balanced units-w3-full-balanced
+      units_dcspin units-w3-full-balanced $M/units-w3-full-balanced --corpus $C \
+        --set steps=9600 --set balance_engines=true --set unit_label_weight=3 ${TEACHER_ARGS:-}
+      probe data/probe-teacher-balanced-w3 $M/hubert-tiny-phones-km100 $balanced \
+        $M/units-w3-full-balanced ;;
     teacher-balanced-stream)  # resumable: data/runs/distill-units-w10-full-balanced. The
       # balanced teacher's student by the default's student recipe, drawing as many flite as
       # espeak-ng crops as its teacher did, with the default's student's perturbed copies when
