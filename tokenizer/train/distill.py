@@ -13,8 +13,8 @@ first conv's GroupNorm affine goes to its LayerNorm), keeps the teacher's head s
 codebook, frozen, so unit ids mean what they meant for the teacher, and learns to match the
 teacher's full-utterance codeword distribution on every frame: KL divergence at
 ``temperature`` on random crops. Like Spin, it sees speaker-perturbed copies too (``views``
-Praat copies per utterance, each row of a batch one of them with probability
-``perturbed_prob``) and must still give the teacher's units of the original audio, so the
+Praat copies per utterance at ``perturb_strength`` times Spin's ranges, each row of a batch
+one of them with probability ``perturbed_prob``) and must still give the teacher's units of the original audio, so the
 teacher's speaker invariance carries over. The teacher's scores and the perturbed copies are
 computed once per run (``RUN/cache``).
 
