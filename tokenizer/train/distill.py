@@ -14,9 +14,9 @@ codebook, frozen, so unit ids mean what they meant for the teacher, and learns t
 teacher's full-utterance codeword distribution on every frame: KL divergence at
 ``temperature`` on random crops. Like Spin, it sees speaker-perturbed copies too (``views``
 Praat copies per utterance at ``perturb_strength`` times Spin's ranges, each row of a batch
-one of them with probability ``perturbed_prob``) and must still give the teacher's units of the original audio, so the
-teacher's speaker invariance carries over. The teacher's scores and the perturbed copies are
-computed once per run (``RUN/cache``).
+one of them with probability ``perturbed_prob``) and must still give the teacher's units of
+the original audio, so the teacher's speaker invariance carries over. The teacher's scores
+and the perturbed copies are computed once per run (``RUN/cache``).
 
 ``speechtok train colld`` compresses a served (bounded-context) encoder the same way into a
 cheaper student (``student_conv``, ``student_layers``: a lighter conv front-end, fewer
