@@ -73,7 +73,8 @@
 #              supervised: the shipped model) or to $M/units-w10-full-balanced and then probed
 #              beside k-means on the base and the shipped teacher
 #   teacher-balanced-w3 (not in the default list) SUPERVISED: teacher-balanced's recipe with
-#              the label loss through the tokens at weight 3, not 10, probed beside it
+#              the label loss through the tokens at weight 3, not 10, probed beside it;
+#              teacher-balanced-w3-stream its student by the default's student recipe
 #   teacher-balanced-stream (not in the default list) its student by the default's student
 #              recipe (6000 steps) with balance_engines too (DISTILL_ARGS for pieces; the
 #              default's student: train_default.sh supervised-stream writes it from the same
@@ -377,6 +378,15 @@ for step in $steps; do
         --set steps=9600 --set balance_engines=true --set unit_label_weight=3 ${TEACHER_ARGS:-}
       probe data/probe-teacher-balanced-w3 $M/hubert-tiny-phones-km100 $balanced \
         $M/units-w3-full-balanced ;;
+    teacher-balanced-w3-stream)  # resumable: data/runs/distill-units-w3-full-balanced. The
+      # weight-3 teacher's student by the default's student recipe (DISTILL_ARGS for pieces),
+      # with the default's student's perturbed copies (its teacher scores are rebuilt)
+      share_cache distill-units-w10-full-balanced distill-units-w3-full-balanced
+      teacher=$M/units-w3-full-balanced units_student units-w3-full-balanced --corpus $C \
+        --set steps=6000 --set balance_engines=true ${DISTILL_ARGS:-}
+      probe data/probe-teacher-balanced-w3-stream $M/hubert-tiny-phones-km100 \
+        models/dcspin-phones-k100-stream $M/units-w3-full-balanced \
+        $M/units-w3-full-balanced-stream ;;
     teacher-balanced-stream)  # resumable: data/runs/distill-units-w10-full-balanced. The
       # balanced teacher's student by the default's student recipe, drawing as many flite as
       # espeak-ng crops as its teacher did, with the default's student's perturbed copies when
