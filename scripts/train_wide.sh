@@ -186,6 +186,19 @@ units_student() {  # units_student NAME DISTILL_ARG...: the teacher's student $M
   $st export $M/$1-stream --window 160,320,40 --step-ms 160
 }
 
+balanced_subset_teacher() {  # balanced_subset_teacher NAME ARG...: units-balanced's teacher
+  # (500 espeak-ng + 500 flite training utterances, 1600 steps) with ARG..., as $M/NAME
+  train_subset train-1k-balanced.jsonl 500 espeak flite
+  units_dcspin $1 $M/$1 --manifest $C/train-1k-balanced.jsonl --set steps=1600 "${@:2}"
+}
+
+balanced_student() {  # balanced_student NAME ARG...: $teacher's student by the default's
+  # student recipe (6000 steps on the whole split, engine-balanced crops) with ARG..., as
+  # units_student NAME
+  units_student $1 --corpus $C --set steps=6000 --set balance_engines=true "${@:2}" \
+    ${DISTILL_ARGS:-}
+}
+
 for step in $steps; do
   case $step in
     corpus)
@@ -286,43 +299,34 @@ for step in $steps; do
     teacher)  # (not in the default list) the subset's teacher alone
       units_teacher ;;
     units-balanced)  # resumable: data/runs/units-w10-s1600-balanced, data/runs/units-w10-s1600
-      train_subset train-1k-balanced.jsonl 500 espeak flite
-      units_dcspin units-w10-s1600-balanced $M/units-w10-s1600-balanced \
-        --manifest $C/train-1k-balanced.jsonl --set steps=1600
+      balanced_subset_teacher units-w10-s1600-balanced
       units_teacher
       probe data/probe-units-balanced $M/hubert-tiny-phones-km100 $teacher \
         $M/units-w10-s1600-balanced ;;
     units-balanced-base)  # resumable: data/runs/units-w10-s1600-balanced-base. units-balanced's
       # teacher (500 espeak-ng + 500 flite utterances, 1600 steps) on the engine-balanced phone
       # base (phones-balanced), probed beside it and k-means on both bases
-      train_subset train-1k-balanced.jsonl 500 espeak flite
-      phone_base=$M/hubert-tiny-phones-balanced units_dcspin units-w10-s1600-balanced-base \
-        $M/units-w10-s1600-balanced-base --manifest $C/train-1k-balanced.jsonl --set steps=1600
+      phone_base=$M/hubert-tiny-phones-balanced balanced_subset_teacher \
+        units-w10-s1600-balanced-base
       probe data/probe-units-balanced-base $M/hubert-tiny-phones-km100 \
         $M/hubert-tiny-phones-balanced-km100 $M/units-w10-s1600-balanced \
         $M/units-w10-s1600-balanced-base ;;
     units-balanced-strong)  # resumable: data/runs/units-w10-s1600-balanced-strong.
       # units-balanced's teacher with its views' speaker perturbation 1.5x as strong
       # (perturb_strength: ratio ranges to the power 1.5), probed beside it and k-means on the base
-      train_subset train-1k-balanced.jsonl 500 espeak flite
-      units_dcspin units-w10-s1600-balanced-strong $M/units-w10-s1600-balanced-strong \
-        --manifest $C/train-1k-balanced.jsonl --set steps=1600 --set perturb_strength=1.5
+      balanced_subset_teacher units-w10-s1600-balanced-strong --set perturb_strength=1.5
       probe data/probe-units-balanced-strong $M/hubert-tiny-phones-km100 \
         $M/units-w10-s1600-balanced $M/units-w10-s1600-balanced-strong ;;
     units-balanced-w3)  # resumable: data/runs/units-w3-s1600-balanced. units-balanced's
       # teacher with the label loss through the tokens at weight 3, not 10, on its cache
-      train_subset train-1k-balanced.jsonl 500 espeak flite
       share_cache units-w10-s1600-balanced units-w3-s1600-balanced
-      units_dcspin units-w3-s1600-balanced $M/units-w3-s1600-balanced \
-        --manifest $C/train-1k-balanced.jsonl --set steps=1600 --set unit_label_weight=3
+      balanced_subset_teacher units-w3-s1600-balanced --set unit_label_weight=3
       probe data/probe-units-balanced-w3 $M/hubert-tiny-phones-km100 \
         $M/units-w10-s1600-balanced $M/units-w3-s1600-balanced ;;
     units-balanced-w3-strong)  # resumable: data/runs/units-w3-s1600-balanced-strong.
       # units-balanced-w3's teacher with units-balanced-strong's views (perturbation 1.5x)
-      train_subset train-1k-balanced.jsonl 500 espeak flite
       share_cache units-w10-s1600-balanced-strong units-w3-s1600-balanced-strong
-      units_dcspin units-w3-s1600-balanced-strong $M/units-w3-s1600-balanced-strong \
-        --manifest $C/train-1k-balanced.jsonl --set steps=1600 --set unit_label_weight=3 \
+      balanced_subset_teacher units-w3-s1600-balanced-strong --set unit_label_weight=3 \
         --set perturb_strength=1.5
       probe data/probe-units-balanced-w3-strong $M/hubert-tiny-phones-km100 \
         $M/units-w10-s1600-balanced $M/units-w3-s1600-balanced \
@@ -382,8 +386,7 @@ for step in $steps; do
       # weight-3 teacher's student by the default's student recipe (DISTILL_ARGS for pieces),
       # with the default's student's perturbed copies (its teacher scores are rebuilt)
       share_cache distill-units-w10-full-balanced distill-units-w3-full-balanced
-      teacher=$M/units-w3-full-balanced units_student units-w3-full-balanced --corpus $C \
-        --set steps=6000 --set balance_engines=true ${DISTILL_ARGS:-}
+      teacher=$M/units-w3-full-balanced balanced_student units-w3-full-balanced
       probe data/probe-teacher-balanced-w3-stream $M/hubert-tiny-phones-km100 \
         models/dcspin-phones-k100-stream $M/units-w3-full-balanced \
         $M/units-w3-full-balanced-stream ;;
@@ -392,8 +395,7 @@ for step in $steps; do
       # espeak-ng crops as its teacher did, with the default's student's perturbed copies when
       # they are here (its teacher scores are keyed by teacher and rebuilt)
       share_cache distill-units-w10-full-s9600 distill-units-w10-full-balanced
-      teacher=$balanced units_student units-w10-full-balanced --corpus $C \
-        --set steps=6000 --set balance_engines=true ${DISTILL_ARGS:-}
+      teacher=$balanced balanced_student units-w10-full-balanced
       probe data/probe-teacher-balanced-stream $M/hubert-tiny-phones-km100 \
         $balanced models/dcspin-phones-k100-stream \
         $M/units-w10-full-balanced-stream ;;
@@ -402,9 +404,8 @@ for step in $steps; do
       # and stronger perturbed rows (3 in 4, perturbation 1.5x), for the unseen engine's
       # perturbation agreement; its teacher scores are copied from teacher-balanced-stream's
       share_cache distill-units-w10-full-balanced distill-units-w10-full-balanced-strong
-      teacher=$balanced units_student units-w10-full-balanced-strong --corpus $C \
-        --set steps=6000 --set balance_engines=true --set perturbed_prob=0.75 \
-        --set perturb_strength=1.5 ${DISTILL_ARGS:-}
+      teacher=$balanced balanced_student units-w10-full-balanced-strong \
+        --set perturbed_prob=0.75 --set perturb_strength=1.5
       probe data/probe-teacher-balanced-stream-strong $M/hubert-tiny-phones-km100 \
         $balanced $M/units-w10-full-balanced-stream $M/units-w10-full-balanced-strong-stream ;;
     teacher-full-s6400-stream|teacher-full-s9600-stream)  # resumable:

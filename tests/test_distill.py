@@ -221,7 +221,7 @@ def test_distill_copies_take_the_perturbation_strength(tiny_corpus: Path, tmp_pa
 
     root, utts = load_corpus(tiny_corpus, "train")
     utts = utts[:2]
-    audio = [TrainAudio(root, utts)[i] for i in range(2)]
+    audio = TrainAudio(root, utts)
     plain, strong = (DistillConfig(views=1, perturb_strength=s) for s in (1.0, 1.5))
     one = perturbed_views(tmp_path / "one", utts, audio, plain)[0]
     assert "perturb_strength" not in json.loads((tmp_path / "one" / "views.json").read_text())
